@@ -2,6 +2,7 @@
 // parameters, its virtual IRQ line and its DMA memory (the guest's window).
 
 import type { Access, Reply } from './access.ts';
+import type { Device, DeviceEdges } from './device.ts';
 
 export interface GuestMemory {
   /** Bus address of the first byte of the window. */
@@ -40,6 +41,13 @@ export interface AttachOptions {
  */
 export interface DeviceRouter {
   readonly deviceId: string;
+  /**
+   * The edges the device is built with: its IRQ line and DMA port go through the router,
+   * which delivers the IRQ to the owner only and bounds DMA to the owner's memory.
+   * Order: create the router, build the device with `router.edges`, then `router.bind(device)`.
+   */
+  readonly edges: DeviceEdges;
+  bind(device: Device): void;
   attach(guest: GuestLink, options?: AttachOptions): void;
   detach(guestId: string, reason: DetachReason): void;
   access(guestId: string, region: number, offset: number, acc: Access): Reply | Promise<Reply>;
