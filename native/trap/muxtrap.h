@@ -1,0 +1,91 @@
+// Shared declarations of the user-mode trap shim (libmuxtrap.so). See README.md.
+#ifndef MUXTRAP_H
+#define MUXTRAP_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Exit status when the channel to the supervisor is lost mid-run (EX_SOFTWARE).
+#define MT_EXIT_CHANNEL 70
+// Largest string I/O chunk sent in one `acc` (elements are split over several accesses).
+#define MT_CHUNK 4096
+
+enum mt_space { MT_PIO = 0, MT_MMIO = 1, MT_PCICFG = 2 };
+enum mt_mode { MT_MODE_OFF, MT_MODE_ECHO, MT_MODE_CHANNEL };
+
+struct mt_acc {
+	enum mt_space space;
+	uint64_t addr;
+	uint8_t size;         // 1, 2, 4, 8
+	uint8_t write;        // 1 = write
+	uint64_t value;       // single writes
+	uint32_t count;       // elements (string I/O), >= 1
+	const uint8_t *data;  // string writes: count*size bytes
+};
+
+struct mt_rep {
+	uint64_t value;       // single reads
+	uint8_t *data;        // string reads: caller's buffer of count*size bytes
+	int refused;          // the supervisor answered with `e`
+};
+
+// A mapped device BAR: [start, start+len) of our address space is PROT_NONE and
+// stands for bus addresses [bus, bus+len).
+struct mt_region {
+	uintptr_t start;
+	size_t len;
+	uint64_t bus;
+};
+
+struct mt_dma {
+	char path[160];   // /dev/shm file announced in hello
+	uint64_t base;    // bus address of byte 0
+	uint64_t size;
+	uint8_t *mem;     // our mapping (NULL: no DMA memory)
+	int fd;
+};
+
+extern enum mt_mode mt_mode;
+extern int mt_trace_fd;
+extern struct mt_dma mt_dma;
+
+// channel.c: the socket to the supervisor.
+int mt_chan_open(const char *path, const char *guest);
+int mt_chan_access(const struct mt_acc *a, struct mt_rep *r); // 0, or -1 when lost
+void mt_chan_start_reader(void);
+void mt_chan_bye(const char *reason);
+
+// interpose.c: libc's own sigaction (ours only records the program's SIGSEGV wishes).
+extern int (*mt_real_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+// handler.c: the SIGSEGV handler and the program's own SIGSEGV disposition.
+void mt_install_handler(void);
+int mt_app_sigaction(const struct sigaction *act, struct sigaction *old);
+int mt_region_add(uintptr_t start, size_t len, uint64_t bus);
+void mt_region_remove(uintptr_t start, size_t len);
+void mt_access(struct mt_acc *a, struct mt_rep *r); // echo/channel/off dispatch
+
+// irq.c: the UIO-style interrupt fd.
+int mt_uio_open(int flags);
+int mt_uio_is(int fd);
+void mt_uio_forget(int fd);
+ssize_t mt_uio_read(int fd, void *buf, size_t n);
+void mt_irq_level(uint32_t line, int level);
+
+// say.c: async-signal-safe messages to stderr.
+struct mt_msg {
+	char b[768];
+	size_t n;
+};
+void msg_s(struct mt_msg *m, const char *s);
+void msg_x(struct mt_msg *m, uint64_t v);  // 0x-prefixed hex
+void msg_u(struct mt_msg *m, uint64_t v);  // decimal
+void msg_bytes(struct mt_msg *m, const uint8_t *b, size_t n); // "0f b6 07"
+void msg_out(struct mt_msg *m, int fd);    // writes and resets
+// "muxtrap: WHAT: strerror(errno)" for a failed syscall, at constructor time.
+void mt_perror(const char *what, const char *detail);
+int mt_write_all(int fd, const void *b, size_t n);
+int mt_read_all(int fd, void *b, size_t n); // 0, or -1 (EOF sets errno = ECONNRESET)
+
+#endif

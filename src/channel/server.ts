@@ -1,0 +1,290 @@
+// The supervisor's side of the channel: listens on a Unix socket or TCP, runs the
+// per-connection protocol (hello first, then acc/dmad/dmak/bye) and hands accesses to a
+// ChannelHandler. A protocol error sends `err`, closes that connection only, is counted
+// and logged. A reply for a peer that went away is dropped, never thrown.
+
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import type { Access, Reply } from '../access.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import { Counters } from '../metrics.ts';
+import { FrameDecoder, encodeFrame } from './codec.ts';
+import {
+  type DmarMsg,
+  type DmawMsg,
+  type ErrorCode,
+  type HelloMsg,
+  type PeerMessage,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type SupervisorMessage,
+  accToAccess,
+  replyToRep,
+  validatePeerMessage,
+} from './messages.ts';
+
+export type Endpoint = { path: string } | { host?: string; port: number };
+
+/** What the handler returns for an accepted hello. */
+export interface ChannelSession {
+  /** IRQ lines granted to the guest (sent in `welcome`). */
+  irqs: number[];
+  /** Called right after `welcome` is sent: virtual IRQs may flow from here on. */
+  started?(): void;
+  access(acc: Access): Reply | Promise<Reply>;
+  /** The connection ended (bye or disconnect). Called once. */
+  close(reason: 'bye' | 'disconnect'): void;
+}
+
+export interface ChannelHandler {
+  /** Accept a hello (throw ProtocolError to refuse, e.g. unknown-guest). */
+  hello(msg: HelloMsg, conn: PeerConnection): ChannelSession | Promise<ChannelSession>;
+}
+
+let nextConnection = 1;
+
+/** One peer connection. */
+export class PeerConnection {
+  readonly label: string;
+  guest: string | null = null;
+  private session: ChannelSession | null = null;
+  private helloPending = false;
+  private closed = false;
+  private readonly decoder = new FrameDecoder(validatePeerMessage);
+  private dmaSeq = 1;
+  private readonly dmaWaiters = new Map<number, (m: PeerMessage) => void>();
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly server: ChannelServer,
+  ) {
+    this.label = `conn#${nextConnection++}`;
+    socket.setNoDelay?.(true);
+    socket.on('data', (chunk) => this.onData(chunk));
+    // Errors (EPIPE, ECONNRESET) end the connection; 'close' follows.
+    socket.on('error', (e) => this.server.log.debug({ conn: this.label, guest: this.guest, err: e.message }, 'socket error'));
+    socket.on('close', () => this.onClose());
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Send a message; dropped (and counted) when the peer is gone. */
+  send(msg: SupervisorMessage): void {
+    if (this.closed || this.socket.destroyed || !this.socket.writable) {
+      this.server.counters.inc('droppedToClosed');
+      return;
+    }
+    this.socket.write(encodeFrame(msg));
+  }
+
+  sendIrq(line: number, level: boolean): void {
+    this.send({ t: 'irq', line, level: level ? 1 : 0 });
+  }
+
+  sendReset(dev: string, reason: string): void {
+    this.send({ t: 'reset', dev, reason });
+  }
+
+  /** Read the peer's memory through `dmar`; null when refused or the peer is gone. */
+  dmaRead(addr: number, len: number): Promise<Uint8Array | null> {
+    return this.dmaRequest({ t: 'dmar', id: 0, a: addr, n: len }, (m) => (m.t === 'dmad' && m.b && m.b.length === len ? m.b : null), null);
+  }
+
+  /** Write the peer's memory through `dmaw`; false when refused or the peer is gone. */
+  dmaWrite(addr: number, data: Uint8Array): Promise<boolean> {
+    return this.dmaRequest({ t: 'dmaw', id: 0, a: addr, b: data }, (m) => m.t === 'dmak' && m.e === undefined, false);
+  }
+
+  /** Protocol error: send `err`, close, count, log. */
+  fail(e: ProtocolError): void {
+    if (this.closed) return;
+    this.server.protocolErrors.inc(e.code);
+    this.server.log.warn({ conn: this.label, guest: this.guest, code: e.code }, `protocol error: ${e.message}`);
+    this.send({ t: 'err', code: e.code, msg: e.message });
+    this.end();
+  }
+
+  /** Orderly close from our side (`bye` first). */
+  bye(reason?: string): void {
+    if (this.closed) return;
+    this.send(reason ? { t: 'bye', reason } : { t: 'bye' });
+    this.end();
+  }
+
+  private dmaRequest<T>(msg: DmarMsg | DmawMsg, map: (m: PeerMessage) => T, gone: T): Promise<T> {
+    if (this.closed) return Promise.resolve(gone);
+    const id = this.dmaSeq++;
+    msg.id = id;
+    return new Promise<T>((resolve) => {
+      this.dmaWaiters.set(id, (m) => resolve(m.t === 'bye' ? gone : map(m)));
+      this.send(msg);
+    });
+  }
+
+  private end(): void {
+    this.closed = true;
+    this.socket.end();
+    // Do not wait for the peer to read everything: a dead peer would keep us open.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.finish('disconnect');
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      for (const m of this.decoder.feed(chunk)) {
+        this.onMessage(m);
+        if (this.closed) return;
+      }
+    } catch (e) {
+      if (e instanceof ProtocolError) this.fail(e);
+      else {
+        this.server.log.error({ conn: this.label, guest: this.guest, err: e }, 'internal error while handling a frame');
+        this.fail(new ProtocolError('malformed', `internal error: ${(e as Error).message}`));
+      }
+    }
+  }
+
+  private onMessage(m: PeerMessage): void {
+    switch (m.t) {
+      case 'acc': {
+        if (!this.session) throw new ProtocolError('no-hello', this.helloPending ? 'access before welcome' : 'access before hello');
+        const id = m.id;
+        let r: Reply | Promise<Reply>;
+        try {
+          r = this.session.access(accToAccess(m));
+        } catch (e) {
+          r = this.internalError(e, m.id);
+        }
+        if (r instanceof Promise) r.then((rep) => this.send(replyToRep(id, rep)), (e) => this.send(replyToRep(id, this.internalError(e, id))));
+        else this.send(replyToRep(id, r));
+        return;
+      }
+      case 'hello':
+        if (this.session || this.helloPending) throw new ProtocolError('malformed', 'second hello');
+        if (m.v !== PROTOCOL_VERSION) throw new ProtocolError('version', `protocol version ${m.v} is not supported; this supervisor speaks ${PROTOCOL_VERSION}`);
+        this.helloPending = true;
+        void this.accept(m);
+        return;
+      case 'dmad':
+      case 'dmak': {
+        const id = typeof m.id === 'number' ? m.id : -1;
+        const waiter = this.dmaWaiters.get(id);
+        if (!waiter) throw new ProtocolError('malformed', `${m.t} for unknown request id ${m.id}`);
+        this.dmaWaiters.delete(id);
+        waiter(m);
+        return;
+      }
+      case 'bye':
+        this.server.log.info({ conn: this.label, guest: this.guest, reason: m.reason }, 'peer said bye');
+        this.closed = true;
+        this.socket.end();
+        this.finish('bye');
+        return;
+      case 'err':
+        this.server.log.warn({ conn: this.label, guest: this.guest, code: m.code }, `peer reported an error: ${m.msg}`);
+        this.closed = true;
+        this.socket.destroy();
+        this.finish('disconnect');
+        return;
+    }
+  }
+
+  private async accept(m: HelloMsg): Promise<void> {
+    try {
+      const session = await this.server.handler.hello(m, this);
+      if (this.closed) {
+        // The peer left while the hello was being accepted.
+        session.close('disconnect');
+        return;
+      }
+      this.session = session;
+      this.guest = m.guest;
+      this.helloPending = false;
+      this.send({ t: 'welcome', v: PROTOCOL_VERSION, guest: m.guest, irqs: session.irqs });
+      session.started?.();
+      this.server.log.info({ conn: this.label, guest: m.guest, caps: m.caps }, 'guest connected');
+    } catch (e) {
+      if (e instanceof ProtocolError) this.fail(e);
+      else {
+        this.server.log.error({ conn: this.label, guest: m.guest, err: e }, 'hello failed');
+        this.fail(new ProtocolError('refused', (e as Error).message));
+      }
+    }
+  }
+
+  private internalError(e: unknown, id: unknown): Reply {
+    this.server.counters.inc('internalErrors');
+    this.server.log.error({ conn: this.label, guest: this.guest, id: String(id), err: e }, 'access failed inside the supervisor');
+    return { value: 0xffff_ffff, error: `internal error: ${(e as Error)?.message ?? String(e)}` };
+  }
+
+  private onClose(): void {
+    if (!this.closed) {
+      this.closed = true;
+      this.server.log.info({ conn: this.label, guest: this.guest }, 'peer disconnected');
+    }
+    this.finish('disconnect');
+  }
+
+  private finished = false;
+  private finish(reason: 'bye' | 'disconnect'): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.server.connections.delete(this);
+    for (const w of this.dmaWaiters.values()) w({ t: 'bye' });
+    this.dmaWaiters.clear();
+    const s = this.session;
+    this.session = null;
+    s?.close(reason);
+  }
+}
+
+export class ChannelServer {
+  readonly connections = new Set<PeerConnection>();
+  readonly protocolErrors = new Counters();
+  readonly counters = new Counters();
+  private server: Server | null = null;
+  private unixPath: string | null = null;
+
+  constructor(
+    readonly handler: ChannelHandler,
+    readonly log: Logger = silentLogger,
+  ) {}
+
+  /** Listen; a stale Unix socket file is replaced. Resolves with the path or the TCP address. */
+  async listen(endpoint: Endpoint): Promise<string | AddressInfo> {
+    const server = createServer((socket) => this.connections.add(new PeerConnection(socket, this)));
+    this.server = server;
+    if ('path' in endpoint) {
+      if (existsSync(endpoint.path) && lstatSync(endpoint.path).isSocket()) unlinkSync(endpoint.path);
+      this.unixPath = endpoint.path;
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${'path' in endpoint ? endpoint.path : `${endpoint.host ?? '127.0.0.1'}:${endpoint.port}`}: ${e.message}`)));
+      if ('path' in endpoint) server.listen(endpoint.path, resolve);
+      else server.listen(endpoint.port, endpoint.host ?? '127.0.0.1', resolve);
+    });
+    const addr = server.address();
+    return typeof addr === 'string' || addr === null ? ('path' in endpoint ? endpoint.path : '') : addr;
+  }
+
+  /** Say bye to every peer and stop listening. */
+  async close(): Promise<void> {
+    for (const c of [...this.connections]) c.bye('supervisor shutting down');
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this.unixPath && existsSync(this.unixPath)) {
+      try {
+        unlinkSync(this.unixPath);
+      } catch {
+        // Already gone: nothing to clean.
+      }
+    }
+  }
+}
+
+export type { ErrorCode };

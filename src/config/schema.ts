@@ -1,0 +1,161 @@
+// The configuration file: one JSON object with devices and guests (zod 4).
+// Shapes are strict so a misspelt key is an error naming its JSON path; cross-checks
+// between fields (unknown device ids, duplicate names, ranges) are in `crossCheck`.
+
+import { z } from 'zod';
+
+const ADDRESS_HELP = 'an address: a non-negative integer or a string such as "0x1f0"';
+
+/** A number, or a "0x1f0" / "496" string: JSON has no hex literals. */
+export const Address = z
+  .union([z.number().int().nonnegative(), z.string().regex(/^(0[xX][0-9a-fA-F]+|[0-9]+)$/, `expected ${ADDRESS_HELP}`)], {
+    error: `expected ${ADDRESS_HELP}`,
+  })
+  .transform((v) => (typeof v === 'number' ? v : Number(v)))
+  .meta({ description: ADDRESS_HELP });
+
+const Path = z.string().min(1, 'expected a non-empty path');
+const Options = z.record(z.string(), z.unknown());
+
+export const BackendSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('file'), path: Path, sizeMiB: z.number().positive().optional(), readOnly: z.boolean().optional(), create: z.boolean().optional() }),
+  z.strictObject({ type: z.literal('memory'), sizeMiB: z.number().positive() }),
+  // Shapes owned by their backends: the backend checks its own fields.
+  z.looseObject({ type: z.literal('nbd') }),
+  z.looseObject({ type: z.literal('qemu') }),
+  z.looseObject({ type: z.literal('tap') }),
+  z.looseObject({ type: z.literal('udp') }),
+  z.looseObject({ type: z.literal('socket') }),
+  z.looseObject({ type: z.literal('pty') }),
+  z.looseObject({ type: z.literal('stdio') }),
+  z.looseObject({ type: z.literal('null') }),
+]);
+
+export const PolicySchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a policy name such as "round-robin"').optional(),
+    module: Path.optional(),
+    options: Options.optional(),
+  })
+  .meta({ description: 'an arbitration policy: a built-in `name` (policies/<name>.ts) or a `module` path, with options' });
+
+export const DeviceSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'expected an id of letters, digits, "_" and "-", starting with a letter'),
+  kind: z.string().min(1),
+  backend: BackendSchema.optional(),
+  policy: PolicySchema.optional(),
+  properties: Options.default({}),
+  /** Region name -> base address: overrides legacyBase, or places a BAR-only region. */
+  map: z.record(z.string(), Address).default({}),
+  pci: z.strictObject({ slot: z.number().int().min(1).max(31), function: z.number().int().min(0).max(7).default(0) }).optional(),
+});
+
+export const RunSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('scripted'), driver: Path, options: Options.optional() }),
+  z.strictObject({ type: z.literal('user'), argv: z.array(z.string()).min(1), env: z.record(z.string(), z.string()).optional(), cwd: Path.optional(), options: Options.optional() }),
+  z.strictObject({ type: z.literal('kvm'), image: Path, format: z.string().optional(), memoryMiB: z.number().positive().optional(), options: Options.optional() }),
+]);
+
+export const DeviceGrantSchema = z.strictObject({
+  device: z.string(),
+  window: z.strictObject({ startLba: z.number().int().nonnegative(), sectors: z.number().int().positive() }).optional(),
+});
+export const RangeGrantSchema = z.strictObject({ space: z.enum(['pio', 'mmio']), start: Address, end: Address });
+export const IrqGrantSchema = z.strictObject({ irq: z.number().int().min(0).max(255) });
+export const GrantSchema = z.union([DeviceGrantSchema, RangeGrantSchema, IrqGrantSchema]);
+
+export const GuestSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a name of letters, digits, "_", "." and "-", starting with a letter'),
+  run: RunSchema.optional(),
+  grants: z.array(GrantSchema).default([]),
+  weight: z.number().positive().default(1),
+  priority: z.number().int().default(0),
+  deadlineNs: z.number().positive().optional(),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    socket: Path.default('./muxvisor.sock'),
+    devices: z.array(DeviceSchema).default([]),
+    guests: z.array(GuestSchema).default([]),
+  })
+  .meta({ title: 'muxvisor configuration', description: 'Devices, the guests that share them, and what each guest may reach.' });
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type DeviceConfig = z.output<typeof DeviceSchema>;
+export type GuestConfig = z.output<typeof GuestSchema>;
+export type BackendConfig = z.output<typeof BackendSchema>;
+export type PolicyConfig = z.output<typeof PolicySchema>;
+export type Grant = z.output<typeof GrantSchema>;
+export type DeviceGrant = z.output<typeof DeviceGrantSchema>;
+export type RangeGrant = z.output<typeof RangeGrantSchema>;
+export type IrqGrant = z.output<typeof IrqGrantSchema>;
+export type RunConfig = z.output<typeof RunSchema>;
+
+export function isDeviceGrant(g: Grant): g is DeviceGrant {
+  return 'device' in g;
+}
+export function isRangeGrant(g: Grant): g is RangeGrant {
+  return 'space' in g;
+}
+export function isIrqGrant(g: Grant): g is IrqGrant {
+  return 'irq' in g;
+}
+
+export interface ConfigIssue {
+  /** JSON path such as `guests[1].grants[0]`; empty for the root. */
+  path: string;
+  message: string;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out;
+}
+
+const hex = (n: number) => '0x' + n.toString(16);
+
+/** Checks across fields, after the shapes are valid. `knownKinds`: device kinds that exist (unchecked when absent). */
+export function crossCheck(config: Config, knownKinds?: readonly string[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const ids = new Map<string, number>();
+  const pciSlots = new Map<string, string>();
+  config.devices.forEach((d, i) => {
+    const at = `devices[${i}]`;
+    if (ids.has(d.id)) issues.push({ path: `${at}.id`, message: `duplicate device id "${d.id}" (also devices[${ids.get(d.id)}])` });
+    else ids.set(d.id, i);
+    if (knownKinds && !knownKinds.includes(d.kind)) {
+      issues.push({ path: `${at}.kind`, message: `unknown device kind "${d.kind}"; known kinds: ${knownKinds.join(', ')}` });
+    }
+    if (d.policy && (d.policy.name === undefined) === (d.policy.module === undefined)) {
+      issues.push({ path: `${at}.policy`, message: 'expected exactly one of "name" or "module"' });
+    }
+    if (d.pci) {
+      const key = `${d.pci.slot}.${d.pci.function}`;
+      const other = pciSlots.get(key);
+      if (other) issues.push({ path: `${at}.pci`, message: `PCI slot ${d.pci.slot} function ${d.pci.function} is already used by "${other}"` });
+      else pciSlots.set(key, d.id);
+    }
+  });
+  const names = new Map<string, number>();
+  config.guests.forEach((g, i) => {
+    const at = `guests[${i}]`;
+    if (names.has(g.name)) issues.push({ path: `${at}.name`, message: `duplicate guest name "${g.name}" (also guests[${names.get(g.name)}])` });
+    else names.set(g.name, i);
+    g.grants.forEach((gr, j) => {
+      const gat = `${at}.grants[${j}]`;
+      if (isDeviceGrant(gr) && !ids.has(gr.device)) {
+        const known = [...ids.keys()];
+        issues.push({ path: `${gat}.device`, message: `unknown device "${gr.device}"; devices: ${known.length ? known.join(', ') : '(none)'}` });
+      }
+      if (isRangeGrant(gr)) {
+        if (gr.end < gr.start) issues.push({ path: gat, message: `end ${hex(gr.end)} is before start ${hex(gr.start)}` });
+        if (gr.space === 'pio' && gr.end > 0xffff) issues.push({ path: `${gat}.end`, message: `port ${hex(gr.end)} is beyond 0xffff` });
+      }
+    });
+  });
+  return issues;
+}

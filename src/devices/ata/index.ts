@@ -1,0 +1,15 @@
+// ATA/IDE disk (PIIX3 IDE function, primary channel, one drive): public entry points.
+
+import type { BlockBackend } from '../../backends/block.ts';
+import type { DeviceEdges } from '../../device.ts';
+import { AtaDevice, type AtaOptions } from './ata-device.ts';
+
+export { AtaDevice, REGION_BMIDE, REGION_CMD, REGION_CTL, type AtaOptions, type AtaState } from './ata-device.ts';
+export { buildIdentify, readAtaString, MAX_MULT_SECTORS } from './identify.ts';
+export { walkPrdTable, type PrdWalk, type PrdSegment } from './bmdma.ts';
+export * as ataRegs from './regs.ts';
+
+/** Factory for the device registry: `createAtaDevice(router.edges, backend, { model })`. */
+export function createAtaDevice(edges: DeviceEdges, blk: BlockBackend, options: AtaOptions = {}): AtaDevice {
+  return new AtaDevice(edges, blk, options);
+}

@@ -1,0 +1,811 @@
+// The MUX engine: one per physical device; implements DeviceRouter (src/guest-link.ts).
+//
+// The owner's accesses reach the device and drive the statechart; anyone else's access is
+// held (a pending Promise) until the policy grants it the device at a safe state. On a switch
+// the incoming guest's context registers are replayed onto the device, then its held accesses
+// run in order. The IRQ goes to the owner only, DMA through the owner's memory only. A
+// watchdog cuts off an owner that stays out of a safe state past the definition's deadline.
+// See src/mux/README.md.
+
+import { pino, type Logger } from 'pino';
+import { allOnes, deniedReply, describeAccess, type Access, type Reply } from '../access.ts';
+import type { Clock, DevSize, Device, DeviceEdges } from '../device.ts';
+import type { AttachOptions, DetachReason, DeviceRouter, GuestLink, GuestStats, RouterStats } from '../guest-link.ts';
+import { createStepper, statePath, type Stepper, type StepperMode } from './compile.ts';
+import { eventType, type Answer, type GuestView, type MuxAccess, type MuxDefinition, type MuxEvent, type Register } from './define.ts';
+import type { Policy, PolicyView } from './policy.ts';
+import { resolveRegisters, type RegisterMap } from './registers.ts';
+
+/** Timers the engine uses (watchdog, recheck); injected so tests run on virtual time. */
+export interface Timers {
+  set(fn: () => void, delayNs: number): unknown;
+  clear(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  set: (fn, delayNs) => setTimeout(fn, Math.max(1, Math.ceil(delayNs / 1e6))).unref(),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export const monotonicClock: Clock = () => Number(process.hrtime.bigint());
+
+/** One thing the engine did, for observers (the property suite's timeline) and tests. */
+export interface MuxTrace {
+  t: number;
+  kind: 'grant' | 'release' | 'stall' | 'fault' | 'reset' | 'policy-error' | 'dma-refused' | 'denied' | 'unsafe-switch';
+  guest?: string;
+  /** Statechart state (dotted path) at the time. */
+  state: string;
+  safe: boolean;
+  detail?: string;
+}
+
+export interface MuxOptions {
+  deviceId: string;
+  policy: Policy;
+  logger?: Logger;
+  clock?: Clock;
+  timers?: Timers;
+  /** Statechart runner: 'auto' (compiled table when the machine allows, else xstate), 'fast', 'xstate'. */
+  mode?: StepperMode;
+  /** When the policy lets an idle owner go on while others wait, ask again after this long. Default 500 µs. */
+  recheckNs?: number;
+  observer?: (e: MuxTrace) => void;
+}
+
+/** RouterStats plus the engine's own counters. */
+export interface MuxStats extends RouterStats {
+  policyErrors: number;
+  /** Longest time the device stayed out of a safe state (ns). */
+  maxUnsafeNs: number;
+  /** DMA attempts with no owner at all. */
+  dmaRefusedNoOwner: number;
+  stepper: 'fast' | 'xstate';
+  owner: string | null;
+  state: string;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
+  return typeof (v as Promise<T>)?.then === 'function';
+}
+
+interface Held {
+  region: number;
+  offset: number;
+  acc: Access;
+  resolve: (r: Reply) => void;
+}
+
+interface GuestRec {
+  link: GuestLink;
+  view: GuestView & { context: Map<string, number> };
+  stats: GuestStats;
+  queue: Held[];
+  /** -1 when not waiting. */
+  waitingSince: number;
+  grantedAt: number;
+  vIrq: boolean;
+  /** The device IRQ was pending when this guest lost the device. */
+  irqPendingAtRelease: boolean;
+  /** A re-raised virtual IRQ stays up until this guest's next access. */
+  reraised: boolean;
+}
+
+export class MuxEngine implements DeviceRouter {
+  readonly deviceId: string;
+  readonly edges: DeviceEdges;
+  readonly stepper: Stepper;
+  private device: Device | null = null;
+  private regs: RegisterMap | null = null;
+  private kind: string;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly recheckNs: number;
+  private readonly observer?: (e: MuxTrace) => void;
+  private readonly guests = new Map<string, GuestRec>();
+  private readonly departed: GuestStats[] = [];
+  private waiting: GuestRec[] = [];
+  private owner: GuestRec | null = null;
+  /** Whose context registers the device holds now (null: unknown, e.g. after a reset). */
+  private contextOf: GuestRec | null = null;
+  /** An async device operation is in flight: everything else queues behind it. */
+  private busy = false;
+  /** Inside a device call or a switch: edges must not switch owners underneath. */
+  private depth = 0;
+  private kicking = false;
+  private deviceIrq = false;
+  private irqLine = 0;
+  private unsafeSince = -1;
+  private watchdog: unknown = null;
+  private recheck: unknown = null;
+  private closed = false;
+  private readonly counters = { switches: 0, unsafeSwitches: 0, resets: 0, faults: 0, policyErrors: 0, maxUnsafeNs: 0, dmaRefusedNoOwner: 0 };
+
+  constructor(
+    readonly def: MuxDefinition,
+    private readonly policy: Policy,
+    opts: Omit<MuxOptions, 'policy'>,
+  ) {
+    this.deviceId = opts.deviceId;
+    this.kind = def.kind;
+    this.log = (opts.logger ?? pino({ level: 'silent' })).child({ device: opts.deviceId });
+    this.clock = opts.clock ?? monotonicClock;
+    this.timers = opts.timers ?? realTimers;
+    this.recheckNs = opts.recheckNs ?? 500_000;
+    this.observer = opts.observer;
+    this.stepper = createStepper(def.machine, opts.mode ?? 'auto');
+    this.irqLine = def.irqLine ?? 0;
+    this.edges = {
+      irq: { set: (level) => this.onDeviceIrq(level) },
+      dma: { read: (addr, len) => this.dmaRead(addr, len), write: (addr, data) => this.dmaWrite(addr, data) },
+      clock: this.clock,
+    };
+  }
+
+  // ---- DeviceRouter ------------------------------------------------------------------------
+
+  bind(device: Device): void {
+    const desc = device.describe();
+    this.regs = resolveRegisters(this.def, desc.regions.map((r) => r.name));
+    this.device = device;
+    this.kind = desc.kind;
+    this.irqLine = this.def.irqLine ?? desc.irq ?? 0;
+  }
+
+  attach(link: GuestLink, options: AttachOptions = {}): void {
+    const old = this.guests.get(link.id);
+    if (old) this.detach(link.id, 'disconnect');
+    const prev = this.departed.findIndex((s) => s.guest === link.id);
+    const stats: GuestStats =
+      prev >= 0
+        ? { ...this.departed.splice(prev, 1)[0], faulted: false }
+        : { guest: link.id, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, dmaRefused: 0, usedNs: 0, faulted: false };
+    this.guests.set(link.id, {
+      link,
+      view: { id: link.id, options, scratch: {}, context: new Map() },
+      stats,
+      queue: [],
+      waitingSince: -1,
+      grantedAt: 0,
+      vIrq: false,
+      irqPendingAtRelease: false,
+      reraised: false,
+    });
+    this.log.debug({ guest: link.id }, 'guest attached');
+  }
+
+  detach(guestId: string, reason: DetachReason): void {
+    const g = this.guests.get(guestId);
+    if (!g) return;
+    if (this.owner === g) {
+      if (!this.stepper.safe() || reason === 'fault' || reason === 'crash') {
+        this.cutOff(g, `detached (${reason}) while owning in state ${this.stateName()}`);
+      } else {
+        this.release(g);
+        this.owner = null;
+      }
+    }
+    this.removeWaiting(g);
+    for (const h of g.queue.splice(0)) h.resolve(deniedReply(h.acc, `guest detached (${reason})`));
+    this.guests.delete(guestId);
+    this.departed.push(g.stats);
+    this.log.debug({ guest: guestId, reason }, 'guest detached');
+    this.kick();
+  }
+
+  access(guestId: string, region: number, offset: number, acc: Access): Reply | Promise<Reply> {
+    const g = this.guests.get(guestId);
+    if (!g) {
+      this.log.debug({ guest: guestId, acc: describeAccess(acc) }, 'access from a guest not attached');
+      return deniedReply(acc, `guest ${guestId} is not attached to ${this.deviceId}`);
+    }
+    g.stats.accesses++;
+    if (g.stats.faulted || this.closed) {
+      g.stats.denials++;
+      this.trace('denied', g, 'faulted');
+      return deniedReply(acc, g.stats.faulted ? `guest ${guestId} faulted on ${this.deviceId}` : `${this.deviceId} closed`);
+    }
+    if (!this.device) throw new Error(`mux ${this.deviceId}: access before bind(device)`);
+    if (this.owner === g && !this.busy && g.queue.length === 0) return this.runOwned(g, region, offset, acc);
+    if (!this.owner && this.waiting.length === 0 && !this.busy && g.queue.length === 0) {
+      // A free device goes to the first accessor directly.
+      const r = this.switchTo(g);
+      if (!isPromise(r)) return this.runOwned(g, region, offset, acc);
+    }
+    return new Promise<Reply>((resolve) => {
+      g.queue.push({ region, offset, acc, resolve });
+      if (this.owner !== g) {
+        g.stats.stalls++;
+        if (g.waitingSince < 0) {
+          g.waitingSince = this.clock();
+          this.waiting.push(g);
+        }
+        this.trace('stall', g, describeAccess(acc));
+      }
+      this.kick();
+    });
+  }
+
+  stats(): MuxStats {
+    const now = this.clock();
+    const perGuest = [...this.guests.values()].map((g) => ({
+      ...g.stats,
+      usedNs: g.stats.usedNs + (this.owner === g ? now - g.grantedAt : 0),
+    }));
+    return {
+      device: this.deviceId,
+      kind: this.kind,
+      switches: this.counters.switches,
+      unsafeSwitches: this.counters.unsafeSwitches,
+      resets: this.counters.resets,
+      faults: this.counters.faults,
+      perGuest: [...perGuest, ...this.departed.map((s) => ({ ...s }))],
+      policyErrors: this.counters.policyErrors,
+      maxUnsafeNs: Math.max(this.counters.maxUnsafeNs, this.unsafeSince >= 0 ? now - this.unsafeSince : 0),
+      dmaRefusedNoOwner: this.counters.dmaRefusedNoOwner,
+      stepper: this.stepper.mode,
+      owner: this.owner?.link.id ?? null,
+      state: this.stateName(),
+    };
+  }
+
+  /** Stop timers and answer every held access (all-ones, error). The device's creator closes the device. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.clearTimer('watchdog');
+    this.clearTimer('recheck');
+    for (const g of this.guests.values()) for (const h of g.queue.splice(0)) h.resolve(deniedReply(h.acc, `${this.deviceId} closed`));
+    this.waiting = [];
+  }
+
+  /** Current owner's id, or null. */
+  ownerId(): string | null {
+    return this.owner?.link.id ?? null;
+  }
+
+  /** Dotted statechart state. */
+  stateName(): string {
+    return statePath(this.stepper.value());
+  }
+
+  // ---- running accesses ----------------------------------------------------------------------
+
+  /** Run one access of the owner; afterwards maybe hand the device on. */
+  private runOwned(g: GuestRec, region: number, offset: number, acc: Access): MaybePromise<Reply> {
+    if (g.reraised) {
+      // The re-raised virtual IRQ has been seen (the guest's ISR is running): follow the device again.
+      g.reraised = false;
+      this.setGuestIrq(g, this.deviceIrq);
+    }
+    const r = acc.size === 8 ? this.runWide(g, region, offset, acc) : this.runOne(g, region, offset, acc, acc.size);
+    if (isPromise(r)) {
+      this.busy = true;
+      return r.then(
+        (reply) => {
+          this.busy = false;
+          this.afterAccess();
+          return reply;
+        },
+        (err) => {
+          this.busy = false;
+          this.log.error({ err, guest: g.link.id }, 'device access failed');
+          this.afterAccess();
+          return deniedReply(acc, `device ${this.deviceId} failed: ${(err as Error).message}`);
+        },
+      );
+    }
+    this.afterAccess();
+    return r;
+  }
+
+  /** An 8-byte access reaches the device as two 4-byte ones, low first. */
+  private runWide(g: GuestRec, region: number, offset: number, acc: Access): MaybePromise<Reply> {
+    const v = BigInt(acc.value ?? 0);
+    const lo: Access = { ...acc, size: 4, value: Number(v & 0xffff_ffffn) };
+    const hi: Access = { ...acc, size: 4, value: Number(v >> 32n) };
+    const join = (a: Reply, b: Reply): Reply => {
+      if (a.error || b.error) return { ...deniedReply(acc, a.error ?? b.error) };
+      return { value: acc.dir === 'read' ? (BigInt(b.value) << 32n) | BigInt(a.value) : 0 };
+    };
+    const first = this.runOne(g, region, offset, lo, 4);
+    const second = (a: Reply) => {
+      const b = this.runOne(g, region, offset + 4, hi, 4);
+      return isPromise(b) ? b.then((bb) => join(a, bb)) : join(a, b);
+    };
+    return isPromise(first) ? first.then(second) : second(first);
+  }
+
+  private runOne(g: GuestRec, region: number, offset: number, acc: Access, size: DevSize): MaybePromise<Reply> {
+    const count = acc.count ?? 1;
+    let macc: MuxAccess = {
+      reg: this.regs!.at(region, offset, acc.dir),
+      region,
+      offset,
+      size,
+      dir: acc.dir,
+      value: acc.dir === 'write' ? Number(acc.value ?? 0) : 0,
+      count,
+      data: acc.data,
+    };
+    const tr = this.def.translate;
+    if (tr?.access) {
+      const out = tr.access(macc, g.view);
+      if (out && 'answer' in out) return this.answered(g, out as Answer);
+      if (out) macc = out as MuxAccess;
+    }
+    const dev = this.device!;
+    this.depth++;
+    try {
+      if (macc.dir === 'write') {
+        let w: MaybePromise<void>;
+        if (macc.count > 1 && macc.data) w = dev.writeString ? dev.writeString(macc.region, macc.offset, macc.size, macc.data) : this.writeLoop(macc);
+        else w = dev.write(macc.region, macc.offset, macc.size, macc.value);
+        const done = () => this.finish(g, macc, macc.value, { value: 0 });
+        return isPromise(w) ? w.then(done) : done();
+      }
+      if (macc.count > 1) {
+        const d = dev.readString ? dev.readString(macc.region, macc.offset, macc.size, macc.count) : this.readLoop(macc);
+        const done = (data: Uint8Array) => this.finish(g, macc, lastElement(data, macc.size), { value: 0, data });
+        return isPromise(d) ? d.then(done) : done(d);
+      }
+      const v = dev.read(macc.region, macc.offset, macc.size);
+      return isPromise(v) ? v.then((x) => this.finish(g, macc, x, { value: x })) : this.finish(g, macc, v, { value: v });
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private finish(g: GuestRec, macc: MuxAccess, value: number, reply: Reply): Reply {
+    if (macc.dir === 'write' && macc.reg && this.regs!.isContext(macc.reg)) g.view.context.set(macc.reg.name, macc.value);
+    const ev = this.def.classify(macc, value);
+    if (ev != null) this.step(ev);
+    const tr = this.def.translate;
+    if (tr?.reply && macc.dir === 'read') return tr.reply(macc, reply, g.view) ?? reply;
+    return reply;
+  }
+
+  private answered(g: GuestRec, a: Answer): Reply {
+    if (a.answer.error) {
+      g.stats.denials++;
+      this.trace('denied', g, a.answer.error);
+    }
+    if (a.event != null) this.step(a.event);
+    return a.answer;
+  }
+
+  private writeLoop(m: MuxAccess): MaybePromise<void> {
+    const dev = this.device!;
+    const data = m.data!;
+    let chain: MaybePromise<void> = undefined;
+    for (let i = 0; i < m.count; i++) {
+      const v = readLE(data, i * m.size, m.size);
+      chain = isPromise(chain) ? chain.then(() => dev.write(m.region, m.offset, m.size, v)) : dev.write(m.region, m.offset, m.size, v);
+    }
+    return chain;
+  }
+
+  private readLoop(m: MuxAccess): MaybePromise<Uint8Array> {
+    const dev = this.device!;
+    const out = new Uint8Array(m.count * m.size);
+    let chain: MaybePromise<void> = undefined;
+    for (let i = 0; i < m.count; i++) {
+      const put = (v: number) => writeLE(out, i * m.size, m.size, v);
+      chain = isPromise(chain)
+        ? chain.then(() => {
+            const v = dev.read(m.region, m.offset, m.size);
+            return isPromise(v) ? v.then(put) : put(v);
+          })
+        : ((): MaybePromise<void> => {
+            const v = dev.read(m.region, m.offset, m.size);
+            return isPromise(v) ? v.then(put) : put(v);
+          })();
+    }
+    return isPromise(chain) ? chain.then(() => out) : out;
+  }
+
+  // ---- statechart, watchdog ----------------------------------------------------------------
+
+  private step(ev: MuxEvent): void {
+    const wasSafe = this.stepper.safe();
+    this.stepper.send(ev);
+    this.afterStep(wasSafe);
+    this.log.trace({ event: eventType(ev), state: this.stateName() }, 'statechart step');
+  }
+
+  private restartChart(): void {
+    const wasSafe = this.stepper.safe();
+    this.stepper.restart();
+    this.afterStep(wasSafe);
+  }
+
+  /** Watchdog bookkeeping when the chart enters or leaves the safe states. */
+  private afterStep(wasSafe: boolean): void {
+    const safe = this.stepper.safe();
+    if (wasSafe === safe) return;
+    const now = this.clock();
+    if (!safe) {
+      this.unsafeSince = now;
+      this.clearTimer('watchdog');
+      this.watchdog = this.timers.set(() => this.onWatchdog(), this.def.deadlineNs);
+    } else {
+      if (this.unsafeSince >= 0) this.counters.maxUnsafeNs = Math.max(this.counters.maxUnsafeNs, now - this.unsafeSince);
+      this.unsafeSince = -1;
+      this.clearTimer('watchdog');
+    }
+  }
+
+  private onWatchdog(): void {
+    this.watchdog = null;
+    if (this.stepper.safe() || this.closed) return;
+    if (this.busy || this.depth > 0) {
+      // A device operation is in flight; look again when it ends.
+      this.watchdog = this.timers.set(() => this.onWatchdog(), Math.max(1, this.recheckNs));
+      return;
+    }
+    const g = this.owner;
+    const why = `watchdog: out of a safe state (${this.stateName()}) longer than ${this.def.deadlineNs} ns`;
+    if (g) this.cutOff(g, why);
+    else this.runReset(why);
+    this.kick();
+  }
+
+  /** Cut an owner off: reset path, mark it faulted, free the device. */
+  private cutOff(g: GuestRec, why: string): void {
+    this.counters.faults++;
+    g.stats.faults++;
+    g.stats.faulted = true;
+    this.log.warn({ guest: g.link.id, why }, 'guest cut off');
+    this.trace('fault', g, why);
+    this.release(g);
+    this.owner = null;
+    this.removeWaiting(g);
+    for (const h of g.queue.splice(0)) h.resolve(deniedReply(h.acc, `guest ${g.link.id} faulted on ${this.deviceId}: ${why}`));
+    this.runReset(why);
+    try {
+      g.link.notifyReset?.(this.deviceId, why);
+    } catch (err) {
+      this.log.warn({ err, guest: g.link.id }, 'notifyReset failed');
+    }
+  }
+
+  /** The definition's reset path; the device's registers then hold nobody's context. */
+  private runReset(why: string): void {
+    this.counters.resets++;
+    this.contextOf = null;
+    const dev = this.device;
+    const ops: Array<() => MaybePromise<void>> = [];
+    if (dev) {
+      for (const w of this.def.reset.writes) {
+        const reg = this.regs!.byName(w.reg);
+        ops.push(() => {
+          const r = dev.write(reg.regionIndex, reg.offset, reg.width, w.value);
+          const ev = () => {
+            const e = this.def.classify({ reg, region: reg.regionIndex, offset: reg.offset, size: reg.width, dir: 'write', value: w.value, count: 1 }, w.value);
+            if (e != null) this.step(e);
+          };
+          return isPromise(r) ? r.then(ev) : ev();
+        });
+      }
+      if (this.def.reset.hard)
+        ops.push(() => {
+          const r = dev.reset();
+          const restart = () => this.restartChart();
+          return isPromise(r) ? r.then(restart) : restart();
+        });
+    }
+    const end = () => {
+      if (!this.stepper.safe()) {
+        // The definition's reset path does not reach safety (check-machine flags this): restart the chart.
+        this.log.error({ state: this.stateName() }, 'reset path did not reach a safe state; restarting the statechart');
+        this.restartChart();
+      }
+      this.trace('reset', null, why);
+    };
+    const r = this.sequence(ops);
+    if (isPromise(r)) {
+      this.busy = true;
+      r.then(
+        () => {
+          this.busy = false;
+          end();
+          this.kick();
+        },
+        (err) => {
+          this.busy = false;
+          this.log.error({ err }, 'reset path failed on the device');
+          end();
+          this.kick();
+        },
+      );
+    } else end();
+  }
+
+  // ---- arbitration ---------------------------------------------------------------------------
+
+  /** Make progress: hand the device on at a safe state (policy), run the owner's held accesses. */
+  private kick(): void {
+    if (this.kicking) return; // the running loop below picks up whatever changed
+    this.kicking = true;
+    try {
+      while (!this.busy && this.depth === 0 && !this.closed) {
+        const o = this.owner;
+        if (this.waiting.length > 0 && this.stepper.safe()) {
+          const next = this.decide();
+          if (next !== o) {
+            this.switchTo(next);
+            // The new owner runs at least one held access before anyone is asked again.
+            if (!this.busy && this.owner === next && next.queue.length > 0) this.drainOne(next);
+            continue;
+          }
+          this.armRecheck();
+        }
+        if (o && o.queue.length > 0) {
+          this.drainOne(o);
+          continue;
+        }
+        return;
+      }
+    } finally {
+      this.kicking = false;
+    }
+  }
+
+  private drainOne(g: GuestRec): void {
+    const h = g.queue.shift()!;
+    const r = this.runOwned(g, h.region, h.offset, h.acc);
+    if (isPromise(r)) r.then(h.resolve);
+    else h.resolve(r);
+  }
+
+  /** After every owner access: progress for the others. */
+  private afterAccess(): void {
+    if (this.depth === 0) this.kick();
+  }
+
+  private decide(): GuestRec {
+    const now = this.clock();
+    const o = this.owner;
+    const view: PolicyView = {
+      now,
+      owner: o
+        ? {
+            id: o.link.id,
+            weight: o.link.weight,
+            priority: o.link.priority,
+            deadlineNs: o.link.deadlineNs,
+            usedNs: o.stats.usedNs + (now - o.grantedAt),
+            heldNs: now - o.grantedAt,
+          }
+        : null,
+      waiting: this.waiting.map((w) => ({
+        id: w.link.id,
+        weight: w.link.weight,
+        priority: w.link.priority,
+        deadlineNs: w.link.deadlineNs,
+        waitedNs: now - w.waitingSince,
+        usedNs: w.stats.usedNs,
+      })),
+    };
+    let id: unknown;
+    try {
+      id = this.policy.pick(view);
+    } catch (err) {
+      return this.policyFailed(`pick threw: ${(err as Error)?.message ?? String(err)}`);
+    }
+    if (o && id === o.link.id) return o;
+    const w = this.waiting.find((x) => x.link.id === id);
+    if (!w) return this.policyFailed(`pick returned ${JSON.stringify(id)}, which is neither the owner nor waiting`);
+    return w;
+  }
+
+  /** A policy failure is counted and logged; the longest-waiting guest goes next (round-robin order). */
+  private policyFailed(why: string): GuestRec {
+    this.counters.policyErrors++;
+    this.log.error({ policy: this.policy.name, why }, 'policy failed; falling back to round-robin order');
+    this.trace('policy-error', null, why);
+    return this.waiting[0];
+  }
+
+  /** Hand the device to `next` (called in a safe state, or with no owner after a reset). */
+  private switchTo(next: GuestRec): MaybePromise<void> {
+    const prev = this.owner;
+    if (prev) this.release(prev);
+    if (prev && !this.stepper.safe()) {
+      this.counters.unsafeSwitches++;
+      this.trace('unsafe-switch', next, `from ${prev.link.id}`);
+    }
+    this.removeWaiting(next);
+    const now = this.clock();
+    this.owner = next;
+    next.grantedAt = now;
+    next.stats.grants++;
+    this.counters.switches++;
+    this.clearTimer('recheck');
+    this.trace('grant', next, prev ? `from ${prev.link.id}` : 'free device');
+    this.log.debug({ guest: next.link.id, from: prev?.link.id ?? null }, 'grant');
+    try {
+      this.policy.onGrant?.(next.link.id, now);
+    } catch (err) {
+      this.counters.policyErrors++;
+      this.log.error({ err }, 'policy onGrant threw');
+    }
+    const replay = this.replay(next);
+    const done = () => {
+      this.contextOf = next;
+      if (this.owner !== next) return;
+      if (this.def.reraiseIrq && next.irqPendingAtRelease) {
+        next.reraised = true;
+        this.setGuestIrq(next, true);
+      } else this.setGuestIrq(next, this.deviceIrq);
+      next.irqPendingAtRelease = false;
+    };
+    if (isPromise(replay)) {
+      this.busy = true;
+      return replay.then(
+        () => {
+          this.busy = false;
+          done();
+          this.kick();
+        },
+        (err) => {
+          this.busy = false;
+          this.log.error({ err, guest: next.link.id }, 'context replay failed');
+          done();
+          this.kick();
+        },
+      );
+    }
+    done();
+  }
+
+  private release(g: GuestRec): void {
+    const now = this.clock();
+    const held = now - g.grantedAt;
+    g.stats.usedNs += held;
+    g.irqPendingAtRelease = this.deviceIrq;
+    g.reraised = false;
+    this.setGuestIrq(g, false);
+    this.trace('release', g, `held ${held} ns`);
+    try {
+      this.policy.onRelease?.(g.link.id, now, held);
+    } catch (err) {
+      this.counters.policyErrors++;
+      this.log.error({ err }, 'policy onRelease threw');
+    }
+    // A guest switched out with accesses still held waits again.
+    if (g.queue.length > 0 && g.waitingSince < 0 && !g.stats.faulted) {
+      g.waitingSince = now;
+      this.waiting.push(g);
+    }
+  }
+
+  /** Write the incoming guest's context registers (its own values, or reset values) onto the device. */
+  private replay(g: GuestRec): MaybePromise<void> {
+    if (this.contextOf === g) return; // nobody touched the device since: nothing to restore
+    const dev = this.device!;
+    const ops = (this.def.context ?? []).map((c) => {
+      const reg = this.regs!.byName(c.reg);
+      const v = g.view.context.get(c.reg) ?? c.reset;
+      return () => dev.write(reg.regionIndex, reg.offset, reg.width, v);
+    });
+    this.depth++;
+    try {
+      return this.sequence(ops);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private armRecheck(): void {
+    if (this.recheck !== null) return;
+    this.recheck = this.timers.set(() => {
+      this.recheck = null;
+      this.kick();
+    }, this.recheckNs);
+  }
+
+  private removeWaiting(g: GuestRec): void {
+    if (g.waitingSince < 0) return;
+    g.waitingSince = -1;
+    this.waiting = this.waiting.filter((w) => w !== g);
+  }
+
+  private clearTimer(which: 'watchdog' | 'recheck'): void {
+    const h = this[which];
+    if (h !== null) this.timers.clear(h);
+    this[which] = null;
+  }
+
+  private sequence(ops: Array<() => MaybePromise<void>>): MaybePromise<void> {
+    for (let i = 0; i < ops.length; i++) {
+      const r = ops[i]();
+      if (isPromise(r)) {
+        const rest = ops.slice(i + 1);
+        return r.then(() => this.sequence(rest));
+      }
+    }
+  }
+
+  // ---- edges: IRQ and DMA --------------------------------------------------------------------
+
+  private onDeviceIrq(level: boolean): void {
+    this.deviceIrq = level;
+    const o = this.owner;
+    if (o && !o.reraised) this.setGuestIrq(o, level);
+    const ev = this.def.classifyIrq?.(level);
+    if (ev != null) {
+      this.step(ev);
+      if (this.depth === 0 && !this.busy) this.kick();
+    }
+  }
+
+  private setGuestIrq(g: GuestRec, level: boolean): void {
+    if (g.vIrq === level) return;
+    g.vIrq = level;
+    try {
+      g.link.setIrq(this.irqLine, level);
+    } catch (err) {
+      this.log.warn({ err, guest: g.link.id }, 'setIrq failed');
+    }
+  }
+
+  private dmaTarget(addr: number, len: number, what: string): GuestRec | null {
+    const g = this.owner;
+    const mem = g?.link.memory;
+    if (g && mem && Number.isInteger(addr) && len >= 0 && addr >= mem.base && addr + len <= mem.base + mem.size) return g;
+    if (g) g.stats.dmaRefused++;
+    else this.counters.dmaRefusedNoOwner++;
+    const detail = `${what} 0x${addr.toString(16)}+${len} outside ${g ? `${g.link.id}'s DMA window` : 'any owner'}`;
+    this.log.debug({ guest: g?.link.id ?? null }, detail);
+    this.trace('dma-refused', g, detail);
+    return null;
+  }
+
+  private async dmaRead(addr: number, len: number): Promise<Uint8Array | null> {
+    const g = this.dmaTarget(addr, len, 'DMA read');
+    if (!g) return null;
+    const r = await g.link.memory!.read(addr, len);
+    if (r === null) g.stats.dmaRefused++;
+    return r;
+  }
+
+  private async dmaWrite(addr: number, data: Uint8Array): Promise<boolean> {
+    const g = this.dmaTarget(addr, data.length, 'DMA write');
+    if (!g) return false;
+    const ok = await g.link.memory!.write(addr, data);
+    if (!ok) g.stats.dmaRefused++;
+    return ok;
+  }
+
+  private trace(kind: MuxTrace['kind'], g: GuestRec | null, detail?: string): void {
+    if (!this.observer) return;
+    this.observer({ t: this.clock(), kind, guest: g?.link.id, state: this.stateName(), safe: this.stepper.safe(), detail });
+  }
+}
+
+/** Create the MUX engine for one device: `createMux(def, { deviceId, policy })`, then build the device with `mux.edges`, then `mux.bind(device)`. */
+export function createMux(def: MuxDefinition, opts: MuxOptions): MuxEngine {
+  return new MuxEngine(def, opts.policy, opts);
+}
+
+function readLE(b: Uint8Array, at: number, size: number): number {
+  let v = 0;
+  for (let i = size - 1; i >= 0; i--) v = v * 256 + b[at + i];
+  return v;
+}
+
+function writeLE(b: Uint8Array, at: number, size: number, v: number): void {
+  for (let i = 0; i < size; i++) {
+    b[at + i] = v & 0xff;
+    v = Math.floor(v / 256);
+  }
+}
+
+function lastElement(data: Uint8Array, size: number): number {
+  return data.length >= size ? readLE(data, data.length - size, size) : 0;
+}
+
+export { allOnes };

@@ -1,0 +1,464 @@
+// The supervisor: builds devices and their routers from the config, places their regions
+// on the buses, holds each guest's grants and PCI view, and routes every access of a
+// guest (socket or in-process): PCI mechanism #1 / pcicfg -> the guest's PCI view;
+// otherwise grant check -> bus lookup -> the device's router (pass-through or MUX).
+// A denied access reads all-ones, drops writes, and is counted and logged.
+
+import { type Access, type Reply, deniedReply, describeAccess, hex } from './access.ts';
+import { Bus, BusError, type BusRange, type BusSpace } from './bus.ts';
+import { type ChannelSession, ChannelServer, type Endpoint } from './channel/server.ts';
+import { type ClosableMemory, DEFAULT_DMA_DIRS, bufferMemory, fileMemory, messageMemory } from './channel/memory.ts';
+import { ProtocolError } from './channel/messages.ts';
+import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
+import type { Device, DeviceDescription, DeviceMetrics } from './device.ts';
+import { DeviceRegistry } from './devices/registry.ts';
+import { type DeviceReach, GuestGrants, buildGrants } from './grants.ts';
+import type { DetachReason, DeviceRouter, GuestLink, GuestMemory, RouterStats } from './guest-link.ts';
+import { type Logger, silentLogger } from './log.ts';
+import { Counters } from './metrics.ts';
+import { PassthroughRouter } from './passthrough.ts';
+import { PciFunction, type PciBar } from './pci/function.ts';
+import { assignSlots } from './pci/layout.ts';
+import { HOST_BRIDGE } from './pci/regs.ts';
+import { type PciPlacement, PciGuestView, bdf, isConf1Port } from './pci/view.ts';
+
+export type RouterFactory = (deviceId: string, kind: string, deviceConfig: DeviceConfig) => DeviceRouter;
+
+export interface SupervisorOptions {
+  config: Config;
+  logger?: Logger;
+  /** Device kinds; the built-in registry when absent. */
+  registry?: DeviceRegistry;
+  /** Router per device: the MUX engine plugs in here. Pass-through when absent. */
+  createRouter?: RouterFactory;
+  /** Directories a socket peer's dma.path may be in (default /dev/shm). */
+  dmaDirs?: string[];
+}
+
+/** A device on the machine: what was built and where it sits. */
+export interface DeviceEntry {
+  id: string;
+  kind: string;
+  config: DeviceConfig;
+  router: DeviceRouter;
+  device: Device;
+  description: DeviceDescription;
+  ranges: (BusRange & { space: BusSpace })[];
+  irq?: number;
+  pci?: { slot: number; fn: number; bars: PciBar[] };
+}
+
+/** An in-process guest (scripted driver, tests): same grant and routing path as a socket guest. */
+export interface LocalGuest {
+  readonly name: string;
+  /** IRQ lines granted to the guest. */
+  readonly irqs: number[];
+  access(acc: Access): Promise<Reply>;
+  /** Called on every level change of a granted virtual IRQ line; returns an unsubscribe. */
+  onIrq(cb: (line: number, level: boolean) => void): () => void;
+  onReset(cb: (deviceId: string, reason: string) => void): () => void;
+  /** Current level of a virtual IRQ line. */
+  irqLevel(line: number): boolean;
+  detach(reason?: DetachReason): void;
+}
+
+export interface LocalGuestOptions {
+  /** DMA memory: a GuestMemory, or a buffer placed at bus address `base`. */
+  memory?: GuestMemory | { base: number; bytes: Uint8Array };
+}
+
+export interface SupervisorStats {
+  devices: RouterStats[];
+  deviceMetrics: Record<string, DeviceMetrics>;
+  guests: { guest: string; connected: boolean; accesses: number; denials: number; unmapped: number; irqDropped: number; pciMistakes: number }[];
+  protocolErrors: Record<string, number>;
+  unmapped: Record<BusSpace, number>;
+}
+
+interface Transport {
+  sendIrq(line: number, level: boolean): void;
+  sendReset(deviceId: string, reason: string): void;
+  memory: GuestMemory | null;
+}
+
+/** One attachment of a guest (a connection, or a local guest) from attach to detach. */
+class Session {
+  active = true;
+  readonly levels = new Map<number, boolean>();
+  pciMistakesBefore = 0;
+  constructor(
+    readonly guest: GuestEntry,
+    readonly transport: Transport,
+    readonly pci: PciGuestView,
+    readonly link: GuestLink,
+  ) {}
+}
+
+interface GuestEntry {
+  name: string;
+  config: GuestConfig;
+  grants: GuestGrants;
+  session: Session | null;
+  counters: Counters;
+}
+
+/** Where BAR-only regions go when the config's `map` does not place them. */
+const AUTO_BASE: Record<BusSpace, number> = { pio: 0xc000, mmio: 0xfe00_0000 };
+
+function pow2AtLeast(n: number, min: number): number {
+  let p = min;
+  while (p < n) p *= 2;
+  return p;
+}
+
+export class Supervisor {
+  readonly log: Logger;
+  readonly buses: Record<BusSpace, Bus> = { pio: new Bus('pio'), mmio: new Bus('mmio') };
+  private readonly devices = new Map<string, DeviceEntry>();
+  private readonly guests = new Map<string, GuestEntry>();
+  private readonly registry: DeviceRegistry;
+  private readonly createRouter: RouterFactory;
+  private server: ChannelServer | null = null;
+  private started = false;
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.log = options.logger ?? silentLogger;
+    this.registry = options.registry ?? new DeviceRegistry();
+    this.createRouter = options.createRouter ?? ((id, kind) => new PassthroughRouter(id, kind));
+  }
+
+  get config(): Config {
+    return this.options.config;
+  }
+
+  /** Build devices and routers, place regions, assign PCI slots, build grants. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    try {
+      for (const cfg of this.config.devices) await this.buildDevice(cfg);
+      this.placeRegions();
+      this.placePci();
+      const reach = new Map<string, DeviceReach>([...this.devices.values()].map((d) => [d.id, { id: d.id, ranges: d.ranges, irq: d.irq }]));
+      for (const g of this.config.guests) {
+        this.guests.set(g.name, { name: g.name, config: g, grants: buildGrants(g, reach), session: null, counters: new Counters() });
+      }
+    } catch (e) {
+      await this.closeDevices();
+      throw e;
+    }
+    for (const d of this.devices.values()) {
+      this.log.info({ device: d.id, kind: d.kind, regions: d.ranges.map((r) => `${r.regionName}=${r.space}:${hex(r.start)}-${hex(r.end)}`), irq: d.irq, pci: d.pci ? bdf(d.pci.slot, d.pci.fn) : undefined }, 'device ready');
+    }
+  }
+
+  /** Listen for peers (default: the config's socket; "tcp:HOST:PORT" for TCP). */
+  async listen(endpoint: Endpoint = parseEndpoint(this.config.socket)): Promise<string | import('node:net').AddressInfo> {
+    if (!this.started) await this.start();
+    const server = new ChannelServer({ hello: (msg, conn) => this.acceptPeer(msg, conn) }, this.log);
+    this.server = server;
+    const addr = await server.listen(endpoint);
+    this.log.info({ endpoint: typeof addr === 'string' ? addr : `${addr.address}:${addr.port}` }, 'listening');
+    return addr;
+  }
+
+  /** Attach an in-process guest by its config name. Throws ProtocolError unknown-guest / duplicate-guest. */
+  attachLocalGuest(name: string, options: LocalGuestOptions = {}): LocalGuest {
+    if (!this.started) throw new Error('attachLocalGuest before start()');
+    const irqCbs = new Set<(line: number, level: boolean) => void>();
+    const resetCbs = new Set<(deviceId: string, reason: string) => void>();
+    const m = options.memory;
+    const memory = m === undefined ? null : 'bytes' in m ? bufferMemory(m.base, m.bytes) : m;
+    const session = this.openSession(name, {
+      sendIrq: (line, level) => irqCbs.forEach((cb) => cb(line, level)),
+      sendReset: (dev, reason) => resetCbs.forEach((cb) => cb(dev, reason)),
+      memory,
+    });
+    this.attachRouters(session);
+    return {
+      name,
+      irqs: [...session.guest.grants.irqs].sort((a, b) => a - b),
+      access: async (acc) => (session.active ? this.route(session, acc) : deniedReply(acc, `guest ${name} is detached`)),
+      onIrq: (cb) => (irqCbs.add(cb), () => irqCbs.delete(cb)),
+      onReset: (cb) => (resetCbs.add(cb), () => resetCbs.delete(cb)),
+      irqLevel: (line) => session.levels.get(line) ?? false,
+      detach: (reason = 'bye') => this.closeSession(session, reason),
+    };
+  }
+
+  /** Route one access of a session. Exposed for the MUX tests and the bench. */
+  route(session: Session, acc: Access): Reply | Promise<Reply> {
+    const g = session.guest;
+    g.counters.inc('accesses');
+    if (acc.space === 'pcicfg') return session.pci.cfgAccess(acc);
+    if (acc.space === 'pio' && isConf1Port(acc.addr)) return session.pci.ioAccess(acc);
+    if (!g.grants.allows(acc)) return this.deny(g, acc);
+    const bus = this.buses[acc.space];
+    const hit = bus.resolve(acc);
+    if (!hit) {
+      g.counters.inc('unmapped');
+      this.log.debug({ guest: g.name, space: acc.space, addr: hex(acc.addr) }, `granted but unmapped: ${describeAccess(acc)}`);
+      return deniedReply(acc);
+    }
+    const dev = this.devices.get(hit.range.deviceId);
+    // The bus only holds ranges of built devices.
+    const r = dev!.router.access(g.name, hit.range.region, hit.offset, acc);
+    if (r instanceof Promise) return r.catch((e) => this.fault(g, dev!, acc, e));
+    return r;
+  }
+
+  stats(): SupervisorStats {
+    const protocolErrors = this.server ? this.server.protocolErrors.snapshot() : {};
+    return {
+      devices: [...this.devices.values()].map((d) => d.router.stats()),
+      deviceMetrics: Object.fromEntries([...this.devices.values()].map((d) => [d.id, d.device.metrics()])),
+      guests: [...this.guests.values()].map((g) => ({
+        guest: g.name,
+        connected: g.session !== null,
+        accesses: g.counters.get('accesses'),
+        denials: g.counters.get('denials'),
+        unmapped: g.counters.get('unmapped'),
+        irqDropped: g.counters.get('irqDropped'),
+        pciMistakes: g.counters.get('pciMistakes') + (g.session?.pci.mistakes ?? 0),
+      })),
+      protocolErrors,
+      unmapped: { pio: this.buses.pio.unmappedCount, mmio: this.buses.mmio.unmappedCount },
+    };
+  }
+
+  /** Devices as placed: ids, kinds, regions with addresses, IRQ, PCI address. */
+  layout(): { id: string; kind: string; regions: { name: string; space: BusSpace; start: number; end: number }[]; irq?: number; pci?: string }[] {
+    return [...this.devices.values()].map((d) => ({
+      id: d.id,
+      kind: d.kind,
+      regions: d.ranges.map((r) => ({ name: r.regionName, space: r.space, start: r.start, end: r.end })),
+      irq: d.irq,
+      pci: d.pci ? bdf(d.pci.slot, d.pci.fn) : undefined,
+    }));
+  }
+
+  device(id: string): DeviceEntry | undefined {
+    return this.devices.get(id);
+  }
+
+  guestNames(): string[] {
+    return [...this.guests.keys()];
+  }
+
+  /** Stop listening, detach every guest, close routers and devices. */
+  async close(): Promise<void> {
+    await this.server?.close();
+    this.server = null;
+    for (const g of this.guests.values()) if (g.session) this.closeSession(g.session, 'disconnect');
+    await this.closeDevices();
+  }
+
+  // --- devices and layout ---
+
+  private async buildDevice(cfg: DeviceConfig): Promise<void> {
+    const router = this.createRouter(cfg.id, cfg.kind, cfg);
+    let device: Device;
+    try {
+      device = await this.registry.create({
+        id: cfg.id,
+        kind: cfg.kind,
+        edges: router.edges,
+        backend: cfg.backend,
+        properties: cfg.properties,
+        config: cfg,
+        logger: this.log.child({ device: cfg.id }),
+      });
+    } catch (e) {
+      await router.close().catch(() => undefined);
+      throw new Error(`device ${cfg.id} (${cfg.kind}): ${(e as Error).message}`, { cause: e });
+    }
+    router.bind(device);
+    const description = device.describe();
+    this.devices.set(cfg.id, { id: cfg.id, kind: cfg.kind, config: cfg, router, device, description, ranges: [], irq: description.irq });
+  }
+
+  /** Fixed regions first (config map, legacy bases), then BAR-only regions into free space. */
+  private placeRegions(): void {
+    const later: { dev: DeviceEntry; index: number }[] = [];
+    for (const dev of this.devices.values()) {
+      const regions = dev.description.regions;
+      for (const name of Object.keys(dev.config.map)) {
+        if (!regions.some((r) => r.name === name)) {
+          throw new BusError(`device ${dev.id}: map names region "${name}", but ${dev.kind} has ${regions.map((r) => `"${r.name}"`).join(', ') || 'no regions'}`);
+        }
+      }
+      regions.forEach((region, index) => {
+        const base = dev.config.map[region.name] ?? region.legacyBase;
+        if (base === undefined) later.push({ dev, index });
+        else this.mapRegion(dev, index, base);
+      });
+    }
+    for (const { dev, index } of later) {
+      const region = dev.description.regions[index];
+      const align = pow2AtLeast(region.size, region.space === 'pio' ? 4 : 4096);
+      this.mapRegion(dev, index, this.freeSpace(region.space, align, AUTO_BASE[region.space]));
+    }
+  }
+
+  private mapRegion(dev: DeviceEntry, index: number, base: number): void {
+    const region = dev.description.regions[index];
+    const range = { start: base, end: base + region.size - 1, deviceId: dev.id, region: index, regionName: region.name };
+    this.buses[region.space].insert(range);
+    dev.ranges.push({ ...range, space: region.space });
+  }
+
+  /** The first `align`-aligned address at or after `from` with `align` free bytes. */
+  private freeSpace(space: BusSpace, align: number, from: number): number {
+    let at = Math.ceil(from / align) * align;
+    for (;;) {
+      const clash = this.buses[space].list().find((r) => r.start <= at + align - 1 && at <= r.end);
+      if (!clash) return at;
+      at = Math.ceil((clash.end + 1) / align) * align;
+    }
+  }
+
+  private placePci(): void {
+    const pciDevices = [...this.devices.values()].filter((d) => d.description.pci);
+    const slots = assignSlots(pciDevices.map((d) => ({ id: d.id, pci: d.config.pci })));
+    for (const dev of pciDevices) {
+      const slot = slots.get(dev.id)!; // assignSlots places every device it was given
+      const bars: PciBar[] = [];
+      dev.ranges.forEach((r) => {
+        const bar = dev.description.regions[r.region].bar;
+        if (bar === undefined) return;
+        if (r.end > 0xffff_ffff) throw new BusError(`device ${dev.id}: region ${r.regionName} at ${hex(r.start)} is above 4 GiB; only 32-bit BARs are supported`);
+        const size = r.end - r.start + 1;
+        const natural = pow2AtLeast(size, r.space === 'pio' ? 4 : 16);
+        if (r.start % natural !== 0) this.log.warn({ device: dev.id, region: r.regionName, base: hex(r.start) }, `BAR ${bar} base is not aligned to its size ${hex(natural)}: sizing reads a truncated base`);
+        bars.push({ index: bar, io: r.space === 'pio', base: r.start, size });
+      });
+      dev.pci = { slot: slot.slot, fn: slot.fn, bars };
+    }
+  }
+
+  private async closeDevices(): Promise<void> {
+    for (const d of this.devices.values()) {
+      await d.router.close().catch((e) => this.log.error({ device: d.id, err: e }, 'router close failed'));
+      await d.device.close?.().catch((e) => this.log.error({ device: d.id, err: e }, 'device close failed'));
+    }
+    this.devices.clear();
+  }
+
+  // --- guests ---
+
+  private pciView(g: GuestEntry): PciGuestView {
+    const placements: PciPlacement[] = [{ slot: 0, fn: 0, owner: 'host-bridge', fnConfig: new PciFunction({ identity: HOST_BRIDGE, command: 0 }) }];
+    const mine = [...this.devices.values()].filter((d) => d.pci && d.description.pci && g.grants.hasDevice(d.id));
+    for (const d of mine) {
+      const { slot, fn, bars } = d.pci!; // filtered on d.pci above
+      const multiFunction = fn === 0 && mine.some((o) => o !== d && o.pci!.slot === slot);
+      placements.push({ slot, fn, owner: d.id, fnConfig: new PciFunction({ identity: d.description.pci!, bars, irqLine: d.irq, multiFunction }) });
+    }
+    return new PciGuestView(placements, {
+      note: (message, fields) => this.log.info({ guest: g.name, ...fields }, message),
+    });
+  }
+
+  private openSession(name: string, transport: Transport): Session {
+    const g = this.guests.get(name);
+    if (!g) throw new ProtocolError('unknown-guest', `no guest "${name}" in the configuration; guests: ${[...this.guests.keys()].join(', ') || '(none)'}`);
+    if (g.session) throw new ProtocolError('duplicate-guest', `guest "${name}" is already attached`);
+    const link: GuestLink = {
+      id: g.name,
+      weight: g.config.weight,
+      priority: g.config.priority,
+      deadlineNs: g.config.deadlineNs ?? Infinity,
+      memory: transport.memory,
+      setIrq: (line, level) => this.deliverIrq(session, line, level),
+      notifyReset: (dev, reason) => {
+        if (session.active) transport.sendReset(dev, reason);
+      },
+    };
+    const session: Session = new Session(g, transport, this.pciView(g), link);
+    g.session = session;
+    return session;
+  }
+
+  private attachRouters(session: Session): void {
+    for (const [id, options] of session.guest.grants.devices) this.devices.get(id)?.router.attach(session.link, options);
+    this.log.info({ guest: session.guest.name, devices: [...session.guest.grants.devices.keys()] }, 'guest attached');
+  }
+
+  private closeSession(session: Session, reason: DetachReason): void {
+    if (!session.active) return;
+    session.active = false;
+    const g = session.guest;
+    g.counters.inc('pciMistakes', session.pci.mistakes);
+    for (const id of g.grants.devices.keys()) {
+      try {
+        this.devices.get(id)?.router.detach(g.name, reason);
+      } catch (e) {
+        this.log.error({ guest: g.name, device: id, err: e }, 'router detach failed');
+      }
+    }
+    if (g.session === session) g.session = null;
+    const mem = session.transport.memory as ClosableMemory | null;
+    void mem?.close?.().catch(() => undefined);
+    this.log.info({ guest: g.name, reason }, 'guest detached');
+  }
+
+  private deliverIrq(session: Session, line: number, level: boolean): void {
+    if (!session.active) return;
+    const g = session.guest;
+    if (!g.grants.allowsIrq(line)) {
+      g.counters.inc('irqDropped');
+      this.log.debug({ guest: g.name, line }, 'IRQ line not granted: dropped');
+      return;
+    }
+    if ((session.levels.get(line) ?? false) === level) return;
+    session.levels.set(line, level);
+    session.transport.sendIrq(line, level);
+  }
+
+  private deny(g: GuestEntry, acc: Access): Reply {
+    g.counters.inc('denials');
+    const space = acc.space as BusSpace;
+    const device = this.buses[space]?.lookup(acc.addr, acc.size)?.range.deviceId;
+    this.log.warn({ guest: g.name, device, space: acc.space, addr: hex(acc.addr), size: acc.size, dir: acc.dir }, `denied access: ${describeAccess(acc)}`);
+    return deniedReply(acc, 'denied');
+  }
+
+  private fault(g: GuestEntry, dev: DeviceEntry, acc: Access, e: unknown): Reply {
+    g.counters.inc('faults');
+    this.log.error({ guest: g.name, device: dev.id, space: acc.space, addr: hex(acc.addr), err: e }, `access failed: ${describeAccess(acc)}`);
+    return deniedReply(acc, `device ${dev.id} failed: ${(e as Error)?.message ?? String(e)}`);
+  }
+
+  // --- socket peers ---
+
+  private async acceptPeer(msg: import('./channel/messages.ts').HelloMsg, conn: import('./channel/server.ts').PeerConnection): Promise<ChannelSession> {
+    let memory: GuestMemory | null = null;
+    if (msg.dma?.path) memory = await fileMemory(msg.dma.path, msg.dma.base, msg.dma.size, this.options.dmaDirs ?? DEFAULT_DMA_DIRS);
+    else if (msg.dma) memory = messageMemory(msg.dma.base, msg.dma.size, conn);
+    else if (msg.caps.includes('dma')) memory = messageMemory(0, Number.MAX_SAFE_INTEGER, conn);
+    let session: Session;
+    try {
+      session = this.openSession(msg.guest, {
+        sendIrq: (line, level) => conn.sendIrq(line, level),
+        sendReset: (dev, reason) => conn.sendReset(dev, reason),
+        memory,
+      });
+    } catch (e) {
+      await (memory as ClosableMemory | null)?.close?.();
+      throw e;
+    }
+    return {
+      irqs: [...session.guest.grants.irqs].sort((a, b) => a - b),
+      started: () => this.attachRouters(session),
+      access: (acc) => (session.active ? this.route(session, acc) : deniedReply(acc, 'detached')),
+      close: (reason) => this.closeSession(session, reason),
+    };
+  }
+}
+
+/** "tcp:HOST:PORT" or "tcp:PORT" -> TCP; anything else is a Unix socket path. */
+export function parseEndpoint(s: string): Endpoint {
+  const m = /^tcp:(?:(.*):)?(\d+)$/.exec(s);
+  if (m) return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
+  return { path: s };
+}

@@ -1,0 +1,133 @@
+// NBD client backend against a real nbdkit on a Unix socket.
+
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BackendError } from '../src/backends/block.ts';
+import { openNbdBackend, type NbdBackend } from '../src/backends/nbd.ts';
+import { NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA } from '../src/backends/nbd/protocol.ts';
+import { makeRig, pattern } from './helpers/ata-driver.ts';
+import { startNbdkit, type NbdkitServer } from './helpers/nbd-server.ts';
+
+const servers: NbdkitServer[] = [];
+const clients: NbdBackend[] = [];
+async function serve(args: string[]): Promise<NbdkitServer> {
+  const s = await startNbdkit(args);
+  servers.push(s);
+  return s;
+}
+async function client(s: NbdkitServer): Promise<NbdBackend> {
+  const c = await openNbdBackend({ socketPath: s.socket });
+  clients.push(c);
+  return c;
+}
+afterEach(async () => {
+  await Promise.allSettled(clients.splice(0).map((c) => c.close()));
+  await Promise.allSettled(servers.splice(0).map((s) => s.stop()));
+});
+
+/** An nbdkit eval export over a file whose flush fails while `failFlag` exists. */
+function evalExport(img: string, failFlag: string, canFlush: boolean): string[] {
+  return [
+    'eval',
+    `get_size=stat -c %s ${img}`,
+    `pread=dd if=${img} skip=$4 count=$3 iflag=skip_bytes,count_bytes status=none`,
+    `pwrite=dd of=${img} seek=$4 conv=notrunc oflag=seek_bytes status=none`,
+    'can_write=exit 0',
+    `can_flush=exit ${canFlush ? 0 : 3}`,
+    `flush=if [ -e ${failFlag} ]; then echo "EIO injected flush failure" >&2; exit 1; fi`,
+  ];
+}
+
+describe('NBD backend (nbdkit)', () => {
+  it('negotiates size and flags, and round-trips pipelined reads and writes', async () => {
+    const s = await serve(['memory', '16M']);
+    const nbd = await client(s);
+    expect(nbd.sectors).toBe(32768);
+    expect(nbd.readOnly).toBe(false);
+    expect(nbd.canTrim).toBe(true);
+    expect(nbd.flags & (NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA)).toBe(NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
+    // 40 writes in flight at once, then 40 reads in flight: replies are matched by cookie.
+    await Promise.all(Array.from({ length: 40 }, (_, i) => nbd.write(i * 16, pattern(8, i), i % 2 === 0)));
+    const back = await Promise.all(Array.from({ length: 40 }, (_, i) => nbd.read(i * 16, 8)));
+    back.forEach((b, i) => expect(b).toEqual(pattern(8, i)));
+    await nbd.flush();
+    await nbd.trim(0, 8);
+    expect(await nbd.read(0, 8)).toEqual(new Uint8Array(8 * 512));
+    await expect(nbd.read(32767, 2)).rejects.toThrow(/outside the export/);
+  });
+
+  it('writes to a file export are in the file after flush', async () => {
+    const s = await serve(['memory', '1M']); // just to get a temp dir with a lifetime
+    const img = join(s.dir, 'disk.img');
+    writeFileSync(img, new Uint8Array(2048 * 512));
+    const f = await serve(['file', img]);
+    const nbd = await client(f);
+    await nbd.write(10, pattern(4, 2));
+    await nbd.flush();
+    expect(new Uint8Array(readFileSync(img).subarray(10 * 512, 14 * 512))).toEqual(pattern(4, 2));
+  });
+
+  it('a read-only export refuses writes with a clear error and cannot trim', async () => {
+    const s = await serve(['-r', 'memory', '1M']);
+    const nbd = await client(s);
+    expect(nbd.readOnly).toBe(true);
+    expect(nbd.canTrim).toBe(false);
+    await expect(nbd.write(0, new Uint8Array(512))).rejects.toThrow(/export is read-only/);
+    await expect(nbd.trim(0, 1)).rejects.toThrow(/does not accept/);
+    await nbd.flush(); // nothing to make durable
+    expect(await nbd.read(0, 1)).toEqual(new Uint8Array(512));
+  });
+
+  it('without SEND_FLUSH a flush is a no-op; a server flush error is sticky', async () => {
+    const tmp = await serve(['memory', '1M']);
+    const img = join(tmp.dir, 'e.img');
+    const flag = join(tmp.dir, 'fail-flush');
+    writeFileSync(img, new Uint8Array(64 * 512));
+    const noFlush = await client(await serve(evalExport(img, flag, false)));
+    expect(noFlush.flags & NBD_FLAG_SEND_FLUSH).toBe(0);
+    writeFileSync(flag, '');
+    await noFlush.flush(); // no NBD_CMD_FLUSH sent, so the failing script never runs
+    await noFlush.write(1, pattern(1, 1), true); // FUA not offered and no flush: plain write
+
+    const withFlush = await client(await serve(evalExport(img, flag, true)));
+    expect(withFlush.flags & NBD_FLAG_SEND_FLUSH).toBe(NBD_FLAG_SEND_FLUSH);
+    await expect(withFlush.flush()).rejects.toThrow(/FLUSH .*EIO/);
+    rmSync(flag); // the server would flush fine now, but the earlier failure stays
+    expect(existsSync(flag)).toBe(false);
+    await expect(withFlush.flush()).rejects.toThrow(/earlier flush failed/);
+    expect(await withFlush.read(1, 1)).toEqual(pattern(1, 1));
+  });
+
+  it('a dropped connection fails pending and later requests with BackendError', async () => {
+    const s = await serve(['--filter=delay', 'memory', '1M', 'rdelay=3']);
+    const nbd = await client(s);
+    const pending = expect(nbd.read(0, 1)).rejects.toBeInstanceOf(BackendError);
+    await new Promise((r) => setTimeout(r, 100));
+    await s.stop('SIGKILL');
+    await pending;
+    await expect(nbd.read(0, 1)).rejects.toThrow(/closed|lost/);
+    await expect(nbd.flush()).rejects.toBeInstanceOf(BackendError);
+  });
+
+  it('an unknown export name is refused during the handshake', async () => {
+    const s = await serve(['--filter=exportname', 'memory', '1M', 'exportname=disk0', 'exportname-strict=true']);
+    await expect(openNbdBackend({ socketPath: s.socket, exportName: 'nope' })).rejects.toThrow(/refused/);
+    const ok = await openNbdBackend({ socketPath: s.socket, exportName: 'disk0' });
+    clients.push(ok);
+    expect(ok.name).toMatch(/disk0$/);
+  });
+
+  it('serves the ATA model: PIO write, FLUSH CACHE, PIO read', async () => {
+    const s = await serve(['memory', '4M']);
+    const nbd = await client(s);
+    const { drv } = makeRig(nbd);
+    drv.issue28(0x30, 100, 3);
+    await drv.pioOut(pattern(3, 5));
+    expect((await drv.waitNotBusy()) & 0x01).toBe(0);
+    drv.issue28(0xe7, 0, 0);
+    expect((await drv.waitNotBusy()) & 0x01).toBe(0);
+    drv.issue28(0x20, 100, 3);
+    expect(await drv.pioIn(3)).toEqual(pattern(3, 5));
+  });
+});

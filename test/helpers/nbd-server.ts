@@ -1,0 +1,45 @@
+// Starts a real nbdkit on a Unix socket in a temp dir for backend tests; stops it by its pid.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface NbdkitServer {
+  socket: string;
+  dir: string;
+  proc: ChildProcess;
+  /** SIGTERM (or the given signal) to this nbdkit only, then wait for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * `startNbdkit(['memory', '16M'])` runs `nbdkit -f --exit-with-parent -U DIR/nbd.sock memory 16M`.
+ * Server options (`-r`, `--filter=...`) go first in `args`, as on nbdkit's command line.
+ */
+export async function startNbdkit(args: string[], dir = mkdtempSync(join(tmpdir(), 'mv-nbd-'))): Promise<NbdkitServer> {
+  const socket = join(dir, 'nbd.sock');
+  const proc = spawn('nbdkit', ['-f', '--exit-with-parent', '-U', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (proc.exitCode !== null) throw new Error(`nbdkit ${args.join(' ')} exited ${proc.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`nbdkit ${args.join(' ')} did not create ${socket}: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    socket,
+    dir,
+    proc,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

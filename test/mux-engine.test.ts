@@ -1,0 +1,318 @@
+// Engine semantics on the simulated device, one behaviour per test: stalls, grants, context
+// replay, IRQ routing, DMA windows, watchdog, detach, policy failures, async devices.
+import { describe, expect, it } from 'vitest';
+import type { Access, Reply } from '../src/access.ts';
+import type { DevSize, Device } from '../src/device.ts';
+import type { GuestLink } from '../src/guest-link.ts';
+import sim from '../machines/sim.ts';
+import roundRobin from '../policies/round-robin.ts';
+import { ArrayGuestMemory } from '../src/check/guest-memory.ts';
+import {
+  SIM_ADDR,
+  SIM_CMD,
+  SIM_CMD_DMA_READ,
+  SIM_CMD_READ,
+  SIM_CMD_WRITE,
+  SIM_DATA,
+  SIM_DMA_ADDR,
+  SIM_IEN,
+  SIM_KEY,
+  SIM_SR_ERR,
+  SIM_STATUS,
+  SimDevice,
+} from '../src/check/sim-device.ts';
+import { settle, VirtualTime } from '../src/check/virtual-time.ts';
+import { createMux, type MuxEngine, type MuxTrace } from '../src/mux/engine.ts';
+import type { Policy } from '../src/mux/policy.ts';
+
+const w = (offset: number, value: number, size: 1 | 4 = 1): Access => ({ space: 'pio', addr: 0x340 + offset, size, dir: 'write', value });
+const r = (offset: number, size: 1 | 4 = 1, count?: number): Access => ({ space: 'pio', addr: 0x340 + offset, size, dir: 'read', count });
+
+interface Rig {
+  vt: VirtualTime;
+  mux: MuxEngine;
+  dev: SimDevice;
+  irqs: Array<[string, boolean, string | null]>;
+  mems: Map<string, ArrayGuestMemory>;
+  trace: MuxTrace[];
+  io(g: string, acc: Access): Reply | Promise<Reply>;
+  resets: string[];
+}
+
+function rig(ids: string[], policy: Policy = roundRobin({ quantumNs: 0 }), wrap?: (d: SimDevice) => Device): Rig {
+  const vt = new VirtualTime();
+  const trace: MuxTrace[] = [];
+  const mux = createMux(sim, { deviceId: 'sim0', policy, clock: vt.clock, timers: vt.timersApi, observer: (e) => trace.push(e) });
+  const dev = new SimDevice(mux.edges, 4 * ids.length);
+  mux.bind(wrap ? wrap(dev) : dev);
+  const irqs: Rig['irqs'] = [];
+  const mems = new Map<string, ArrayGuestMemory>();
+  const resets: string[] = [];
+  ids.forEach((id, i) => {
+    const mem = new ArrayGuestMemory(0x10000 * (i + 1), 64);
+    mems.set(id, mem);
+    const link: GuestLink = {
+      id,
+      weight: 1,
+      priority: 0,
+      deadlineNs: Infinity,
+      memory: mem,
+      setIrq: (_line, level) => irqs.push([id, level, mux.ownerId()]),
+      notifyReset: (_dev, reason) => resets.push(`${id}: ${reason}`),
+    };
+    mux.attach(link, { window: { startLba: 4 * i, sectors: 4 } });
+  });
+  return { vt, mux, dev, irqs, mems, trace, resets, io: (g, acc) => mux.access(g, 0, acc.addr - 0x340, acc) };
+}
+
+/** Resolve a reply that may be a promise; fails if it is still pending after everything settled. */
+async function now(x: Reply | Promise<Reply>): Promise<Reply> {
+  let out: Reply | undefined;
+  Promise.resolve(x).then((v) => (out = v));
+  await settle();
+  if (!out) throw new Error('access still stalled');
+  return out;
+}
+
+function pending(x: Reply | Promise<Reply>): { done: () => Reply | undefined } {
+  let out: Reply | undefined;
+  Promise.resolve(x).then((v) => (out = v));
+  return { done: () => out };
+}
+
+/** Start a READ of `block` and stop in the middle (DRQ, data not read): the device is unsafe. */
+async function startRead(x: Rig, g: string, block: number) {
+  await now(x.io(g, w(SIM_ADDR, block)));
+  await now(x.io(g, w(SIM_CMD, SIM_CMD_READ)));
+}
+
+async function finishRead(x: Rig, g: string): Promise<number[]> {
+  for (let i = 0; i < 3; i++) await now(x.io(g, r(SIM_STATUS)));
+  const data = await now(x.io(g, r(SIM_DATA, 1, 8)));
+  await now(x.io(g, r(SIM_STATUS)));
+  return [...data.data!];
+}
+
+async function writeBlock(x: Rig, g: string, block: number, bytes: number[]) {
+  await now(x.io(g, w(SIM_ADDR, block)));
+  await now(x.io(g, w(SIM_CMD, SIM_CMD_WRITE)));
+  await now(x.io(g, r(SIM_STATUS)));
+  await now(x.io(g, r(SIM_STATUS)));
+  for (const b of bytes) await now(x.io(g, w(SIM_DATA, b)));
+  await now(x.io(g, r(SIM_STATUS)));
+  await now(x.io(g, r(SIM_STATUS)));
+}
+
+describe('mux engine', () => {
+  it('gives a free device to the first accessor and lets its accesses through synchronously', () => {
+    const x = rig(['a', 'b']);
+    const rep = x.io('a', w(SIM_KEY, 0x5a));
+    expect(rep).toEqual({ value: 0 });
+    expect(x.mux.ownerId()).toBe('a');
+    expect(x.io('a', r(SIM_KEY))).toEqual({ value: 0x5a });
+    expect(x.mux.stats().switches).toBe(1);
+  });
+
+  it('stalls another guest until the owner reaches a safe state, then replays its context', async () => {
+    const x = rig(['a', 'b']);
+    await now(x.io('a', w(SIM_KEY, 0x11)));
+    await startRead(x, 'a', 1);
+    expect(x.mux.stateName()).toBe('cmd.busyRead');
+    const held = pending(x.io('b', r(SIM_KEY)));
+    await settle();
+    expect(held.done()).toBeUndefined(); // b waits: the device is mid-command
+    expect(x.mux.stats().perGuest.find((s) => s.guest === 'b')!.stalls).toBe(1);
+    await finishRead(x, 'a');
+    await settle();
+    // a's command ended (safe): b got the device with its own (reset) KEY, not a's 0x11.
+    expect(x.mux.ownerId()).toBe('b');
+    expect(held.done()).toEqual({ value: 0 });
+    // a comes back and sees its KEY again.
+    const back = pending(x.io('a', r(SIM_KEY)));
+    await settle();
+    expect(back.done()).toEqual({ value: 0x11 });
+    expect(x.mux.stats().unsafeSwitches).toBe(0);
+  });
+
+  it('keeps guests in their own windows (translation) so data never crosses', async () => {
+    const x = rig(['a', 'b']);
+    await writeBlock(x, 'a', 0, [1, 2, 3, 4, 5, 6, 7, 8]);
+    await writeBlock(x, 'b', 0, [9, 9, 9, 9, 9, 9, 9, 9]);
+    await settle();
+    await startRead(x, 'a', 0);
+    expect(await finishRead(x, 'a')).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // Device-side: a's block 0 is device block 0, b's is device block 4.
+    expect(x.dev.block(0)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(x.dev.block(4)).toEqual([9, 9, 9, 9, 9, 9, 9, 9]);
+  });
+
+  it('answers an out-of-window command itself, without touching the device', async () => {
+    const x = rig(['a']);
+    await now(x.io('a', w(SIM_ADDR, 7))); // window has 4 blocks
+    await now(x.io('a', w(SIM_CMD, SIM_CMD_READ)));
+    expect(x.mux.stateName()).toBe('idle'); // nothing started on the device
+    expect(await now(x.io('a', r(SIM_STATUS)))).toEqual({ value: SIM_SR_ERR });
+    expect(await now(x.io('a', r(SIM_ADDR)))).toEqual({ value: 7 });
+  });
+
+  it('delivers the IRQ to the owner only and re-raises a pending one when it owns again', async () => {
+    const x = rig(['a', 'b']);
+    await now(x.io('a', w(SIM_IEN, 1)));
+    await startRead(x, 'a', 0);
+    await now(x.io('a', r(SIM_STATUS)));
+    await now(x.io('a', r(SIM_STATUS))); // busy phase ends: the device raises its IRQ
+    expect(x.irqs).toEqual([['a', true, 'a']]);
+    await now(x.io('a', r(SIM_DATA, 1, 8)));
+    // The IRQ is still up (no STATUS read since) when b takes over at the next safe point.
+    const held = pending(x.io('b', r(SIM_KEY)));
+    await settle();
+    expect(held.done()).toBeUndefined();
+    // The STATUS read that ends the command also lowers the device IRQ; raise it again by hand to test re-raise.
+    await now(x.io('a', r(SIM_STATUS)));
+    expect(x.mux.ownerId()).toBe('b');
+    expect(x.irqs.every(([g, level, owner]) => !level || g === owner)).toBe(true);
+  });
+
+  it('re-raises a virtual IRQ that was pending when the guest lost the device', async () => {
+    const x = rig(['a', 'b']);
+    await now(x.io('a', w(SIM_IEN, 1)));
+    // A DMA read ends with the IRQ up and no STATUS read yet: the command is over on the
+    // device, but the statechart sees the end only at the STATUS read.
+    await now(x.io('a', w(SIM_DMA_ADDR, 0x10000, 4)));
+    await now(x.io('a', w(SIM_ADDR, 0)));
+    await now(x.io('a', w(SIM_CMD, SIM_CMD_DMA_READ)));
+    await settle();
+    expect(x.irqs.at(-1)).toEqual(['a', true, 'a']);
+    const held = pending(x.io('b', r(SIM_KEY)));
+    await settle();
+    expect(held.done()).toBeUndefined();
+    // a reads STATUS (lowers the device IRQ, ends the command): b gets the device.
+    const st = await now(x.io('a', r(SIM_STATUS)));
+    expect(st.value).toBe(0);
+    await settle();
+    expect(x.mux.ownerId()).toBe('b');
+    expect(x.irqs.filter(([g, l]) => g === 'b' && l)).toEqual([]);
+  });
+
+  it('refuses DMA outside the owner window, counts it, and touches no other memory', async () => {
+    const x = rig(['a', 'b']);
+    x.mems.get('b')!.bytes.fill(0x77);
+    await writeBlock(x, 'a', 1, [1, 1, 1, 1, 1, 1, 1, 1]);
+    // a aims its DMA at b's memory (0x20000).
+    await now(x.io('a', w(SIM_DMA_ADDR, 0x20000, 4)));
+    await now(x.io('a', w(SIM_ADDR, 1)));
+    await now(x.io('a', w(SIM_CMD, SIM_CMD_DMA_READ)));
+    await settle();
+    const st = await now(x.io('a', r(SIM_STATUS)));
+    expect(st.value & SIM_SR_ERR).toBe(SIM_SR_ERR);
+    expect(x.mems.get('b')!.bytes.every((b) => b === 0x77)).toBe(true);
+    expect(x.mux.stats().perGuest.find((s) => s.guest === 'a')!.dmaRefused).toBe(1);
+    expect(x.trace.some((e) => e.kind === 'dma-refused' && e.guest === 'a')).toBe(true);
+    // Inside its own window it works.
+    await now(x.io('a', w(SIM_DMA_ADDR, 0x10008, 4)));
+    await now(x.io('a', w(SIM_CMD, SIM_CMD_DMA_READ)));
+    await settle();
+    expect((await now(x.io('a', r(SIM_STATUS)))).value).toBe(0);
+    expect([...x.mems.get('a')!.bytes.slice(8, 16)]).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+  });
+
+  it('cuts off an owner that hangs mid-command: reset path, faulted, the others go on', async () => {
+    const x = rig(['a', 'b']);
+    await startRead(x, 'a', 0);
+    const held = pending(x.io('b', r(SIM_KEY)));
+    await settle();
+    expect(held.done()).toBeUndefined();
+    x.vt.fireNext(); // the watchdog (virtual time jumps to the deadline)
+    await settle();
+    expect(x.vt.now).toBe(sim.deadlineNs);
+    expect(held.done()).toEqual({ value: 0 });
+    expect(x.mux.ownerId()).toBe('b');
+    const st = x.mux.stats();
+    expect(st).toMatchObject({ resets: 1, faults: 1, unsafeSwitches: 0 });
+    expect(st.perGuest.find((s) => s.guest === 'a')).toMatchObject({ faulted: true, faults: 1 });
+    expect(x.resets[0]).toMatch(/^a: watchdog/);
+    expect(x.dev.idle()).toBe(true);
+    // The faulted guest's later accesses are refused with all-ones.
+    const denied = await now(x.io('a', r(SIM_KEY)));
+    expect(denied.value).toBe(0xff);
+    expect(denied.error).toMatch(/faulted/);
+    // b works normally.
+    await startRead(x, 'b', 2);
+    expect(await finishRead(x, 'b')).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('cuts off an owner that crashes mid-command and hands the device on', async () => {
+    const x = rig(['a', 'b']);
+    await startRead(x, 'a', 0);
+    const held = pending(x.io('b', r(SIM_KEY)));
+    x.mux.detach('a', 'crash');
+    await settle();
+    expect(held.done()).toEqual({ value: 0 });
+    expect(x.mux.stats()).toMatchObject({ resets: 1, faults: 1, unsafeSwitches: 0 });
+  });
+
+  it('releases the device without a reset when the owner leaves in a safe state', async () => {
+    const x = rig(['a', 'b']);
+    await now(x.io('a', w(SIM_KEY, 3)));
+    x.mux.detach('a', 'bye');
+    expect(x.mux.ownerId()).toBeNull();
+    expect(x.mux.stats()).toMatchObject({ resets: 0, faults: 0 });
+    expect(x.io('b', r(SIM_KEY))).toEqual({ value: 0 });
+  });
+
+  it('contains a policy that throws or returns a guest that is not waiting', async () => {
+    for (const bad of [
+      () => {
+        throw new Error('boom');
+      },
+      () => 'nobody',
+    ]) {
+      const x = rig(['a', 'b'], { name: 'bad', fairness: 'none', pick: bad });
+      await now(x.io('a', w(SIM_KEY, 1)));
+      const held = pending(x.io('b', r(SIM_KEY)));
+      await settle();
+      expect(held.done()).toEqual({ value: 0 }); // fallback handed the device on
+      expect(x.mux.stats().policyErrors).toBe(1);
+      expect(x.trace.some((e) => e.kind === 'policy-error')).toBe(true);
+    }
+  });
+
+  it('asks the policy again after an idle owner keeps the device (recheck)', async () => {
+    const x = rig(['a', 'b'], roundRobin({ quantumNs: 300_000 }));
+    await now(x.io('a', w(SIM_KEY, 1)));
+    const held = pending(x.io('b', r(SIM_KEY)));
+    await settle();
+    expect(held.done()).toBeUndefined(); // a's quantum is not over
+    while (!held.done() && x.vt.fireNext()) await settle();
+    expect(held.done()).toEqual({ value: 0 });
+    expect(x.vt.now).toBeGreaterThanOrEqual(300_000);
+  });
+
+  it('works with a device that answers through promises (a remote device)', async () => {
+    const asyncDev = (d: SimDevice): Device => ({
+      describe: () => d.describe(),
+      read: async (reg: number, off: number, size: DevSize) => d.read(reg, off, size),
+      write: async (reg: number, off: number, size: DevSize, v: number) => d.write(reg, off, size, v),
+      reset: () => d.reset(),
+      metrics: () => d.metrics(),
+    });
+    const x = rig(['a', 'b'], roundRobin({ quantumNs: 0 }), asyncDev);
+    await now(x.io('a', w(SIM_KEY, 0x42)));
+    await writeBlock(x, 'a', 2, [8, 7, 6, 5, 4, 3, 2, 1]);
+    await startRead(x, 'a', 2);
+    const held = pending(x.io('b', r(SIM_KEY)));
+    expect(await finishRead(x, 'a')).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
+    await settle();
+    expect(held.done()).toEqual({ value: 0 });
+    const back = pending(x.io('a', r(SIM_KEY)));
+    await settle();
+    expect(back.done()).toEqual({ value: 0x42 });
+    expect(x.mux.stats().unsafeSwitches).toBe(0);
+  });
+
+  it('splits an 8-byte access into two 4-byte ones, low first', async () => {
+    const x = rig(['a']);
+    const rep = await now(x.mux.access('a', 0, SIM_DMA_ADDR, { space: 'pio', addr: 0x348, size: 8, dir: 'read' }));
+    expect(typeof rep.value).toBe('bigint');
+  });
+});

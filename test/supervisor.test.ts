@@ -1,0 +1,301 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../src/config/load.ts';
+import { Supervisor } from '../src/supervisor.ts';
+import { DeviceRegistry } from '../src/devices/registry.ts';
+import { PassthroughRouter } from '../src/passthrough.ts';
+import { PeerClient, PeerClosedError } from '../src/channel/peer-client.ts';
+import { encodeFrame, framePayload } from '../src/channel/codec.ts';
+import type { Access } from '../src/access.ts';
+import type { Device, DevSize } from '../src/device.ts';
+import type { DetachReason } from '../src/guest-link.ts';
+import {
+  DMA_CMD_FILL,
+  DMA_CMD_SUM,
+  SCRATCH_MAGIC,
+  SCR_DATA0,
+  SCR_DMA_ADDR,
+  SCR_DMA_CMD,
+  SCR_DMA_LEN,
+  SCR_DMA_RESULT,
+  SCR_DOORBELL,
+  SCR_ID,
+  SCR_IRQ_STATUS,
+} from '../src/devices/scratch.ts';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mvsup-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const baseConfig = (socket: string) =>
+  parseConfig({
+    socket,
+    devices: [
+      { id: 'scrA', kind: 'scratch', map: { regs: '0x300' }, properties: { irq: 5 } },
+      { id: 'scrB', kind: 'scratch', map: { regs: '0x340' }, properties: { irq: 7 } },
+    ],
+    guests: [
+      { name: 'a', grants: [{ device: 'scrA' }] },
+      { name: 'b', grants: [{ device: 'scrB' }, { space: 'pio', start: '0x80', end: '0x80' }] },
+      { name: 'c', grants: [{ space: 'pio', start: '0x300', end: '0x327' }] },
+    ],
+  });
+
+async function started(opts: Partial<ConstructorParameters<typeof Supervisor>[0]> = {}) {
+  const dir = tmp();
+  const sock = join(dir, 'mv.sock');
+  const sup = new Supervisor({ config: baseConfig(sock), ...opts });
+  await sup.start();
+  cleanups.push(() => sup.close());
+  return { sup, sock, dir };
+}
+
+const rd = (addr: number, size: 1 | 2 | 4 | 8 = 4, space: Access['space'] = 'pio'): Access => ({ space, addr, size, dir: 'read' });
+const wr = (addr: number, value: number | bigint, size: 1 | 2 | 4 | 8 = 4, space: Access['space'] = 'pio'): Access => ({ space, addr, size, dir: 'write', value });
+
+describe('supervisor with in-process guests', () => {
+  it('routes granted accesses to the device at offsets, denies the rest with all-ones and counts', async () => {
+    const { sup } = await started();
+    const a = sup.attachLocalGuest('a');
+    const b = sup.attachLocalGuest('b');
+    expect(await a.access(rd(0x300 + SCR_ID))).toEqual({ value: SCRATCH_MAGIC });
+    await a.access(wr(0x300 + SCR_DATA0, 0xcafe));
+    expect(await a.access(rd(0x300 + SCR_DATA0))).toEqual({ value: 0xcafe });
+    // b may not reach scrA: reads all-ones, the write is dropped.
+    expect(await b.access(rd(0x300 + SCR_DATA0))).toEqual({ value: 0xffff_ffff, error: 'denied' });
+    expect(await b.access(wr(0x300 + SCR_DATA0, 1))).toEqual({ value: 0, error: 'denied' });
+    expect(await b.access({ ...rd(0x300, 2), count: 3 })).toEqual({ value: 0xffff, data: new Uint8Array(6).fill(0xff), error: 'denied' });
+    expect(await a.access(rd(0x300 + SCR_DATA0))).toEqual({ value: 0xcafe });
+    // Granted but nothing mapped: all-ones, counted as unmapped, not as denial.
+    expect(await b.access(rd(0x80, 1))).toEqual({ value: 0xff });
+    const s = sup.stats();
+    expect(s.guests.find((g) => g.guest === 'b')).toMatchObject({ denials: 3, unmapped: 1, accesses: 4 });
+    expect(s.guests.find((g) => g.guest === 'a')).toMatchObject({ denials: 0, accesses: 4 });
+    expect(s.unmapped.pio).toBe(1);
+    expect(s.devices.find((d) => d.device === 'scrA')!.perGuest).toEqual([expect.objectContaining({ guest: 'a', accesses: 4 })]);
+  });
+
+  it('a raw range grant reaches the device but not beyond the range', async () => {
+    const { sup } = await started();
+    const c = sup.attachLocalGuest('c');
+    expect(await c.access(rd(0x300 + SCR_ID))).toEqual({ value: SCRATCH_MAGIC });
+    // 0x324 DMA_RESULT is inside [0x300, 0x327]; 0x326/4 straddles the end.
+    expect(await c.access(rd(0x324))).toEqual({ value: 0 });
+    expect((await c.access(rd(0x326))).error).toBe('denied');
+    expect(c.irqs).toEqual([]);
+  });
+
+  it('delivers the IRQ to granted guests only, and DMA reaches the accessing guest memory', async () => {
+    const { sup } = await started();
+    const mem = new Uint8Array(256).map((_, i) => i);
+    const a = sup.attachLocalGuest('a', { memory: { base: 0x10_0000, bytes: mem } });
+    const c = sup.attachLocalGuest('c');
+    const seenA: [number, boolean][] = [];
+    const seenC: [number, boolean][] = [];
+    a.onIrq((l, v) => seenA.push([l, v]));
+    c.onIrq((l, v) => seenC.push([l, v]));
+    expect(a.irqs).toEqual([5]);
+    await a.access(wr(0x300 + SCR_DOORBELL, 0x77));
+    expect(seenA).toEqual([[5, true]]);
+    expect(a.irqLevel(5)).toBe(true);
+    await a.access(wr(0x300 + SCR_IRQ_STATUS, 1));
+    expect(seenA).toEqual([[5, true], [5, false]]);
+    // c reaches scrA's ports but has no IRQ grant: nothing delivered, counted.
+    expect(seenC).toEqual([]);
+    // DMA sum of 16 bytes at 0x100010: 16+...+31.
+    await a.access(wr(0x300 + SCR_DMA_ADDR, 0x10_0010));
+    await a.access(wr(0x300 + SCR_DMA_LEN, 16));
+    await a.access(wr(0x300 + SCR_DMA_CMD, DMA_CMD_SUM));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await a.access(rd(0x300 + SCR_DMA_RESULT))).toEqual({ value: 376 });
+    // Outside the window: refused.
+    await a.access(wr(0x300 + SCR_DMA_ADDR, 0x20_0000));
+    await a.access(wr(0x300 + SCR_DMA_CMD, DMA_CMD_SUM));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await a.access(rd(0x300 + SCR_DMA_RESULT))).toEqual({ value: 0xffff_ffff });
+    expect(sup.stats().devices.find((d) => d.device === 'scrA')!.perGuest.find((g) => g.guest === 'a')!.dmaRefused).toBe(1);
+    expect(sup.stats().guests.find((g) => g.guest === 'c')!.irqDropped).toBeGreaterThan(0);
+  });
+
+  it('refuses unknown and duplicate guests', async () => {
+    const { sup } = await started();
+    sup.attachLocalGuest('a');
+    expect(() => sup.attachLocalGuest('a')).toThrow(/duplicate-guest/);
+    expect(() => sup.attachLocalGuest('zz')).toThrow(/unknown-guest: no guest "zz"/);
+  });
+
+  it('rejects overlapping regions at start, naming both devices', async () => {
+    const config = parseConfig({ devices: [{ id: 'x', kind: 'scratch', map: { regs: 0x300 } }, { id: 'y', kind: 'scratch', map: { regs: 0x310 } }] });
+    const sup = new Supervisor({ config });
+    await expect(sup.start()).rejects.toThrow(/y\.regs.*overlaps.*x\.regs/);
+  });
+});
+
+/** A device whose reads wait until the test opens a gate: an access stays in flight. */
+function gateKind() {
+  const gates: (() => void)[] = [];
+  const registry = new DeviceRegistry().register('gate', () => {
+    const dev: Device = {
+      describe: () => ({ kind: 'gate', regions: [{ name: 'r', space: 'pio', size: 4, legacyBase: 0x500 }], properties: [] }),
+      read: (_r: number, _o: number, _s: DevSize) => new Promise<number>((resolve) => gates.push(() => resolve(0x42))),
+      write: () => undefined,
+      reset: () => undefined,
+      metrics: () => ({}),
+    };
+    return dev;
+  });
+  return { registry, gates };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('supervisor over a Unix socket', () => {
+  it('serves a socket guest: hello, accesses, irq events, bye', async () => {
+    const { sup, sock } = await started();
+    await sup.listen();
+    const a = await PeerClient.connect(sock, { guest: 'a' });
+    expect(a.irqs).toEqual([5]);
+    const irqs: [number, boolean][] = [];
+    a.onIrq((l, v) => irqs.push([l, v]));
+    expect(await a.access(rd(0x300 + SCR_ID))).toEqual({ value: SCRATCH_MAGIC });
+    await a.access(wr(0x300 + SCR_DATA0, 0x1122_3344_5566_7788n, 8));
+    expect(await a.access(rd(0x300 + SCR_DATA0, 8))).toEqual({ value: 0x1122_3344_5566_7788n });
+    const str = await a.access({ ...rd(0x300 + SCR_DATA0, 1), count: 4 });
+    expect([...str.data!]).toEqual([0x88, 0x88, 0x88, 0x88]);
+    await a.access(wr(0x300 + SCR_DOORBELL, 1));
+    await until(() => irqs.length === 1, 'irq');
+    expect(irqs).toEqual([[5, true]]);
+    expect((await a.access(rd(0x340))).error).toBe('denied');
+    await a.bye('done');
+    await until(() => !sup.stats().guests.find((g) => g.guest === 'a')!.connected, 'detach');
+  });
+
+  it('protocol errors close that connection only, with err naming the problem', async () => {
+    const { sup, sock } = await started();
+    await sup.listen();
+    const a = await PeerClient.connect(sock, { guest: 'a' });
+    await expect(PeerClient.connect(sock, { guest: 'nobody' })).rejects.toThrow(/unknown-guest/);
+    await expect(PeerClient.connect(sock, { guest: 'a' })).rejects.toThrow(/duplicate-guest/);
+    await expect(PeerClient.connect(sock, { guest: 'b', version: 2 })).rejects.toThrow(/version 2 is not supported/);
+    const b = await PeerClient.connect(sock, { guest: 'b' });
+    b.sendRaw(framePayload(Buffer.from([0xc1])));
+    await b.closed;
+    expect(b.lastError?.code).toBe('malformed');
+    // An access before hello, on a raw connection.
+    const { connect } = await import('node:net');
+    const raw = connect(sock);
+    const got: Buffer[] = [];
+    raw.on('data', (d) => got.push(d));
+    await new Promise((r) => raw.once('connect', r));
+    raw.write(encodeFrame({ t: 'acc', id: 1, sp: 'pio', a: 0x300, s: 4, d: 'r' }));
+    await new Promise((r) => raw.once('close', r));
+    expect(Buffer.concat(got).toString('latin1')).toMatch(/no-hello.*access before hello/);
+    // The supervisor and guest a go on.
+    expect(await a.access(rd(0x300 + SCR_ID))).toEqual({ value: SCRATCH_MAGIC });
+    expect(sup.stats().protocolErrors).toMatchObject({ 'unknown-guest': 1, 'duplicate-guest': 1, version: 1, malformed: 1, 'no-hello': 1 });
+    // b may reconnect after its connection was closed.
+    const b2 = await PeerClient.connect(sock, { guest: 'b' });
+    expect(b2.irqs).toEqual([7]);
+    await b2.bye();
+    await a.bye();
+  });
+
+  it('survives a guest disconnecting mid-access; the router is told', async () => {
+    const { registry, gates } = gateKind();
+    const detached: [string, string, DetachReason][] = [];
+    const dir = tmp();
+    const sock = join(dir, 'mv.sock');
+    const config = parseConfig({
+      socket: sock,
+      devices: [{ id: 'g0', kind: 'gate' }],
+      guests: [{ name: 'x', grants: [{ device: 'g0' }] }, { name: 'y', grants: [{ device: 'g0' }] }],
+    });
+    const sup = new Supervisor({
+      config,
+      registry,
+      createRouter: (id, kind) => {
+        const r = new PassthroughRouter(id, kind);
+        const detach = r.detach.bind(r);
+        r.detach = (guest, reason) => {
+          detached.push([id, guest, reason]);
+          detach(guest, reason);
+        };
+        return r;
+      },
+    });
+    cleanups.push(() => sup.close());
+    await sup.listen();
+    const x = await PeerClient.connect(sock, { guest: 'x' });
+    const inFlight = x.access(rd(0x500));
+    await until(() => gates.length === 1, 'the access to reach the device');
+    x.destroy();
+    await expect(inFlight).rejects.toBeInstanceOf(PeerClosedError);
+    await until(() => detached.length === 1, 'detach');
+    expect(detached).toEqual([['g0', 'x', 'disconnect']]);
+    // The device answers after the guest is gone: the reply goes nowhere, nothing throws.
+    gates.shift()!();
+    await new Promise((r) => setTimeout(r, 20));
+    // Another guest still works, and x can come back.
+    const y = await PeerClient.connect(sock, { guest: 'y' });
+    const ry = y.access(rd(0x500));
+    await until(() => gates.length === 1, 'y access');
+    gates.shift()!();
+    expect(await ry).toEqual({ value: 0x42 });
+    const x2 = await PeerClient.connect(sock, { guest: 'x' });
+    await x2.bye();
+    await y.bye();
+    expect(detached.map((d) => d[2])).toEqual(['disconnect', 'bye', 'bye']);
+  });
+
+  it('DMA through dmar/dmaw messages and through a shared /dev/shm file', async () => {
+    const { sup, sock } = await started();
+    await sup.listen();
+    const mem = new Uint8Array(64).fill(3);
+    const a = await PeerClient.connect(sock, { guest: 'a', memory: { base: 0x1000, bytes: mem } });
+    const irqs: boolean[] = [];
+    a.onIrq((_l, v) => irqs.push(v));
+    await a.access(wr(0x300 + SCR_DMA_ADDR, 0x1000));
+    await a.access(wr(0x300 + SCR_DMA_LEN, 10));
+    await a.access(wr(0x300 + SCR_DMA_CMD, DMA_CMD_SUM));
+    await until(() => irqs.length === 1, 'dma irq');
+    expect(await a.access(rd(0x300 + SCR_DMA_RESULT))).toEqual({ value: 30 });
+    await a.access(wr(0x300 + SCR_IRQ_STATUS, 1));
+    await a.access(wr(0x300 + SCR_DATA0, 0xab));
+    await a.access(wr(0x300 + SCR_DMA_CMD, DMA_CMD_FILL));
+    await until(() => irqs.length === 3, 'dma fill irq');
+    expect([...mem.subarray(0, 11)]).toEqual([...new Array(10).fill(0xab), 3]);
+    await a.bye();
+
+    const shm = join('/dev/shm', `muxvisor-test-${process.pid}-${Date.now()}`);
+    writeFileSync(shm, Buffer.alloc(4096, 1));
+    cleanups.push(() => rmSync(shm, { force: true }));
+    const b = await PeerClient.connect(sock, { guest: 'a', dmaFile: { path: shm, base: 0x8000, size: 4096 } });
+    // The line was left high by the fill above: the new connection sees it high.
+    await until(() => b.irqLevel(5), 'irq level after reconnect');
+    await b.access(wr(0x300 + SCR_IRQ_STATUS, 1));
+    await until(() => !b.irqLevel(5), 'irq ack');
+    await b.access(wr(0x300 + SCR_DATA0, 0x5a));
+    await b.access(wr(0x300 + SCR_DMA_ADDR, 0x8010));
+    await b.access(wr(0x300 + SCR_DMA_LEN, 4));
+    await b.access(wr(0x300 + SCR_DMA_CMD, DMA_CMD_FILL));
+    await until(() => b.irqLevel(5), 'file dma irq');
+    expect([...readFileSync(shm).subarray(0x0f, 0x15)]).toEqual([1, 0x5a, 0x5a, 0x5a, 0x5a, 1]);
+    await b.bye();
+    // A dma.path outside /dev/shm is refused.
+    const outside = join(tmp(), 'mem');
+    writeFileSync(outside, Buffer.alloc(4096));
+    await expect(PeerClient.connect(sock, { guest: 'a', dmaFile: { path: outside, base: 0, size: 4096 } })).rejects.toThrow(/refused.*not in \/dev\/shm/);
+  });
+});
