@@ -1,0 +1,253 @@
+// Partition windows for the ATA MUX: each guest sees an LBA window of the physical disk.
+// The guest's task-file writes are shadowed; when it writes the command, the whole task
+// file is written again with the physical LBA (converted to the EXT form when the physical
+// LBA needs 48 bits). A command reaching beyond the window is sent with an LBA no disk has,
+// so the device itself fails it with IDNF (and raises its interrupt) without touching the
+// medium. IDENTIFY and READ NATIVE MAX are patched to show the window's size.
+
+import type { Reply } from '../../src/access.ts';
+import type { GuestView, MuxAccess, Answer } from '../../src/mux/define.ts';
+import { ATA_HOB, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
+
+const LBA28_LIMIT = 0x0fff_ffff; // last LBA a 28-bit command can address (exclusive end - 1)
+const NO_SUCH_LBA = 2 ** 48 - 1; // beyond every disk: the device answers IDNF
+
+/** Commands that carry an LBA and a count, and their EXT (48-bit) forms. */
+const TO_EXT: Record<number, number> = {
+  0x20: 0x24, 0x21: 0x24, 0x24: 0x24, // READ SECTORS
+  0x30: 0x34, 0x31: 0x34, 0x34: 0x34, // WRITE SECTORS
+  0xc4: 0x29, 0x29: 0x29, // READ MULTIPLE
+  0xc5: 0x39, 0x39: 0x39, // WRITE MULTIPLE
+  0xc8: 0x25, 0xc9: 0x25, 0x25: 0x25, // READ DMA
+  0xca: 0x35, 0xcb: 0x35, 0x35: 0x35, // WRITE DMA
+  0x40: 0x42, 0x41: 0x42, 0x42: 0x42, // READ VERIFY SECTORS
+};
+const EXT_OPS = new Set([0x24, 0x34, 0x29, 0x39, 0x25, 0x35, 0x42]);
+
+/**
+ * Commands a windowed guest may send besides the LBA ones. Anything else could change the
+ * disk for every guest (SET MAX ADDRESS, security, microcode): it is replaced by an opcode
+ * the device aborts (ABRT), so the guest sees a drive that does not support it.
+ */
+const ALLOWED = new Set([0x00, 0x08, 0x10, 0x90, 0x91, 0xc6, 0xe0, 0xe1, 0xe2, 0xe3, 0xe5, 0xe7, 0xea, 0xec, 0xef, 0xf8, 0x27, 0xa1]);
+const ABORTED_OPCODE = 0xff; // undefined: the device sets ERR/ABRT
+
+// Offsets of the task-file bytes in the `cmd` region.
+const FEATURE = 1, NSECT = 2, LBAL = 3, LBAM = 4, LBAH = 5;
+
+export interface AtaScratch {
+  cur: number[]; // last byte written per offset (FEATURE..LBAH)
+  prev: number[]; // the byte before it: the LBA48 "previous" (HOB) byte
+  device: number;
+  hobRead: boolean; // device control HOB bit: reads return the previous bytes
+  rewritten: boolean; // the device's LBA registers hold a physical address: answer reads from the shadow
+  patch: 'identify' | 'nativeMax' | null;
+  byte: number; // IDENTIFY: next byte position of the data being read
+  delta: number; // IDENTIFY: sum of patched-in minus patched-out bytes (checksum fix)
+  patchBytes: Map<number, number> | null;
+  signature: boolean; // IDENTIFY byte 510 is A5h: byte 511 is a checksum
+}
+
+function scratchOf(g: GuestView): AtaScratch {
+  const s = g.scratch as { ata?: AtaScratch };
+  s.ata ??= {
+    cur: [0, 0, 0, 0, 0, 0],
+    prev: [0, 0, 0, 0, 0, 0],
+    device: 0,
+    hobRead: false,
+    rewritten: false,
+    patch: null,
+    byte: 0,
+    delta: 0,
+    patchBytes: null,
+    signature: false,
+  };
+  return s.ata;
+}
+
+function write(base: MuxAccess, name: string, offset: number, value: number): MuxAccess {
+  return { ...base, reg: base.reg && { ...base.reg, name, offset, access: 'w' }, offset, value: value & 0xff, size: 1, count: 1, data: undefined };
+}
+
+function byteOf(n: number, i: number): number {
+  return Math.floor(n / 2 ** (8 * i)) & 0xff;
+}
+
+/** The guest's LBA and count from its shadowed task file. */
+function guestRange(s: AtaScratch, ext: boolean): { lba: number; count: number } {
+  if (ext) {
+    const count = (s.prev[NSECT] << 8 | s.cur[NSECT]) || 65536;
+    const lba =
+      s.cur[LBAL] + s.cur[LBAM] * 2 ** 8 + s.cur[LBAH] * 2 ** 16 + s.prev[LBAL] * 2 ** 24 + s.prev[LBAM] * 2 ** 32 + s.prev[LBAH] * 2 ** 40;
+    return { lba, count };
+  }
+  const count = s.cur[NSECT] || 256;
+  const lba = s.cur[LBAL] + s.cur[LBAM] * 2 ** 8 + s.cur[LBAH] * 2 ** 16 + (s.device & 0x0f) * 2 ** 24;
+  return { lba, count };
+}
+
+/**
+ * The task file, then the command. Each byte register of an LBA48 drive is a two-deep FIFO:
+ * the previous (HOB) byte is written first, then the current one.
+ */
+function taskfile(cmd: MuxAccess, op: number, prev: number[], cur: number[], device: number, withPrev: boolean): MuxAccess[] {
+  const names = ['', 'FEATURE', 'NSECT', 'LBAL', 'LBAM', 'LBAH'];
+  const out: MuxAccess[] = [];
+  for (let off = FEATURE; off <= LBAH; off++) {
+    if (withPrev) out.push(write(cmd, names[off], off, prev[off]));
+    out.push(write(cmd, names[off], off, cur[off]));
+  }
+  out.push(write(cmd, 'DEVICE', 6, device));
+  out.push({ ...cmd, value: op });
+  return out;
+}
+
+/** Task-file bytes that address `count` sectors at `lba` (LBA48 layout when `ext`). */
+function lbaTaskfile(cmd: MuxAccess, op: number, lba: number, count: number, s: AtaScratch): MuxAccess[] {
+  const ext = EXT_OPS.has(op);
+  const prev = [0, s.prev[FEATURE], (count >> 8) & 0xff, byteOf(lba, 3), byteOf(lba, 4), byteOf(lba, 5)];
+  const cur = [0, s.cur[FEATURE], count & 0xff, byteOf(lba, 0), byteOf(lba, 1), byteOf(lba, 2)];
+  const device = (s.device & 0xf0) | ATA_LBA | (ext ? 0 : byteOf(lba, 3) & 0x0f);
+  return taskfile(cmd, op, prev, cur, device, ext);
+}
+
+/**
+ * The command write: the accesses that go to the device instead. The guest's whole shadowed
+ * task file is written again first, so a switch between its register writes and its command
+ * (both in the safe idle state) cannot leave another guest's values in the registers.
+ */
+function command(cmd: MuxAccess, s: AtaScratch, win: { startLba: number; sectors: number } | undefined): MuxAccess[] {
+  const op = cmd.value & 0xff;
+  s.patch = null;
+  s.rewritten = false;
+  const ext = TO_EXT[op];
+  if (win && ext !== undefined) {
+    if (!(s.device & ATA_LBA)) return lbaTaskfile(cmd, ext, NO_SUCH_LBA, 1, s); // CHS is not translated
+    const { lba, count } = guestRange(s, EXT_OPS.has(op));
+    s.rewritten = true;
+    if (lba + count > win.sectors) return lbaTaskfile(cmd, ext, NO_SUCH_LBA, count, s);
+    const phys = win.startLba + lba;
+    const useExt = EXT_OPS.has(op) || phys + count - 1 > LBA28_LIMIT;
+    return lbaTaskfile(cmd, useExt ? ext : op, phys, count, s);
+  }
+  if (win) {
+    if (op === 0xec) startIdentifyPatch(s, win.sectors);
+    else if (op === 0xf8 || op === 0x27) s.patch = 'nativeMax';
+    if (!ALLOWED.has(op)) return taskfile(cmd, ABORTED_OPCODE, s.prev, s.cur, s.device, true);
+  }
+  return taskfile(cmd, op, s.prev, s.cur, s.device, true);
+}
+
+function windowOf(g: GuestView): { startLba: number; sectors: number } | undefined {
+  return g.options.window;
+}
+
+function startIdentifyPatch(s: AtaScratch, sectors: number): void {
+  const bytes = new Map<number, number>();
+  const word = (w: number, v: number) => {
+    bytes.set(2 * w, v & 0xff);
+    bytes.set(2 * w + 1, (v >> 8) & 0xff);
+  };
+  const lba28 = Math.min(sectors, LBA28_LIMIT);
+  word(60, lba28 & 0xffff);
+  word(61, Math.floor(lba28 / 0x10000) & 0xffff);
+  for (let i = 0; i < 4; i++) word(100 + i, Math.floor(sectors / 2 ** (16 * i)) & 0xffff);
+  s.patch = 'identify';
+  s.byte = 0;
+  s.delta = 0;
+  s.signature = false;
+  s.patchBytes = bytes;
+}
+
+/** Patch the IDENTIFY bytes passing through a data-port read; fix the checksum in byte 511. */
+function patchIdentify(s: AtaScratch, bytes: Uint8Array): void {
+  const map = s.patchBytes!;
+  for (let i = 0; i < bytes.length && s.byte < 512; i++, s.byte++) {
+    const p = s.byte;
+    const repl = map.get(p);
+    if (repl !== undefined) {
+      s.delta += repl - bytes[i];
+      bytes[i] = repl;
+    } else if (p === 511 && s.signature) {
+      bytes[i] = (bytes[i] - s.delta) & 0xff;
+    }
+    if (p === 510) s.signature = bytes[i] === 0xa5;
+  }
+  if (s.byte >= 512) s.patch = null;
+}
+
+/** Translation hook: access side. */
+export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAccess[] | Answer | void {
+  const s = scratchOf(g);
+  const name = a.reg?.name;
+  if (a.dir === 'write') {
+    switch (name) {
+      case 'FEATURE':
+      case 'NSECT':
+      case 'LBAL':
+      case 'LBAM':
+      case 'LBAH':
+        s.prev[a.offset] = s.cur[a.offset];
+        s.cur[a.offset] = a.value & 0xff;
+        return;
+      case 'DEVICE':
+        s.device = a.value & 0xff;
+        return;
+      case 'DEVCTL':
+        s.hobRead = (a.value & ATA_HOB) !== 0;
+        if (a.value & ATA_SRST) s.rewritten = false; // the device loads its signature
+        return;
+      case 'CMD': {
+        recordSettings(a.value & 0xff, g, s);
+        return command(a, s, windowOf(g));
+      }
+      default:
+        return;
+    }
+  }
+  const win = windowOf(g);
+  if (!win) return;
+  if (name === 'LBAL' || name === 'LBAM' || name === 'LBAH' || name === 'NSECT' || name === 'DEVICE') {
+    if (s.patch === 'nativeMax') return { answer: { value: nativeMaxByte(name, win.sectors - 1, s) } };
+    if (s.rewritten) {
+      if (name === 'DEVICE') return { answer: { value: s.device } };
+      return { answer: { value: (s.hobRead ? s.prev : s.cur)[a.offset] } };
+    }
+  }
+  return;
+}
+
+function nativeMaxByte(name: string, max: number, s: AtaScratch): number {
+  const i = { LBAL: 0, LBAM: 1, LBAH: 2, NSECT: -1, DEVICE: -2 }[name] ?? -1;
+  if (i === -2) return (s.device & 0xf0) | ATA_LBA | (byteOf(max, 3) & 0x0f);
+  if (i < 0) return s.cur[NSECT];
+  return byteOf(max, s.hobRead ? i + 3 : i);
+}
+
+/** Per-guest device settings that commands change: recorded as pseudo context registers. */
+function recordSettings(op: number, g: GuestView, s: AtaScratch): void {
+  if (op === 0xef) {
+    if (s.cur[FEATURE] === 0x02) g.setContext('WCACHE', 1);
+    else if (s.cur[FEATURE] === 0x82) g.setContext('WCACHE', 0);
+  } else if (op === 0xc6) {
+    g.setContext('MULTIPLE', s.cur[NSECT]);
+  }
+}
+
+/** Translation hook: reply side (IDENTIFY patching). */
+export function translateReply(a: MuxAccess, reply: Reply, g: GuestView): Reply | void {
+  const s = scratchOf(g);
+  if (s.patch !== 'identify' || a.reg?.name !== 'DATA') return;
+  if (reply.data) {
+    const data = reply.data.slice();
+    patchIdentify(s, data);
+    return { ...reply, data };
+  }
+  const bytes = new Uint8Array(a.size);
+  const v = Number(reply.value);
+  for (let i = 0; i < a.size; i++) bytes[i] = byteOf(v, i);
+  patchIdentify(s, bytes);
+  let out = 0;
+  for (let i = a.size - 1; i >= 0; i--) out = out * 256 + bytes[i];
+  return { ...reply, value: out };
+}
