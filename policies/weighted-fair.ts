@@ -1,7 +1,7 @@
 // Weighted fair share by device time (start-time fair queueing): each guest's virtual time is
-// its device time divided by its weight; after a quantum the guest with the least virtual time
-// goes next. A guest that starts waiting again after a pause is not owed the time it did not
-// ask for: its virtual time is raised to the owner's.
+// its device time divided by its weight; after a quantum, the guest with the least virtual
+// time goes next. A guest that comes back after a pause (absent longer than a quantum) is not
+// owed the time it did not ask for: its virtual time is raised to the least among the others.
 
 import type { Policy, PolicyView } from '../src/mux/policy.ts';
 
@@ -12,10 +12,10 @@ export interface WeightedFairOptions {
 
 export default function create(options: WeightedFairOptions = {}): Policy {
   const quantumNs = options.quantumNs ?? 250_000;
-  /** Virtual-time offset per guest (ns of weighted time added when it rejoined). */
+  /** Virtual-time offset per guest (weighted ns added when it came back after a pause). */
   const lag = new Map<string, number>();
-  /** Guests that were waiting or owning at the last pick (backlogged). */
-  let backlogged = new Set<string>();
+  /** When each guest was last seen waiting or owning. */
+  const lastSeen = new Map<string, number>();
   const vtime = (id: string, usedNs: number, weight: number) => (lag.get(id) ?? 0) + usedNs / Math.max(weight, 1e-9);
 
   return {
@@ -23,27 +23,25 @@ export default function create(options: WeightedFairOptions = {}): Policy {
     fairness: 'weighted',
     pick(view: PolicyView): string {
       const o = view.owner;
-      const ownerVt = o ? vtime(o.id, o.usedNs, o.weight) : undefined;
-      const floor = ownerVt ?? Math.min(...view.waiting.map((w) => vtime(w.id, w.usedNs, w.weight)));
-      for (const w of view.waiting)
-        if (!backlogged.has(w.id)) {
-          // Newly backlogged: start at the system's virtual time, never below.
-          const vt = vtime(w.id, w.usedNs, w.weight);
-          if (vt < floor) lag.set(w.id, (lag.get(w.id) ?? 0) + (floor - vt));
+      const present = [...view.waiting.map((w) => ({ id: w.id, vt: vtime(w.id, w.usedNs, w.weight) }))];
+      if (o) present.push({ id: o.id, vt: vtime(o.id, o.usedNs, o.weight) });
+      for (const p of present) {
+        const seen = lastSeen.get(p.id);
+        if (seen === undefined || view.now - seen > quantumNs) {
+          // Back after a pause (or new): start at the least virtual time of the others, never below.
+          const others = present.filter((q) => q.id !== p.id).map((q) => q.vt);
+          const floor = others.length ? Math.min(...others) : p.vt;
+          if (p.vt < floor) {
+            lag.set(p.id, (lag.get(p.id) ?? 0) + (floor - p.vt));
+            p.vt = floor;
+          }
         }
-      backlogged = new Set(view.waiting.map((w) => w.id));
-      if (o) backlogged.add(o.id);
-      if (o && o.heldNs < quantumNs) return o.id;
-      let best = o ? o.id : view.waiting[0].id;
-      let bestVt = ownerVt ?? Infinity;
-      for (const w of view.waiting) {
-        const vt = vtime(w.id, w.usedNs, w.weight);
-        if (vt < bestVt) {
-          bestVt = vt;
-          best = w.id;
-        }
+        lastSeen.set(p.id, view.now);
       }
-      return best;
+      if (o && o.heldNs < quantumNs) return o.id;
+      let best = present[0];
+      for (const p of present) if (p.vt < best.vt) best = p;
+      return best.id;
     },
   };
 }

@@ -21,7 +21,7 @@ export function isLogLevel(s: string): s is LogLevel {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
-  const base = { level, name: options.name ?? 'muxvisor' };
+  const base = { level, name: options.name ?? 'muxvisor', formatters: { level: (label: string) => ({ level: label }) } };
   if (options.pretty ?? process.stderr.isTTY === true) {
     // pino-pretty as a synchronous stream, not a worker transport: nothing is lost on exit.
     return pino(base, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, ignore: 'pid,hostname' }));

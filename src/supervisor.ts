@@ -70,7 +70,7 @@ export interface LocalGuestOptions {
 export interface SupervisorStats {
   devices: RouterStats[];
   deviceMetrics: Record<string, DeviceMetrics>;
-  guests: { guest: string; connected: boolean; accesses: number; denials: number; unmapped: number; irqDropped: number; pciMistakes: number }[];
+  guests: { guest: string; connected: boolean; accesses: number; denials: number; unmapped: number; faults: number; irqDropped: number; pciMistakes: number }[];
   protocolErrors: Record<string, number>;
   unmapped: Record<BusSpace, number>;
 }
@@ -200,10 +200,15 @@ export class Supervisor {
       this.log.debug({ guest: g.name, space: acc.space, addr: hex(acc.addr) }, `granted but unmapped: ${describeAccess(acc)}`);
       return deniedReply(acc);
     }
-    const dev = this.devices.get(hit.range.deviceId);
     // The bus only holds ranges of built devices.
-    const r = dev!.router.access(g.name, hit.range.region, hit.offset, acc);
-    if (r instanceof Promise) return r.catch((e) => this.fault(g, dev!, acc, e));
+    const dev = this.devices.get(hit.range.deviceId)!;
+    let r: Reply | Promise<Reply>;
+    try {
+      r = dev.router.access(g.name, hit.range.region, hit.offset, acc);
+    } catch (e) {
+      return this.fault(g, dev, acc, e);
+    }
+    if (r instanceof Promise) return r.catch((e) => this.fault(g, dev, acc, e));
     return r;
   }
 
@@ -218,6 +223,7 @@ export class Supervisor {
         accesses: g.counters.get('accesses'),
         denials: g.counters.get('denials'),
         unmapped: g.counters.get('unmapped'),
+        faults: g.counters.get('faults'),
         irqDropped: g.counters.get('irqDropped'),
         pciMistakes: g.counters.get('pciMistakes') + (g.session?.pci.mistakes ?? 0),
       })),
@@ -347,7 +353,7 @@ export class Supervisor {
   // --- guests ---
 
   private pciView(g: GuestEntry): PciGuestView {
-    const placements: PciPlacement[] = [{ slot: 0, fn: 0, owner: 'host-bridge', fnConfig: new PciFunction({ identity: HOST_BRIDGE, command: 0 }) }];
+    const placements: PciPlacement[] = [{ slot: 0, fn: 0, owner: 'host-bridge', fnConfig: new PciFunction({ identity: HOST_BRIDGE, command: 0, irqLine: 0 }) }];
     const mine = [...this.devices.values()].filter((d) => d.pci && d.description.pci && g.grants.hasDevice(d.id));
     for (const d of mine) {
       const { slot, fn, bars } = d.pci!; // filtered on d.pci above

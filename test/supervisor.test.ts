@@ -202,6 +202,18 @@ describe('supervisor over a Unix socket', () => {
     raw.write(encodeFrame({ t: 'acc', id: 1, sp: 'pio', a: 0x300, s: 4, d: 'r' }));
     await new Promise((r) => raw.once('close', r));
     expect(Buffer.concat(got).toString('latin1')).toMatch(/no-hello.*access before hello/);
+    // Accesses pipelined right behind the hello are answered after the welcome.
+    const { FrameDecoder } = await import('../src/channel/codec.ts');
+    const { validateSupervisorMessage } = await import('../src/channel/messages.ts');
+    const piped = connect(sock);
+    const dec = new FrameDecoder(validateSupervisorMessage);
+    const seen: unknown[] = [];
+    piped.on('data', (d) => seen.push(...dec.push(d)));
+    await new Promise((r) => piped.once('connect', r));
+    piped.write(Buffer.concat([encodeFrame({ t: 'hello', v: 1, guest: 'c', caps: ['pio'] }), encodeFrame({ t: 'acc', id: 9, sp: 'pio', a: 0x300 + SCR_ID, s: 4, d: 'r' })]));
+    await until(() => seen.length === 2, 'welcome and rep');
+    expect(seen).toEqual([{ t: 'welcome', v: 1, guest: 'c', irqs: [] }, { t: 'rep', id: 9, v: SCRATCH_MAGIC }]);
+    piped.end(encodeFrame({ t: 'bye' }));
     // The supervisor and guest a go on.
     expect(await a.access(rd(0x300 + SCR_ID))).toEqual({ value: SCRATCH_MAGIC });
     expect(sup.stats().protocolErrors).toMatchObject({ 'unknown-guest': 1, 'duplicate-guest': 1, version: 1, malformed: 1, 'no-hello': 1 });
@@ -297,5 +309,63 @@ describe('supervisor over a Unix socket', () => {
     const outside = join(tmp(), 'mem');
     writeFileSync(outside, Buffer.alloc(4096));
     await expect(PeerClient.connect(sock, { guest: 'a', dmaFile: { path: outside, base: 0, size: 4096 } })).rejects.toThrow(/refused.*not in \/dev\/shm/);
+  });
+});
+
+describe('supervisor under garbage', () => {
+  it('random bytes and oversized frames on many connections leave it serving', async () => {
+    const { sup, sock } = await started();
+    await sup.listen();
+    const { connect } = await import('node:net');
+    const fc = (await import('fast-check')).default;
+    const blobs = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 300 }), { numRuns: 30, seed: 42 });
+    const big = Buffer.alloc(4);
+    big.writeUInt32LE(2 * 1024 * 1024);
+    blobs.push(big);
+    await Promise.all(
+      blobs.map(
+        (blob) =>
+          new Promise<void>((resolve) => {
+            const s = connect(sock);
+            s.on('error', () => undefined);
+            s.resume(); // read the err frames, so 'close' can follow
+            s.on('close', () => resolve());
+            s.on('connect', () => s.end(blob));
+          }),
+      ),
+    );
+    const a = await PeerClient.connect(sock, { guest: 'a' });
+    expect(await a.access(rd(0x300 + SCR_ID))).toEqual({ value: SCRATCH_MAGIC });
+    await a.bye();
+    const errors = sup.stats().protocolErrors;
+    expect(errors.oversized).toBeGreaterThanOrEqual(1);
+    expect(Object.values(errors).reduce((x, y) => x + y, 0)).toBeGreaterThan(10);
+  });
+});
+
+describe('supervisor and a faulty device', () => {
+  it('a device that throws or returns garbage faults the access, not the supervisor', async () => {
+    const registry = new DeviceRegistry().register('bad', () => ({
+      describe: () => ({ kind: 'bad', regions: [{ name: 'r', space: 'pio' as const, size: 4, legacyBase: 0x600 }], properties: [] }),
+      read: (_r: number, o: number) => (o === 0 ? Promise.reject(new Error('backend gone')) : o === 1 ? NaN : 1),
+      write: () => {
+        throw new Error('sync boom');
+      },
+      reset: () => undefined,
+      metrics: () => ({}),
+    }));
+    const dir = tmp();
+    const config = parseConfig({ socket: join(dir, 's'), devices: [{ id: 'b0', kind: 'bad' }], guests: [{ name: 'x', grants: [{ device: 'b0' }] }] });
+    const sup = new Supervisor({ config, registry });
+    cleanups.push(() => sup.close());
+    await sup.listen();
+    const x = await PeerClient.connect(config.socket, { guest: 'x' });
+    expect(await x.access(rd(0x600, 1))).toEqual({ value: 0xff, error: 'device b0 failed: backend gone' });
+    expect(await x.access(wr(0x600, 1, 1))).toEqual({ value: 0, error: 'device b0 failed: sync boom' });
+    expect(sup.stats().guests[0]).toMatchObject({ guest: 'x', faults: 2 });
+    // NaN masks to 0 in the bus: still a number on the wire.
+    expect(await x.access(rd(0x601, 1))).toEqual({ value: 0 });
+    expect(await x.access(rd(0x602, 1))).toEqual({ value: 1 });
+    await x.bye();
   });
 });

@@ -157,7 +157,24 @@ describe('user-mode trap shim over the channel', () => {
     expect(r.stderr).toContain('muxtrap: channel to the supervisor lost');
   });
 
-  it('refuses to start the program when the supervisor socket is unreachable', async () => {
+  it('connects only the process that reaches for hardware, not the shell that inherits the shim', async () => {
+    peer = await TrapPeer.start(scripted());
+    const r = await runTrapped('sh', ['-c', 'true; lspci -A intel-conf1 -n; true'], { socket: peer.path, guest: 'sh' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('8086:7010');
+    expect(peer.conns).toHaveLength(1); // one hello: lspci's, not sh's
+  });
+
+  it('gives a fork()ed child its own connection instead of sharing the parent\'s', async () => {
+    peer = await TrapPeer.start(scripted());
+    const r = await runTrapped(CHAN, ['fork'], { socket: peer.path, guest: 'forker' });
+    expect(r.stdout).not.toContain('FAIL');
+    expect(r.code).toBe(0);
+    expect(peer.conns.map((c) => c.hello.guest)).toEqual(['forker', 'forker']);
+    expect(peer.protocolErrors).toEqual([]);
+  });
+
+  it('stops the program at its first hardware use when the supervisor socket is unreachable', async () => {
     const r = await runTrapped(CHAN, ['inb'], { socket: '/nonexistent/muxvisor.sock', guest: 'g6' });
     expect(r.code).toBe(TRAP_EXIT_CHANNEL_LOST);
     expect(r.stderr).toMatch(/muxtrap: connect \/nonexistent\/muxvisor.sock: No such file or directory/);

@@ -1,4 +1,4 @@
-// Times trapped `inb` instructions: bench-inb PORT COUNT prints the mean cost in ns.
+// Times trapped `inb` instructions: bench-inb PORT COUNT [WARMUP] prints the mean cost in ns.
 // Run under libmuxtrap.so with MUXVISOR_LOCAL_ECHO=1 (floor) or a supervisor socket.
 #include <stdint.h>
 #include <stdio.h>
@@ -10,13 +10,14 @@ int main(int argc, char **argv)
 {
 	unsigned port = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 0x80;
 	long n = argc > 2 ? strtol(argv[2], NULL, 0) : 10000;
+	long warm = argc > 3 ? strtol(argv[3], NULL, 0) : n / 10 + 1;
 	if (ioperm(port, 1, 1) < 0) {
 		perror("ioperm");
 		return 1;
 	}
 	struct timespec t0, t1;
 	unsigned sum = 0;
-	for (long i = 0; i < n / 10 + 1; i++) // warm up: page faults, lazy binding, caches
+	for (long i = 0; i < warm; i++) // warm up: page faults, lazy binding, caches, the peer's JIT
 		sum += inb((uint16_t)port);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++)

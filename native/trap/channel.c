@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FRAME (1u << 20) // PROTOCOL.md: 1..1 MiB
@@ -22,7 +23,7 @@ static int sock = -1;
 static uint64_t seq;
 static int closing; // set by mt_chan_bye: the end of the connection is expected
 static int lockw; // 0 free, 1 held, 2 held with waiters ("Futexes Are Tricky", mutex 2)
-static uint8_t rx[MAX_FRAME];
+static uint8_t rx[2 * (MAX_FRAME + 4)];
 static uint8_t tx[MAX_FRAME + 4];
 
 static void lock(void)
@@ -68,7 +69,19 @@ static int frame_send(struct mp_w *w)
 		return -1;
 	uint32_t n = (uint32_t)(w->p - (tx + 4));
 	tx[0] = (uint8_t)n, tx[1] = (uint8_t)(n >> 8), tx[2] = (uint8_t)(n >> 16), tx[3] = (uint8_t)(n >> 24);
-	return mt_write_all(sock, tx, n + 4);
+	// send, not write: a closed socket must give EPIPE and our message, not a silent SIGPIPE.
+	const uint8_t *p = tx;
+	size_t left = n + 4;
+	while (left) {
+		ssize_t k = send(sock, p, left, MSG_NOSIGNAL);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		left -= (size_t)k;
+	}
+	return 0;
 }
 
 // The fields of any incoming message that the peer uses.
@@ -129,19 +142,70 @@ static int parse(const uint8_t *p, uint32_t len, struct msg *m)
 	return 0;
 }
 
+// Buffered receive: one recv() usually brings a whole `rep` (and any irq before it).
+static size_t rb_start, rb_end;
+
+static int buffered_frame(uint32_t *n)
+{
+	size_t have = rb_end - rb_start;
+	if (have < 4)
+		return 0;
+	const uint8_t *h = rx + rb_start;
+	*n = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
+	return have >= 4 + (size_t)*n;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t); // vDSO, async-signal-safe
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+// Reads more bytes; spins with non-blocking reads for up to spin_ns first, since the
+// answer usually comes within microseconds and a sleeping thread wakes up slowly.
+static int fill(uint64_t spin_ns)
+{
+	if (rb_start == rb_end)
+		rb_start = rb_end = 0;
+	if (sizeof rx - rb_end < MAX_FRAME + 4 - (rb_end - rb_start)) { // make room for a whole frame
+		memmove(rx, rx + rb_start, rb_end - rb_start);
+		rb_end -= rb_start;
+		rb_start = 0;
+	}
+	uint64_t until = spin_ns ? now_ns() + spin_ns : 0;
+	for (;;) {
+		int spin = until && now_ns() < until;
+		ssize_t k = recv(sock, rx + rb_end, sizeof rx - rb_end, spin ? MSG_DONTWAIT : 0);
+		if (k > 0) {
+			rb_end += (size_t)k;
+			return 0;
+		}
+		if (k == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (errno != EINTR && errno != EAGAIN)
+			return -1;
+	}
+}
+
+static uint64_t spin_ns;
+
 static int recv_frame(struct msg *m)
 {
-	uint8_t h[4];
-	if (mt_read_all(sock, h, 4))
-		return -1;
-	uint32_t n = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
-	if (n == 0 || n > MAX_FRAME) {
-		errno = EPROTO;
-		return -1;
+	uint32_t n = 0;
+	while (!buffered_frame(&n)) {
+		if (rb_end - rb_start >= 4 && (n == 0 || n > MAX_FRAME)) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (fill(spin_ns))
+			return -1;
 	}
-	if (mt_read_all(sock, rx, n))
-		return -1;
-	if (parse(rx, n, m)) {
+	const uint8_t *body = rx + rb_start + 4;
+	rb_start += 4 + (size_t)n;
+	if (parse(body, n, m)) {
 		errno = EBADMSG;
 		return -1;
 	}
@@ -180,7 +244,8 @@ static int handle_async(const struct msg *m)
 	}
 	if (!strcmp(m->t, "dmar") || !strcmp(m->t, "dmaw")) {
 		int read = m->t[3] == 'r';
-		uint8_t *mem = dma_at(m->a, read ? m->n : m->blen);
+		// A read answer must fit one frame; the supervisor splits larger ones.
+		uint8_t *mem = read && m->n > MAX_FRAME - 64 ? NULL : dma_at(m->a, read ? m->n : m->blen);
 		struct mp_w w = frame_begin();
 		mp_map(&w, !mem || read ? 3 : 2);
 		mp_str(&w, "t");
@@ -207,8 +272,9 @@ static int handle_async(const struct msg *m)
 	return 0; // reset, welcome repeats, unknown types: nothing to do here
 }
 
-int mt_chan_open(const char *path, const char *guest)
+int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 {
+	spin_ns = spin_us * 1000;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof sa.sun_path) {
 		errno = ENAMETOOLONG;
@@ -298,6 +364,14 @@ int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
 		if (handle_async(&m))
 			lost(!strcmp(m.t, "err") ? "error from the supervisor" : "bye from the supervisor");
 	}
+	// Frames that came behind the rep in the same read: the reader thread would not
+	// wake for them, since the socket holds no more data.
+	uint32_t n;
+	while (buffered_frame(&n)) {
+		struct msg m;
+		if (recv_frame(&m) || handle_async(&m))
+			lost("bad frame after a reply");
+	}
 	unlock();
 	return 0;
 }
@@ -318,7 +392,8 @@ static void *reader(void *arg)
 		lock();
 		// An access may have consumed the data while we waited for the lock.
 		p.revents = 0;
-		if (poll(&p, 1, 0) == 1) {
+		uint32_t n;
+		if (buffered_frame(&n) || poll(&p, 1, 0) == 1) {
 			struct msg m;
 			int bad = recv_frame(&m) ? 1 : handle_async(&m) ? 2 : 0;
 			if (bad && __atomic_load_n(&closing, __ATOMIC_ACQUIRE)) {
@@ -335,10 +410,24 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+static int reader_started;
+
+// In a fork()ed child: the parent's connection, lock and reader thread are not ours.
+void mt_chan_forget(void)
+{
+	if (sock >= 0)
+		close(sock);
+	sock = -1;
+	lockw = 0;
+	rb_start = rb_end = 0;
+	reader_started = 0;
+	closing = 0;
+}
+
 void mt_chan_start_reader(void)
 {
-	static int started;
-	if (sock < 0 || __atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
+	int *started = &reader_started;
+	if (sock < 0 || __atomic_exchange_n(started, 1, __ATOMIC_ACQ_REL))
 		return;
 	pthread_t t;
 	sigset_t all, old;

@@ -117,8 +117,10 @@ void mt_access(struct mt_acc *a, struct mt_rep *r)
 	if (mt_mode == MT_MODE_ECHO) {
 		echo(a, r);
 	} else if (mt_mode == MT_MODE_CHANNEL) {
+		mt_connect();
 		mt_chan_access(a, r);
 	} else { // no supervisor configured: the bus floats
+		mt_connect(); // says so, once
 		r->value = mt_mask(~0ull, a->size);
 		r->refused = 1;
 		if (r->data)

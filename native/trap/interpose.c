@@ -11,7 +11,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +19,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define DEFAULT_DMA_BASE 0x10000000ull
-#define DEFAULT_DMA_SIZE (1ull << 20)
 #define PCI_CONFIG_ADDRESS 0xCF8 // conf1 mechanism: address latch
 #define PCI_CONFIG_DATA 0xCFC    // conf1 mechanism: data window
 #define PCI_BASE_ADDRESS_0 0x10  // config offset of BAR0
@@ -31,8 +28,6 @@ static int (*real_openat)(int, const char *, int, ...);
 static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static int (*real_munmap)(void *, size_t);
 static int (*real_close)(int);
-
-struct mt_dma mt_dma = { .fd = -1 };
 
 // What an intercepted BAR fd stands for: bus address of file offset 0.
 enum bar_kind { BAR_NONE, BAR_PHYS, BAR_RESOURCE };
@@ -58,12 +53,16 @@ static void resolve(void)
 	real_openat = dlsym(RTLD_NEXT, "openat");
 }
 
-// Bus address of BAR n of a function, read through the conf1 ports like a driver would.
+// Bus address of BAR n of a function, read through the conf1 ports like a driver would;
+// the program's own CONFIG_ADDRESS latch is put back afterwards.
 static uint64_t bar_address(unsigned bus, unsigned dev, unsigned fn, unsigned n)
 {
 	uint32_t lo, hi = 0;
-	struct mt_acc a = { MT_PIO, PCI_CONFIG_ADDRESS, 4, 1, 0, 1, NULL };
+	struct mt_acc a = { MT_PIO, PCI_CONFIG_ADDRESS, 4, 0, 0, 1, NULL };
 	struct mt_rep r = { 0, NULL, 0 };
+	mt_access(&a, &r);
+	uint32_t latch = (uint32_t)r.value;
+	a.write = 1;
 	uint32_t cfg = 0x80000000u | bus << 16 | dev << 11 | fn << 8;
 	a.value = cfg | (PCI_BASE_ADDRESS_0 + 4 * n);
 	mt_access(&a, &r);
@@ -77,6 +76,8 @@ static uint64_t bar_address(unsigned bus, unsigned dev, unsigned fn, unsigned n)
 		mt_access(&a, &r);
 		hi = (uint32_t)r.value;
 	}
+	a = (struct mt_acc){ MT_PIO, PCI_CONFIG_ADDRESS, 4, 1, latch, 1, NULL };
+	mt_access(&a, &r);
 	return ((uint64_t)hi << 32 | lo) & ~0xfull;
 }
 
@@ -102,10 +103,17 @@ static int open_special(const char *path, int flags, int *handled)
 	uint64_t bus;
 	enum bar_kind kind;
 	*handled = 1;
-	if (!strcmp(path, env_or("MUXVISOR_UIO_PATH", "/dev/uio0")))
+	if (!strcmp(path, env_or("MUXVISOR_UIO_PATH", "/dev/uio0"))) {
+		mt_connect();
 		return mt_uio_open(flags);
-	if (mt_dma.fd >= 0 && !strcmp(path, env_or("MUXVISOR_DMA_PATH", "/dev/muxvisor-dma")))
-		return fcntl(mt_dma.fd, F_DUPFD_CLOEXEC, 0);
+	}
+	if (!strcmp(path, env_or("MUXVISOR_DMA_PATH", "/dev/muxvisor-dma"))) {
+		mt_connect();
+		if (mt_dma.fd >= 0)
+			return fcntl(mt_dma.fd, F_DUPFD_CLOEXEC, 0);
+		errno = ENOENT; // no supervisor, or DMA memory turned off
+		return -1;
+	}
 	if ((kind = bar_path(path, &bus)) != BAR_NONE) {
 		int fd = memfd_create("muxtrap-bar", MFD_CLOEXEC); // a real fd that stands for the BAR
 		if (fd < 0 || fd >= (int)(sizeof bar_fds / sizeof bar_fds[0])) {
@@ -207,12 +215,14 @@ ssize_t write(int fd, const void *buf, size_t n)
 int iopl(int level)
 {
 	(void)level; // pretend: the handler emulates every port access instead
+	mt_connect();
 	return 0;
 }
 
 int ioperm(unsigned long from, unsigned long num, int turn_on)
 {
 	(void)from, (void)num, (void)turn_on;
+	mt_connect();
 	return 0;
 }
 
@@ -233,36 +243,6 @@ sighandler_t signal(int sig, sighandler_t h)
 	return old.sa_handler;
 }
 
-static int dma_create(void)
-{
-	const char *guest = env_or("MUXVISOR_GUEST", "guest");
-	mt_dma.base = strtoull(env_or("MUXVISOR_DMA_BASE", "0x10000000"), NULL, 0);
-	mt_dma.size = strtoull(env_or("MUXVISOR_DMA_SIZE", "0x100000"), NULL, 0);
-	if (!mt_dma.size)
-		return 0; // DMA memory turned off
-	snprintf(mt_dma.path, sizeof mt_dma.path, "/dev/shm/muxvisor-dma-%d-%s", getpid(), guest);
-	int fd = real_openat(AT_FDCWD, mt_dma.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		mt_perror("create DMA memory", mt_dma.path);
-		return -1;
-	}
-	if (ftruncate(fd, (off_t)mt_dma.size) < 0) {
-		mt_perror("ftruncate DMA memory", mt_dma.path);
-		return -1;
-	}
-	void *p = real_mmap(NULL, mt_dma.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		mt_perror("mmap DMA memory", mt_dma.path);
-		return -1;
-	}
-	mt_dma.mem = p;
-	mt_dma.fd = fd;
-	char base[32];
-	snprintf(base, sizeof base, "0x%llx", (unsigned long long)mt_dma.base);
-	setenv("MUXVISOR_DMA_BASE", base, 1); // the driver reads it to learn bus addresses
-	return 0;
-}
-
 __attribute__((constructor)) static void muxtrap_init(void)
 {
 	resolve();
@@ -273,22 +253,15 @@ __attribute__((constructor)) static void muxtrap_init(void)
 	if (getenv("MUXVISOR_LOCAL_ECHO") && strcmp(getenv("MUXVISOR_LOCAL_ECHO"), "0")) {
 		mt_mode = MT_MODE_ECHO;
 	} else if (sock && *sock) {
-		if (dma_create() || mt_chan_open(sock, env_or("MUXVISOR_GUEST", "guest")))
-			_exit(MT_EXIT_CHANNEL); // the program must not run without its hardware
+		// Connect when the program first reaches for hardware (connect.c), so that
+		// shells and helpers that inherit LD_PRELOAD do not each become the guest.
+		mt_connect_prepare();
 		mt_mode = MT_MODE_CHANNEL;
-	} else {
-		struct mt_msg m = { .n = 0 };
-		msg_s(&m, "muxtrap: neither MUXVISOR_SOCKET nor MUXVISOR_LOCAL_ECHO is set: "
-			  "port and MMIO reads return all-ones\n");
-		msg_out(&m, 2);
 	}
 	mt_install_handler();
 }
 
 __attribute__((destructor)) static void muxtrap_fini(void)
 {
-	if (mt_mode == MT_MODE_CHANNEL)
-		mt_chan_bye("exit");
-	if (mt_dma.mem)
-		unlink(mt_dma.path);
+	mt_disconnect();
 }

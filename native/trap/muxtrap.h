@@ -50,11 +50,17 @@ extern enum mt_mode mt_mode;
 extern int mt_trace_fd;
 extern struct mt_dma mt_dma;
 
+// connect.c: the connection is made when the program first reaches for hardware.
+void mt_connect_prepare(void); // constructor: read the environment
+void mt_connect(void);         // idempotent, thread-safe, async-signal-safe; exits on failure
+void mt_disconnect(void);      // destructor: bye, remove the DMA file
+
 // channel.c: the socket to the supervisor.
-int mt_chan_open(const char *path, const char *guest);
+int mt_chan_open(const char *path, const char *guest, uint64_t spin_us);
 int mt_chan_access(const struct mt_acc *a, struct mt_rep *r); // 0, or -1 when lost
 void mt_chan_start_reader(void);
 void mt_chan_bye(const char *reason);
+void mt_chan_forget(void);
 
 // interpose.c: libc's own sigaction (ours only records the program's SIGSEGV wishes).
 extern int (*mt_real_sigaction)(int, const struct sigaction *, struct sigaction *);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/io.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PEER_IRQ_LATER 0x510  // outb: raise the IRQ line after a while (no access in flight)
@@ -103,6 +104,25 @@ static int string(void)
 	return 0;
 }
 
+// Parent and child each reach the supervisor over their own connection.
+static int forked(void)
+{
+	check("parent before fork", inb(PEER_IRQ_INSIDE), 0x11);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		return 2;
+	}
+	if (pid == 0)
+		_exit(inb(PEER_IRQ_INSIDE) == 0x11 ? 0 : 1);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	check("child exit status", (uint64_t)status, 0);
+	check("parent after fork", inb(PEER_IRQ_INSIDE), 0x11);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -110,7 +130,7 @@ int main(int argc, char **argv)
 		check("ioperm/iopl", (uint64_t)errno, 0);
 	const char *mode = argc > 1 ? argv[1] : "";
 	int rc = !strcmp(mode, "uio") ? uio() : !strcmp(mode, "dma") ? dma() : !strcmp(mode, "resource") ? resource()
-		: !strcmp(mode, "string") ? string() : !strcmp(mode, "inb") ? (printf("inb 0x%x\n", inb(0x80)), 0) : 2;
+		: !strcmp(mode, "string") ? string() : !strcmp(mode, "fork") ? forked() : !strcmp(mode, "inb") ? (printf("inb 0x%x\n", inb(0x80)), 0) : 2;
 	if (rc == 2)
 		fprintf(stderr, "usage: test-chan uio|dma|resource|string|inb\n");
 	printf("%d failures\n", failures);

@@ -146,6 +146,20 @@ static void string_forms(void)
 	asm volatile("rep insw" : "+D"(di), "+c"(n) : "d"(0x60) : "memory");
 	check("rep insw with rcx 0", (uint64_t)(di - buf), 1);
 
+	// 0x67: ecx counts and edi points; the upper halves of rcx/rdi are ignored and zeroed.
+	uint8_t *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (low == MAP_FAILED) {
+		check("mmap MAP_32BIT", 1, 0);
+	} else {
+		uint64_t rdi = 0xdead000000000000ull | (uintptr_t)low, rcx = 0xbeef000000000003ull;
+		for (unsigned k = 0; k < 3; k++)
+			want[k] = (uint8_t)mt_echo_pattern(PIO, 0x61, k);
+		expect(PIO, 'r', 0x61, 1, 3, 0, want);
+		asm volatile("addr32 rep insb" : "+D"(rdi), "+c"(rcx) : "d"(0x61) : "memory");
+		check("addr32 rep insb data", (uint64_t)memcmp(low, want, 3), 0);
+		check("addr32 rep insb edi/ecx", rdi | rcx << 32, (uintptr_t)low + 3);
+	}
+
 	const uint8_t src[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
 	for (int size = 1; size <= 4; size *= 2) {
 		const uint8_t *si = src;

@@ -13,8 +13,8 @@ import { runTrapped, TRAP_BUILD_DIR, type TrapOptions } from '../trap/user.ts';
 
 const BENCH = join(TRAP_BUILD_DIR, 'bench-inb');
 
-async function nsPerInb(port: number, count: number, opts: TrapOptions): Promise<number> {
-  const r = await runTrapped(BENCH, ['0x' + port.toString(16), String(count)], opts);
+async function nsPerInb(port: number, count: number, warmup: number, opts: TrapOptions): Promise<number> {
+  const r = await runTrapped(BENCH, ['0x' + port.toString(16), String(count), String(warmup)], opts);
   if (r.code !== 0) throw new Error(`bench-inb under the trap shim failed (exit ${r.code ?? r.signal}): ${r.stderr.trim()}`);
   const out = JSON.parse(r.stdout) as { nsPerInb: number };
   return out.nsPerInb;
@@ -24,7 +24,7 @@ const round = (us: number): number => Math.round(us * 100) / 100;
 
 export async function run(opts: { quick: boolean }): Promise<Record<string, unknown>> {
   const count = opts.quick ? 2000 : 20000;
-  const floorNs = await nsPerInb(0x80, count * 5, { localEcho: true });
+  const floorNs = await nsPerInb(0x80, count * 5, count, { localEcho: true });
 
   const dir = mkdtempSync(join(tmpdir(), 'muxvisor-bench-trap-'));
   const socket = join(dir, 'sock');
@@ -38,7 +38,8 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     await sup.listen();
     const regs = sup.layout().find((d) => d.id === 'scr')?.regions.find((r) => r.space === 'pio');
     if (!regs) throw new Error('bench trap-user: the scratch device has no port region');
-    const muxNs = await nsPerInb(regs.start, count, { socket, guest: 'bench', dmaSize: 0 });
+    // The warm-up lets the supervisor's JIT settle before timing.
+    const muxNs = await nsPerInb(regs.start, count, 3000, { socket, guest: 'bench', dmaSize: 0 });
     return {
       'trap.user.floorUs': round(floorNs / 1000),
       'trap.user.muxUs': round(muxNs / 1000),

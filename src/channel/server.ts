@@ -49,6 +49,8 @@ export class PeerConnection {
   guest: string | null = null;
   private session: ChannelSession | null = null;
   private helloPending = false;
+  /** Messages that arrived while the hello was being accepted: handled after `welcome`. */
+  private early: PeerMessage[] = [];
   private closed = false;
   private readonly decoder = new FrameDecoder(validatePeerMessage);
   private dmaSeq = 1;
@@ -76,7 +78,17 @@ export class PeerConnection {
       this.server.counters.inc('droppedToClosed');
       return;
     }
-    this.socket.write(encodeFrame(msg));
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(msg);
+    } catch (e) {
+      // A router or device returned something unencodable: a host bug, not the peer's.
+      this.server.counters.inc('encodeErrors');
+      this.server.log.error({ conn: this.label, guest: this.guest, t: msg.t, err: e }, 'cannot encode a message');
+      if (msg.t !== 'rep') return;
+      frame = encodeFrame({ t: 'rep', id: msg.id, v: 0xffff_ffff, e: `internal error: ${(e as Error).message}` });
+    }
+    this.socket.write(frame);
   }
 
   sendIrq(line: number, level: boolean): void {
@@ -148,9 +160,14 @@ export class PeerConnection {
   }
 
   private onMessage(m: PeerMessage): void {
+    if (this.helloPending && m.t !== 'hello') {
+      // A peer may pipeline its first accesses behind the hello.
+      this.early.push(m);
+      return;
+    }
     switch (m.t) {
       case 'acc': {
-        if (!this.session) throw new ProtocolError('no-hello', this.helloPending ? 'access before welcome' : 'access before hello');
+        if (!this.session) throw new ProtocolError('no-hello', 'access before hello');
         const id = m.id;
         let r: Reply | Promise<Reply>;
         try {
@@ -206,7 +223,14 @@ export class PeerConnection {
       this.send({ t: 'welcome', v: PROTOCOL_VERSION, guest: m.guest, irqs: session.irqs });
       session.started?.();
       this.server.log.info({ conn: this.label, guest: m.guest, caps: m.caps }, 'guest connected');
+      const early = this.early;
+      this.early = [];
+      for (const e of early) {
+        if (this.closed) return;
+        this.onMessage(e);
+      }
     } catch (e) {
+      this.early = [];
       if (e instanceof ProtocolError) this.fail(e);
       else {
         this.server.log.error({ conn: this.label, guest: m.guest, err: e }, 'hello failed');

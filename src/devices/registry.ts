@@ -25,6 +25,8 @@ export type DeviceFactory = (ctx: DeviceContext) => Device | Promise<Device>;
  */
 const BUILTIN_KINDS: Record<string, () => Promise<DeviceFactory>> = {
   scratch: async () => (await import('./scratch.ts')).createScratch,
+  'qemu-ide': async () => (await import('./qemu-ide.ts')).createQemuIde,
+  ata: async () => (await import('./ata/factory.ts')).createAta,
 };
 
 export class DeviceRegistry {

@@ -65,6 +65,11 @@ export interface GuestView {
   readonly scratch: Record<string, unknown>;
   /** Last value this guest wrote to each context register (device view), by register name. */
   readonly context: ReadonlyMap<string, number>;
+  /**
+   * Record a context value by hand: for pseudo context registers (device settings a command
+   * changes, e.g. ATA SET MULTIPLE's count as `MULTIPLE`) whose `replay` re-creates them.
+   */
+  setContext(name: string, value: number): void;
 }
 
 /** A translation hook's answer without touching the device. */
@@ -78,17 +83,30 @@ export interface Answer {
 export interface Translation {
   /**
    * Rewrite an access for this guest before it reaches the device. Return nothing to forward
-   * it as is, a (modified) MuxAccess to forward that instead, or an Answer to not forward it.
+   * it as is, a (modified) MuxAccess to forward that instead, several to forward in order
+   * (each is classified; a read's reply is the last one's), or an Answer to not forward it.
    */
-  access?(acc: MuxAccess, guest: GuestView): MuxAccess | Answer | void;
+  access?(acc: MuxAccess, guest: GuestView): MuxAccess | MuxAccess[] | Answer | void;
   /** Rewrite a read's reply for this guest (e.g. patch IDENTIFY data). Return nothing to keep it. */
   reply?(acc: MuxAccess, reply: Reply, guest: GuestView): Reply | void;
 }
 
+/** Device access by register name during a context replay (not classified: the chart stays where it is). */
+export interface ReplayIo {
+  write(reg: string, value: number): Promise<void>;
+  read(reg: string): Promise<number>;
+}
+
 /** A context register and the value a guest that never wrote it sees (the device's reset value). */
 export interface ContextRegister {
+  /** A register of the map, or, with `replay`, a pseudo register set through GuestView.setContext. */
   reg: string;
   reset: number;
+  /**
+   * Custom replay (default: write the value to the register). E.g. re-issue the command that
+   * set a device setting. Must leave the device in a safe state; it is not classified.
+   */
+  replay?(value: number, io: ReplayIo): void | Promise<void>;
 }
 
 /** The accesses that bring the device back to a safe state from anywhere. */

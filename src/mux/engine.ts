@@ -12,7 +12,7 @@ import { allOnes, deniedReply, describeAccess, type Access, type Reply } from '.
 import type { Clock, DevSize, Device, DeviceEdges } from '../device.ts';
 import type { AttachOptions, DetachReason, DeviceRouter, GuestLink, GuestStats, RouterStats } from '../guest-link.ts';
 import { createStepper, statePath, type Stepper, type StepperMode } from './compile.ts';
-import { eventType, type Answer, type GuestView, type MuxAccess, type MuxDefinition, type MuxEvent, type Register } from './define.ts';
+import { eventType, type Answer, type GuestView, type MuxAccess, type MuxDefinition, type MuxEvent, type ReplayIo } from './define.ts';
 import type { Policy, PolicyView } from './policy.ts';
 import { resolveRegisters, type RegisterMap } from './registers.ts';
 
@@ -38,6 +38,8 @@ export interface MuxTrace {
   state: string;
   safe: boolean;
   detail?: string;
+  /** release: how long the hold lasted (ns). */
+  ns?: number;
 }
 
 export interface MuxOptions {
@@ -101,6 +103,8 @@ export class MuxEngine implements DeviceRouter {
   private regs: RegisterMap | null = null;
   private kind: string;
   private readonly log: Logger;
+  /** Per-step trace logging builds a state name: only when asked for (checked once, hot path). */
+  private readonly traceLog: boolean;
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly recheckNs: number;
@@ -117,6 +121,10 @@ export class MuxEngine implements DeviceRouter {
   private depth = 0;
   private kicking = false;
   private deviceIrq = false;
+  /** The device IRQ was already up when the owner got the device: it is the previous owner's, not delivered. */
+  private staleIrq = false;
+  /** Context replay in progress: device IRQ edges are not delivered. */
+  private replaying = false;
   private irqLine = 0;
   private unsafeSince = -1;
   private watchdog: unknown = null;
@@ -132,6 +140,7 @@ export class MuxEngine implements DeviceRouter {
     this.deviceId = opts.deviceId;
     this.kind = def.kind;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ device: opts.deviceId });
+    this.traceLog = this.log.isLevelEnabled('trace');
     this.clock = opts.clock ?? monotonicClock;
     this.timers = opts.timers ?? realTimers;
     this.recheckNs = opts.recheckNs ?? 500_000;
@@ -163,9 +172,10 @@ export class MuxEngine implements DeviceRouter {
       prev >= 0
         ? { ...this.departed.splice(prev, 1)[0], faulted: false }
         : { guest: link.id, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, dmaRefused: 0, usedNs: 0, faulted: false };
+    const context = new Map<string, number>();
     this.guests.set(link.id, {
       link,
-      view: { id: link.id, options, scratch: {}, context: new Map() },
+      view: { id: link.id, options, scratch: {}, context, setContext: (name, value) => void context.set(name, value) },
       stats,
       queue: [],
       waitingSince: -1,
@@ -206,6 +216,7 @@ export class MuxEngine implements DeviceRouter {
     if (g.stats.faulted || this.closed) {
       g.stats.denials++;
       this.trace('denied', g, 'faulted');
+      this.log.debug({ guest: guestId, acc: describeAccess(acc) }, 'access denied: guest faulted');
       return deniedReply(acc, g.stats.faulted ? `guest ${guestId} faulted on ${this.deviceId}` : `${this.deviceId} closed`);
     }
     if (!this.device) throw new Error(`mux ${this.deviceId}: access before bind(device)`);
@@ -224,6 +235,7 @@ export class MuxEngine implements DeviceRouter {
           this.waiting.push(g);
         }
         this.trace('stall', g, describeAccess(acc));
+        this.log.debug({ guest: guestId, owner: this.owner?.link.id ?? null, state: this.stateName(), acc: describeAccess(acc) }, 'access stalled');
       }
       this.kick();
     });
@@ -278,7 +290,7 @@ export class MuxEngine implements DeviceRouter {
     if (g.reraised) {
       // The re-raised virtual IRQ has been seen (the guest's ISR is running): follow the device again.
       g.reraised = false;
-      this.setGuestIrq(g, this.deviceIrq);
+      this.setGuestIrq(g, this.deviceIrq && !this.staleIrq);
     }
     const r = acc.size === 8 ? this.runWide(g, region, offset, acc) : this.runOne(g, region, offset, acc, acc.size);
     if (isPromise(r)) {
@@ -333,9 +345,27 @@ export class MuxEngine implements DeviceRouter {
     const tr = this.def.translate;
     if (tr?.access) {
       const out = tr.access(macc, g.view);
-      if (out && 'answer' in out) return this.answered(g, out as Answer);
-      if (out) macc = out as MuxAccess;
+      if (out) {
+        if (Array.isArray(out)) return this.forwardAll(g, out, 0, { value: 0 });
+        if ('answer' in out) return this.answered(g, out);
+        macc = out;
+      }
     }
+    return this.forward(g, macc);
+  }
+
+  /** Several device accesses for one guest access (a translation's rewrite): in order; the last one's reply. */
+  private forwardAll(g: GuestRec, list: MuxAccess[], from: number, last: Reply): MaybePromise<Reply> {
+    for (let i = from; i < list.length; i++) {
+      const r = this.forward(g, list[i]);
+      if (isPromise(r)) return r.then((rr) => this.forwardAll(g, list, i + 1, rr));
+      last = r;
+    }
+    return last;
+  }
+
+  /** One access to the device, then its classification and reply translation. */
+  private forward(g: GuestRec, macc: MuxAccess): MaybePromise<Reply> {
     const dev = this.device!;
     this.depth++;
     try {
@@ -371,6 +401,7 @@ export class MuxEngine implements DeviceRouter {
     if (a.answer.error) {
       g.stats.denials++;
       this.trace('denied', g, a.answer.error);
+      this.log.debug({ guest: g.link.id, error: a.answer.error }, 'access answered by translation with an error');
     }
     if (a.event != null) this.step(a.event);
     return a.answer;
@@ -412,7 +443,7 @@ export class MuxEngine implements DeviceRouter {
     const wasSafe = this.stepper.safe();
     this.stepper.send(ev);
     this.afterStep(wasSafe);
-    this.log.trace({ event: eventType(ev), state: this.stateName() }, 'statechart step');
+    if (this.traceLog) this.log.trace({ event: eventType(ev), state: this.stateName() }, 'statechart step');
   }
 
   private restartChart(): void {
@@ -503,6 +534,7 @@ export class MuxEngine implements DeviceRouter {
         this.restartChart();
       }
       this.trace('reset', null, why);
+      this.log.info({ why, state: this.stateName() }, 'reset path ran');
     };
     const r = this.sequence(ops);
     if (isPromise(r)) {
@@ -632,14 +664,18 @@ export class MuxEngine implements DeviceRouter {
       this.counters.policyErrors++;
       this.log.error({ err }, 'policy onGrant threw');
     }
+    this.replaying = true;
     const replay = this.replay(next);
     const done = () => {
+      this.replaying = false;
       this.contextOf = next;
       if (this.owner !== next) return;
+      // A line up now was raised before the grant (or by the replay): not this guest's interrupt.
+      this.staleIrq = this.deviceIrq;
       if (this.def.reraiseIrq && next.irqPendingAtRelease) {
         next.reraised = true;
         this.setGuestIrq(next, true);
-      } else this.setGuestIrq(next, this.deviceIrq);
+      } else this.setGuestIrq(next, this.deviceIrq && !this.staleIrq);
       next.irqPendingAtRelease = false;
     };
     if (isPromise(replay)) {
@@ -668,7 +704,7 @@ export class MuxEngine implements DeviceRouter {
     g.irqPendingAtRelease = this.deviceIrq;
     g.reraised = false;
     this.setGuestIrq(g, false);
-    this.trace('release', g, `held ${held} ns`);
+    this.trace('release', g, `held ${(held / 1e6).toFixed(3)} ms`, held);
     try {
       this.policy.onRelease?.(g.link.id, now, held);
     } catch (err) {
@@ -686,9 +722,20 @@ export class MuxEngine implements DeviceRouter {
   private replay(g: GuestRec): MaybePromise<void> {
     if (this.contextOf === g) return; // nobody touched the device since: nothing to restore
     const dev = this.device!;
+    const io: ReplayIo = {
+      write: async (name, v) => {
+        const r = this.regs!.byName(name);
+        await dev.write(r.regionIndex, r.offset, r.width, v);
+      },
+      read: async (name) => {
+        const r = this.regs!.byName(name);
+        return await dev.read(r.regionIndex, r.offset, r.width);
+      },
+    };
     const ops = (this.def.context ?? []).map((c) => {
-      const reg = this.regs!.byName(c.reg);
       const v = g.view.context.get(c.reg) ?? c.reset;
+      if (c.replay) return () => c.replay!(v, io);
+      const reg = this.regs!.byName(c.reg);
       return () => dev.write(reg.regionIndex, reg.offset, reg.width, v);
     });
     this.depth++;
@@ -733,8 +780,9 @@ export class MuxEngine implements DeviceRouter {
 
   private onDeviceIrq(level: boolean): void {
     this.deviceIrq = level;
+    if (!level) this.staleIrq = false;
     const o = this.owner;
-    if (o && !o.reraised) this.setGuestIrq(o, level);
+    if (o && !o.reraised && !this.staleIrq && !this.replaying) this.setGuestIrq(o, level);
     const ev = this.def.classifyIrq?.(level);
     if (ev != null) {
       this.step(ev);
@@ -780,9 +828,9 @@ export class MuxEngine implements DeviceRouter {
     return ok;
   }
 
-  private trace(kind: MuxTrace['kind'], g: GuestRec | null, detail?: string): void {
+  private trace(kind: MuxTrace['kind'], g: GuestRec | null, detail?: string, ns?: number): void {
     if (!this.observer) return;
-    this.observer({ t: this.clock(), kind, guest: g?.link.id, state: this.stateName(), safe: this.stepper.safe(), detail });
+    this.observer({ t: this.clock(), kind, guest: g?.link.id, state: this.stateName(), safe: this.stepper.safe(), detail, ns });
   }
 }
 

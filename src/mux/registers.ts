@@ -20,7 +20,8 @@ export function registerProblems(def: MuxDefinition, regionNames?: string[]): st
   if (regionNames)
     for (const [name, r] of Object.entries(regs))
       if (!regionNames.includes(r.region)) problems.push(`register ${name} names region ${r.region}, which the device does not have (${regionNames.join(', ')})`);
-  for (const c of def.context ?? []) if (!regs[c.reg]) problems.push(`context register ${c.reg} is not in the register map`);
+  for (const c of def.context ?? [])
+    if (!regs[c.reg] && !c.replay) problems.push(`context register ${c.reg} is not in the register map (a pseudo register needs a replay function)`);
   for (const w of def.reset?.writes ?? []) if (!regs[w.reg]) problems.push(`reset path register ${w.reg} is not in the register map`);
   // Two registers may share an offset only with opposite directions (ATA STATUS is read, COMMAND written there).
   const seen = new Map<string, string>();
@@ -52,7 +53,8 @@ export function resolveRegisters(def: MuxDefinition, regionNames?: string[]): Re
     if ((r.access ?? 'rw').includes('r')) reads[r.regionIndex][r.offset] = r;
     if ((r.access ?? 'rw').includes('w')) writes[r.regionIndex][r.offset] = r;
   }
-  const context = new Set((def.context ?? []).map((c) => byName.get(c.reg)!));
+  // By name: translation hooks may forward copies of a register object.
+  const context = new Set((def.context ?? []).filter((c) => byName.has(c.reg)).map((c) => c.reg));
   return {
     at: (region, offset, dir) => (dir === 'read' ? reads : writes)[region]?.[offset],
     byName(name) {
@@ -60,7 +62,7 @@ export function resolveRegisters(def: MuxDefinition, regionNames?: string[]): Re
       if (!r) throw new MuxDefinitionError(def.kind, `no register named ${name}`);
       return r;
     },
-    isContext: (reg) => context.has(reg),
+    isContext: (reg) => context.has(reg.name),
     all,
     regionNames: names,
   };

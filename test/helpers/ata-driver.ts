@@ -238,3 +238,12 @@ export function pattern(sectors: number, seed: number): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = (i * 31 + seed * 7 + (i >> 9)) & 0xff;
   return out;
 }
+
+/** Index of the first differing byte (or length mismatch), -1 when equal: fast for big buffers. */
+export function firstDiff(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  const i = Buffer.from(a.buffer, a.byteOffset, a.length).compare(Buffer.from(b.buffer, b.byteOffset, b.length));
+  if (i === 0) return -1;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return k;
+  return -1;
+}

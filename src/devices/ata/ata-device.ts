@@ -2,14 +2,19 @@
 // 0x3F6, IRQ 14, bus-master registers at BAR4. One drive (device 0). Pure model: backend
 // I/O and DMA go through the injected BlockBackend and edges; the IRQ level is recomputed
 // in updateIrq() only. Facts checked against QEMU hw/ide/core.c, hw/ide/piix.c and Linux
-// libata-sff.c.
+// libata-sff.c; test/ata-vs-qemu.test.ts compares it with QEMU's model register by register.
 
 import { SECTOR, type BlockBackend } from '../../backends/block.ts';
 import type { Device, DeviceDescription, DeviceEdges, DeviceMetrics, DevSize } from '../../device.ts';
-import { BusMasterRegs, walkPrdTable, type BusMasterState, type PrdSegment } from './bmdma.ts';
-import { RW_COMMANDS, validXferMode, type RwCommand } from './commands.ts';
-import { buildIdentify, defaultGeometry, LBA28_LIMIT, MAX_MULT_SECTORS, type Geometry } from './identify.ts';
+import { BusMasterRegs, type BusMasterState } from './bmdma.ts';
+import { RW_COMMANDS, runSimpleCommand, type RwCommand } from './commands.ts';
+import { runDmaTransfer } from './dma-transfer.ts';
+import { describeAta } from './describe.ts';
+import { DrqBuffer } from './drq-buffer.ts';
+import { buildIdentify, defaultGeometry } from './identify.ts';
+import { OpRunner, STALE } from './op-runner.ts';
 import * as R from './regs.ts';
+import { DriveSettings, type SettingsState } from './settings.ts';
 import { TaskFile, type TaskFileState } from './taskfile.ts';
 
 export const REGION_CMD = 0;
@@ -23,12 +28,6 @@ export interface AtaOptions {
   /** Volatile write cache at power-on (SET FEATURES 02h/82h changes it). Default true. */
   writeCache?: boolean;
 }
-
-/** Sectors moved per backend call during DMA (64 KiB). */
-const DMA_CHUNK_SECTORS = 128;
-
-/** Thrown inside an async step when a reset made the step stale. */
-const STALE = Symbol('stale');
 
 interface PioTransfer {
   dir: 'in' | 'out';
@@ -46,51 +45,38 @@ interface DmaCommand {
   running: boolean;
 }
 
+/** Plain-data snapshot, taken between commands. */
 export interface AtaState {
   tf: TaskFileState;
   status: number;
   error: number;
   devctl: number;
   pending: boolean;
-  multSectors: number;
-  writeCache: boolean;
-  lookAhead: boolean;
-  xferMode: number | null;
-  current: Geometry;
+  settings: SettingsState;
   bm: BusMasterState[];
 }
 
+const IDLE = R.ATA_DRDY | R.ATA_DSC;
+
 export class AtaDevice implements Device {
   private readonly tf = new TaskFile();
-  private status = R.ATA_DRDY | R.ATA_DSC;
+  private status = IDLE;
   private error = R.ATA_AMNF; // 01h: diagnostic passed
   private devctl = 0;
-  private pending = false; // INTRQ asserted by the drive
+  private pending = false; // INTRQ asserted by the drive (nIEN only masks the line)
   private irqLevel = false;
-  private multSectors = 0;
-  private writeCache: boolean;
-  private lookAhead = true;
-  private xferMode: number | null = null;
-  private readonly geometry: Geometry;
-  private current: Geometry;
-  private readonly bm = [new BusMasterRegs(), new BusMasterRegs()]; // primary, secondary (empty)
-  // Data phase (DRQ): the buffer the data port reads or fills.
-  private buf: Uint8Array = new Uint8Array(0);
-  private pos = 0;
-  private phase: 'in' | 'out' | null = null;
+  private readonly settings: DriveSettings;
+  private readonly bm = [new BusMasterRegs(), new BusMasterRegs()]; // primary, secondary (no drives)
+  private readonly drq = new DrqBuffer();
   private pio: PioTransfer | null = null;
   private dmaCmd: DmaCommand | null = null;
-  // Async bookkeeping: a reset bumps `gen` so late completions are dropped.
-  private gen = 0;
-  private inflight = 0;
-  private idleWaiters: Array<() => void> = [];
+  private readonly ops: OpRunner;
   private readonly counters: Record<string, number> = {};
   /** The last host-side failure (backend or DMA), for logs; the guest sees ATA error bits. */
   lastHostError: Error | null = null;
   private readonly model: string;
   private readonly serial: string;
   private readonly firmware: string;
-  private readonly initialWriteCache: boolean;
 
   constructor(
     private readonly edges: DeviceEdges,
@@ -100,35 +86,13 @@ export class AtaDevice implements Device {
     this.model = options.model ?? 'MUXVISOR HARDDISK';
     this.serial = options.serial ?? 'MV0001';
     this.firmware = options.firmware ?? '0.1';
-    this.initialWriteCache = options.writeCache ?? true;
-    this.writeCache = this.initialWriteCache;
-    this.geometry = defaultGeometry(blk.sectors);
-    this.current = { ...this.geometry };
+    this.settings = new DriveSettings(defaultGeometry(blk.sectors), options.writeCache ?? true);
+    this.ops = new OpRunner((e) => this.hostError(e), () => this.updateIrq());
     this.tf.setSignature();
   }
 
   describe(): DeviceDescription {
-    return {
-      kind: 'ata',
-      regions: [
-        { name: 'cmd', space: 'pio', size: 8, legacyBase: 0x1f0 },
-        { name: 'ctl', space: 'pio', size: 1, legacyBase: 0x3f6 },
-        { name: 'bmide', space: 'pio', size: 16, bar: 4 },
-      ],
-      irq: 14,
-      // PIIX3 IDE: prog-if 80h = bus master, both channels in legacy mode; QEMU's piix.c
-      // sets no interrupt pin (legacy IDE uses ISA IRQ 14/15).
-      pci: { vendor: 0x8086, device: 0x7010, revision: 0, classCode: 0x010180, interruptPin: 0 },
-      properties: [
-        { name: 'model', value: this.model, help: 'IDENTIFY model string (words 27-46)' },
-        { name: 'serial', value: this.serial, help: 'IDENTIFY serial number (words 10-19)' },
-        { name: 'firmware', value: this.firmware, help: 'IDENTIFY firmware revision (words 23-26)' },
-        { name: 'sectors', value: this.blk.sectors, help: 'capacity in 512-byte sectors' },
-        { name: 'backend', value: this.blk.name, help: 'host resource behind the disk' },
-        { name: 'readOnly', value: this.blk.readOnly, help: 'writes abort with ABRT' },
-        { name: 'writeCache', value: this.writeCache, help: 'volatile write cache; off = every write is FUA' },
-      ],
-    };
+    return describeAta({ model: this.model, serial: this.serial, firmware: this.firmware, blk: this.blk, writeCache: this.settings.writeCache });
   }
 
   metrics(): DeviceMetrics {
@@ -137,12 +101,12 @@ export class AtaDevice implements Device {
 
   /** Resolves when no backend or DMA operation is in flight (tests, MUX safe-state checks). */
   whenIdle(): Promise<void> {
-    if (this.inflight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.ops.whenIdle();
   }
 
+  /** A command is in progress: BSY or DRQ, or host I/O outstanding. */
   get busy(): boolean {
-    return (this.status & (R.ATA_BUSY | R.ATA_DRQ)) !== 0 || this.inflight > 0;
+    return (this.status & (R.ATA_BUSY | R.ATA_DRQ)) !== 0 || this.ops.active;
   }
 
   // ---- register access ------------------------------------------------------------------
@@ -152,7 +116,7 @@ export class AtaDevice implements Device {
     if (region === REGION_CMD && offset === R.ATA_REG_DATA) v = this.readDataPort(size);
     else if (region === REGION_BMIDE && offset >= 0 && offset + size <= 16) v = this.bm[offset >> 3].read(offset & 7, size);
     else if (size !== 1) v = this.mistake('badWidth', 0xffff_ffff >>> (32 - 8 * size));
-    else if (region === REGION_CMD) v = this.readCmdReg(offset);
+    else if (region === REGION_CMD && offset > 0 && offset < 8) v = this.readCmdReg(offset);
     else if (region === REGION_CTL && offset === R.ATA_REG_ALTSTATUS) v = this.tf.dev1 ? 0 : this.status;
     else v = this.mistake('unknownRegister', 0xff);
     this.updateIrq();
@@ -163,61 +127,54 @@ export class AtaDevice implements Device {
     if (region === REGION_CMD && offset === R.ATA_REG_DATA) this.writeDataPort(size, value);
     else if (region === REGION_BMIDE && offset >= 0 && offset + size <= 16) this.writeBmide(offset, size, value);
     else if (size !== 1) this.mistake('badWidth', 0);
-    else if (region === REGION_CMD) this.writeCmdReg(offset, value & 0xff);
+    else if (region === REGION_CMD && offset > 0 && offset < 8) this.writeCmdReg(offset, value & 0xff);
     else if (region === REGION_CTL && offset === R.ATA_REG_DEVCTL) this.writeDevctl(value & 0xff);
     else this.mistake('unknownRegister', 0);
     this.updateIrq();
   }
 
   readString(region: number, offset: number, size: DevSize, count: number): Uint8Array {
-    if (region !== REGION_CMD || offset !== R.ATA_REG_DATA || size === 1) {
-      const out = new Uint8Array(count * size);
-      const view = new DataView(out.buffer);
-      for (let i = 0; i < count; i++) {
-        const v = this.read(region, offset, size);
-        if (size === 1) out[i] = v;
-        else if (size === 2) view.setUint16(i * 2, v, true);
-        else view.setUint32(i * 4, v, true);
-      }
+    if (region === REGION_CMD && offset === R.ATA_REG_DATA && size !== 1) {
+      const out = this.readData(count * size);
+      this.updateIrq();
       return out;
     }
-    const out = this.readData(count * size);
-    this.updateIrq();
+    const out = new Uint8Array(count * size);
+    const view = new DataView(out.buffer);
+    for (let i = 0; i < count; i++) {
+      const v = this.read(region, offset, size);
+      if (size === 1) out[i] = v;
+      else if (size === 2) view.setUint16(i * 2, v, true);
+      else view.setUint32(i * 4, v, true);
+    }
     return out;
   }
 
   writeString(region: number, offset: number, size: DevSize, data: Uint8Array): void {
-    if (region !== REGION_CMD || offset !== R.ATA_REG_DATA || size === 1) {
-      const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-      for (let i = 0; i + size <= data.length; i += size) {
-        const v = size === 1 ? data[i] : size === 2 ? view.getUint16(i, true) : view.getUint32(i, true);
-        this.write(region, offset, size, v);
-      }
+    if (region === REGION_CMD && offset === R.ATA_REG_DATA && size !== 1) {
+      this.writeData(data);
+      this.updateIrq();
       return;
     }
-    this.writeData(data);
-    this.updateIrq();
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    for (let i = 0; i + size <= data.length; i += size) {
+      this.write(region, offset, size, size === 1 ? data[i] : size === 2 ? view.getUint16(i, true) : view.getUint32(i, true));
+    }
   }
 
   private readCmdReg(reg: number): number {
-    const hob = (this.devctl & R.ATA_HOB) !== 0;
     if (reg === R.ATA_REG_STATUS) {
       this.pending = false; // reading status acknowledges the interrupt
       return this.tf.dev1 ? 0 : this.status; // no device 1: its status floats to 0
     }
+    const hob = (this.devctl & R.ATA_HOB) !== 0;
     if (reg === R.ATA_REG_ERR) return hob ? this.tf.hobFeature : this.error;
     return this.tf.read(reg, hob);
   }
 
   private writeCmdReg(reg: number, v: number): void {
-    if (reg === R.ATA_REG_CMD) {
-      this.command(v);
-      return;
-    }
-    if (this.status & R.ATA_BUSY) {
-      this.mistake('taskfileWriteWhileBusy', 0);
-      return;
-    }
+    if (reg === R.ATA_REG_CMD) return this.command(v);
+    if (this.status & R.ATA_BUSY) return this.mistake('taskfileWriteWhileBusy', undefined);
     this.tf.write(reg, v);
     this.devctl &= ~R.ATA_HOB; // a taskfile write clears HOB (ATA-8 7.1)
   }
@@ -233,7 +190,7 @@ export class AtaDevice implements Device {
       // Reset done: signature in the registers, diagnostic code 01h, no interrupt.
       this.tf.setSignature();
       this.error = R.ATA_AMNF;
-      this.status = R.ATA_DRDY | R.ATA_DSC;
+      this.status = IDLE;
       this.pending = false;
     }
   }
@@ -241,9 +198,8 @@ export class AtaDevice implements Device {
   private writeBmide(offset: number, size: DevSize, v: number): void {
     const channel = offset >> 3;
     const edge = this.bm[channel].write(offset & 7, size, v);
-    if (channel !== 0) return; // no drives on the secondary channel
-    if (edge === 'start' && this.dmaCmd && !this.dmaCmd.running) this.startDma();
-    // A stop while running is noticed by the transfer loop between chunks.
+    // No drives on the secondary channel; a stop while running is seen between chunks.
+    if (channel === 0 && edge === 'start' && this.dmaCmd && !this.dmaCmd.running) this.startDma();
   }
 
   /** The one place the IRQ level is derived: INTRQ pending and not masked by nIEN. */
@@ -266,122 +222,56 @@ export class AtaDevice implements Device {
     return result;
   }
 
+  private hostError(e: unknown): void {
+    this.lastHostError = e instanceof Error ? e : new Error(String(e));
+    this.counters.backendErrors = (this.counters.backendErrors ?? 0) + 1;
+  }
+
   // ---- commands ---------------------------------------------------------------------------
 
   private command(op: number): void {
-    if (this.status & (R.ATA_BUSY | R.ATA_DRQ)) {
-      this.mistake('commandWhileBusy', 0); // ATA: only DEVICE RESET (ATAPI) is allowed now
-      return;
-    }
-    if (this.tf.dev1) {
-      this.mistake('commandToAbsentDevice', 0); // no device 1 answers (QEMU ignores it too)
-      return;
-    }
+    if (this.status & (R.ATA_BUSY | R.ATA_DRQ)) return this.mistake('commandWhileBusy', undefined); // ATA: ignored
+    if (this.tf.dev1) return this.mistake('commandToAbsentDevice', undefined); // nobody answers (as QEMU)
     this.devctl &= ~R.ATA_HOB;
-    this.pending = false;
+    this.pending = false; // writing the command register clears INTRQ
     this.error = 0;
     const rw = RW_COMMANDS.get(op);
-    if (rw) {
-      this.startRw(rw);
-      return;
-    }
-    switch (op) {
-      case R.ATA_CMD_ID_ATA:
-        this.startPioIn(this.identify());
-        return;
-      case R.ATA_CMD_SET_MULTI: {
-        const n = this.tf.nsect;
-        if (n > MAX_MULT_SECTORS || (n & (n - 1)) !== 0) return this.abort();
-        this.multSectors = n; // 0 turns multiple mode off
-        return this.complete();
-      }
-      case R.ATA_CMD_SET_FEATURES:
-        return this.setFeatures();
-      case R.ATA_CMD_FLUSH:
-      case R.ATA_CMD_FLUSH_EXT:
-        return this.flush();
-      case R.ATA_CMD_READ_NATIVE_MAX:
-        if (!this.tf.lbaMode) return this.abort();
-        this.tf.setLba28(Math.min(this.blk.sectors - 1, LBA28_LIMIT));
-        return this.complete();
-      case R.ATA_CMD_READ_NATIVE_MAX_EXT:
-        this.tf.setLba48(this.blk.sectors - 1);
-        return this.complete();
-      case R.ATA_CMD_EDD:
-        this.tf.setSignature();
-        this.error = R.ATA_AMNF; // 01h: device 0 passed, device 1 absent
-        return this.complete();
-      case R.ATA_CMD_INIT_DEV_PARAMS: {
-        const sectorsPerTrack = this.tf.nsect;
-        if (sectorsPerTrack === 0) return this.abort();
-        const heads = (this.tf.device & 0x0f) + 1;
-        const cylinders = Math.max(1, Math.min(65535, Math.floor(Math.min(this.blk.sectors, LBA28_LIMIT) / (heads * sectorsPerTrack))));
-        this.current = { cylinders, heads, sectorsPerTrack };
-        return this.complete();
-      }
-      case R.ATA_CMD_CHK_POWER:
-        this.tf.nsect = 0xff; // active or idle
-        return this.complete();
-      case R.ATA_CMD_STANDBYNOW1:
-      case R.ATA_CMD_IDLEIMMEDIATE:
-      case R.ATA_CMD_STANDBY:
-      case R.ATA_CMD_IDLE:
-        return this.complete(); // no spindle to stop
-      case R.ATA_CMD_ID_ATAPI:
-      case R.ATA_CMD_PACKET:
-      case R.ATA_CMD_DEV_RESET:
-        return this.abort(); // ATAPI-only commands: an ATA disk aborts them
-      default:
-        if (op >= R.ATA_CMD_RECALIBRATE && op <= 0x1f) return this.complete();
-        this.mistake('unknownCommand', 0);
-        return this.abort();
-    }
+    if (rw) return this.startRw(rw);
+    if (op === R.ATA_CMD_ID_ATA) return this.startPioIn(this.identify());
+    if (op === R.ATA_CMD_FLUSH || op === R.ATA_CMD_FLUSH_EXT) return this.flush();
+    const r = runSimpleCommand(op, this.tf, this.settings, this.blk.sectors);
+    if (r?.outcome === 'unknown') this.mistake('unknownCommand', 0);
+    if (r?.error !== undefined) this.error = r.error;
+    return r?.outcome === 'complete' ? this.complete() : this.abort();
   }
 
   private identify(): Uint8Array {
+    const s = this.settings;
     return buildIdentify({
       sectors: this.blk.sectors,
       model: this.model,
       serial: this.serial,
       firmware: this.firmware,
-      geometry: this.geometry,
-      current: this.current,
-      multSectors: this.multSectors,
-      writeCache: this.writeCache,
-      lookAhead: this.lookAhead,
-      xferMode: this.xferMode,
+      geometry: s.geometry,
+      current: s.current,
+      multSectors: s.multSectors,
+      writeCache: s.writeCache,
+      lookAhead: s.lookAhead,
+      xferMode: s.xferMode,
     });
   }
 
-  private setFeatures(): void {
-    switch (this.tf.feature) {
-      case R.SETFEATURES_WC_ON: this.writeCache = true; break;
-      case R.SETFEATURES_WC_OFF: this.writeCache = false; break;
-      case R.SETFEATURES_RA_ON: this.lookAhead = true; break;
-      case R.SETFEATURES_RA_OFF: this.lookAhead = false; break;
-      case R.SETFEATURES_DEFAULTS_ON:
-      case R.SETFEATURES_DEFAULTS_OFF: break;
-      case R.SETFEATURES_XFER:
-        if (!validXferMode(this.tf.nsect)) return this.abort();
-        this.xferMode = this.tf.nsect;
-        break;
-      default:
-        return this.abort();
-    }
-    this.complete();
-  }
-
   private complete(): void {
-    this.status = R.ATA_DRDY | R.ATA_DSC;
+    this.status = IDLE;
     this.raiseIrq();
   }
 
-  private fail(error: number, status = R.ATA_DRDY | R.ATA_ERR): void {
-    this.phase = null;
+  private fail(error: number): void {
+    this.drq.clear();
     this.pio = null;
     this.dmaCmd = null;
     this.error = error;
-    this.status = status;
+    this.status = R.ATA_DRDY | R.ATA_ERR;
     this.raiseIrq();
   }
 
@@ -389,125 +279,118 @@ export class AtaDevice implements Device {
     this.fail(R.ATA_ABORTED);
   }
 
-  private hostError(e: unknown): void {
-    this.lastHostError = e instanceof Error ? e : new Error(String(e));
-    this.counters.backendErrors = (this.counters.backendErrors ?? 0) + 1;
-  }
-
   private startRw(cmd: RwCommand): void {
-    let lba: number | null;
     const count = cmd.ext ? this.tf.count48() : this.tf.count28();
-    if (cmd.ext) lba = this.tf.lba48();
-    else if (this.tf.lbaMode) lba = this.tf.lba28();
-    else lba = this.tf.chs(this.current);
-    if (cmd.multiple && this.multSectors === 0) return this.abort();
+    const lba = cmd.ext ? this.tf.lba48() : this.tf.lbaMode ? this.tf.lba28() : this.tf.chs(this.settings.current);
+    if (cmd.multiple && this.settings.multSectors === 0) return this.abort();
     // Out-of-range addresses fail here, before the backend sees them.
     if (lba === null || lba + count > this.blk.sectors) return this.fail(R.ATA_IDNF | R.ATA_ABORTED);
-    const writes = cmd.proto === 'pio-out' || cmd.proto === 'dma-out';
-    if (writes && this.blk.readOnly) return this.abort();
+    if ((cmd.proto === 'pio-out' || cmd.proto === 'dma-out') && this.blk.readOnly) return this.abort();
     switch (cmd.proto) {
       case 'verify':
-        this.setPosition(cmd, lba + count - 1);
-        return this.complete();
+        return this.complete(); // nothing to verify against; registers untouched, as QEMU
       case 'dma-in':
       case 'dma-out':
         this.dmaCmd = { toMemory: cmd.proto === 'dma-in', lba, count, cmd, running: false };
-        this.status = R.ATA_DRDY | R.ATA_DSC | R.ATA_DRQ; // waiting for the bus master
+        this.status = IDLE | R.ATA_DRQ; // waiting for the bus master (QEMU shows the same)
         if (this.bm[0].started) this.startDma();
         return;
       default: {
-        const blockSectors = cmd.multiple ? this.multSectors : 1;
+        const blockSectors = cmd.multiple ? this.settings.multSectors : 1;
         this.pio = { dir: cmd.proto === 'pio-in' ? 'in' : 'out', lba, remaining: count, blockSectors, cmd };
-        if (this.pio.dir === 'in') this.fetchBlock();
-        else this.openWriteBlock(false);
+        if (this.pio.dir === 'in') this.fetchBlock(this.pio);
+        else this.openWriteBlock(this.pio, false);
       }
     }
   }
 
-  /** Leaves the address of the last sector handled in the registers, as the command's output. */
+  /** Puts an address in the LBA (or CHS) registers: a failing sector, or the next one. */
   private setPosition(cmd: RwCommand, lba: number): void {
     if (cmd.ext) this.tf.setLba48(lba);
     else if (this.tf.lbaMode) this.tf.setLba28(lba);
-    else this.tf.setChs(lba, this.current);
+    else this.tf.setChs(lba, this.settings.current);
+  }
+
+  /**
+   * Progress as drives (and QEMU) show it: after each block the registers hold the next
+   * sector and the sectors still to go, so an error leaves the failing block's address.
+   */
+  private advance(cmd: RwCommand, nextLba: number, remaining: number): void {
+    this.setPosition(cmd, nextLba);
+    this.tf.nsect = remaining & 0xff;
+    if (cmd.ext) this.tf.hobNsect = (remaining >>> 8) & 0xff;
   }
 
   private startPioIn(data: Uint8Array): void {
-    this.buf = data;
-    this.pos = 0;
-    this.phase = 'in';
-    this.status = R.ATA_DRDY | R.ATA_DSC | R.ATA_DRQ;
+    this.drq.startIn(data);
+    this.status = IDLE | R.ATA_DRQ;
     this.raiseIrq();
   }
 
-  private fetchBlock(): void {
-    const pio = this.pio!; // only called with a PIO transfer in progress
+  private fetchBlock(pio: PioTransfer): void {
     const n = Math.min(pio.blockSectors, pio.remaining);
     this.status = R.ATA_BUSY | R.ATA_DRDY;
-    this.run(async (step) => {
+    this.ops.run(async (step) => {
+      let data: Uint8Array;
       try {
-        const data = await step(this.blk.read(pio.lba, n));
-        this.startPioIn(data);
+        data = await step(this.blk.read(pio.lba, n));
       } catch (e) {
         if (e === STALE) throw e;
         this.hostError(e);
         this.setPosition(pio.cmd, pio.lba);
-        this.fail(R.ATA_UNC);
+        return this.fail(R.ATA_UNC);
       }
+      this.advance(pio.cmd, pio.lba + n, pio.remaining - n);
+      this.startPioIn(data);
     });
   }
 
-  private openWriteBlock(irq: boolean): void {
-    const pio = this.pio!; // only called with a PIO transfer in progress
-    this.buf = new Uint8Array(Math.min(pio.blockSectors, pio.remaining) * SECTOR);
-    this.pos = 0;
-    this.phase = 'out';
-    this.status = R.ATA_DRDY | R.ATA_DSC | R.ATA_DRQ;
+  private openWriteBlock(pio: PioTransfer, irq: boolean): void {
+    this.drq.startOut(Math.min(pio.blockSectors, pio.remaining) * SECTOR);
+    this.status = IDLE | R.ATA_DRQ;
     if (irq) this.raiseIrq(); // the first block of a PIO write has no interrupt
   }
 
   /** The data port drained (read) or filled (write) the current DRQ block. */
   private blockDone(): void {
     const pio = this.pio;
-    this.phase = null;
+    const data = this.drq.data;
+    this.drq.clear();
+    const n = data.length / SECTOR;
     if (!pio) {
-      this.status = R.ATA_DRDY | R.ATA_DSC; // IDENTIFY: done, no interrupt after the last read
-      return;
-    }
-    const n = this.buf.length / SECTOR;
-    if (pio.dir === 'in') {
-      this.setPosition(pio.cmd, pio.lba + n - 1);
+      this.status = IDLE; // IDENTIFY: done, no interrupt after the last read
+    } else if (pio.dir === 'in') {
       pio.lba += n;
       pio.remaining -= n;
-      if (pio.remaining > 0) this.fetchBlock();
+      if (pio.remaining > 0) this.fetchBlock(pio);
       else {
         this.pio = null;
-        this.status = R.ATA_DRDY | R.ATA_DSC;
+        this.status = IDLE;
       }
-      return;
+    } else {
+      this.status = R.ATA_BUSY | R.ATA_DRDY;
+      this.ops.run(async (step) => {
+        try {
+          await step(this.blk.write(pio.lba, data, !this.settings.writeCache));
+        } catch (e) {
+          if (e === STALE) throw e;
+          this.hostError(e);
+          this.setPosition(pio.cmd, pio.lba);
+          return this.fail(R.ATA_ABORTED);
+        }
+        this.advance(pio.cmd, pio.lba + n, pio.remaining - n);
+        pio.lba += n;
+        pio.remaining -= n;
+        if (pio.remaining > 0) return this.openWriteBlock(pio, true);
+        this.pio = null;
+        this.complete();
+      });
     }
-    const data = this.buf;
-    this.status = R.ATA_BUSY | R.ATA_DRDY;
-    this.run(async (step) => {
-      try {
-        await step(this.blk.write(pio.lba, data, !this.writeCache));
-      } catch (e) {
-        if (e === STALE) throw e;
-        this.hostError(e);
-        this.setPosition(pio.cmd, pio.lba);
-        return this.fail(R.ATA_ABORTED);
-      }
-      this.setPosition(pio.cmd, pio.lba + n - 1);
-      pio.lba += n;
-      pio.remaining -= n;
-      if (pio.remaining > 0) return this.openWriteBlock(true);
-      this.pio = null;
-      this.complete();
-    });
   }
 
   private flush(): void {
     this.status = R.ATA_BUSY | R.ATA_DRDY;
-    this.run(async (step) => {
+    this.ops.run(async (step) => {
       try {
         await step(this.blk.flush());
       } catch (e) {
@@ -523,11 +406,12 @@ export class AtaDevice implements Device {
 
   private readDataPort(size: DevSize): number {
     if (size === 1) return this.mistake('badWidth', 0xff);
-    if (this.phase === 'in' && size === 2 && this.pos + 2 <= this.buf.length) {
-      const v = this.buf[this.pos] | (this.buf[this.pos + 1] << 8);
-      this.pos += 2;
-      if (this.pos === this.buf.length) this.blockDone();
-      return v;
+    if (size === 2) {
+      const w = this.drq.readWord();
+      if (w >= 0) {
+        if (this.drq.full) this.blockDone();
+        return w;
+      }
     }
     const b = this.readData(size);
     return (b[0] | (b[1] << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24)) >>> 0;
@@ -544,12 +428,9 @@ export class AtaDevice implements Device {
   private readData(len: number): Uint8Array {
     const out = new Uint8Array(len);
     let done = 0;
-    while (done < len && this.phase === 'in') {
-      const n = Math.min(len - done, this.buf.length - this.pos);
-      out.set(this.buf.subarray(this.pos, this.pos + n), done);
-      done += n;
-      this.pos += n;
-      if (this.pos === this.buf.length) this.blockDone();
+    while (done < len && this.drq.phase === 'in') {
+      done += this.drq.readInto(out, done, len - done);
+      if (this.drq.full) this.blockDone();
     }
     if (done < len) this.mistake('dataReadWithoutDrq', 0);
     return out;
@@ -557,12 +438,9 @@ export class AtaDevice implements Device {
 
   private writeData(data: Uint8Array): void {
     let done = 0;
-    while (done < data.length && this.phase === 'out') {
-      const n = Math.min(data.length - done, this.buf.length - this.pos);
-      this.buf.set(data.subarray(done, done + n), this.pos);
-      done += n;
-      this.pos += n;
-      if (this.pos === this.buf.length) this.blockDone();
+    while (done < data.length && this.drq.phase === 'out') {
+      done += this.drq.writeFrom(data.subarray(done));
+      if (this.drq.full) this.blockDone();
     }
     if (done < data.length) this.mistake('dataWriteWithoutDrq', 0);
   }
@@ -571,132 +449,69 @@ export class AtaDevice implements Device {
 
   private startDma(): void {
     const cmd = this.dmaCmd!; // only called with a DMA command waiting
+    const bm = this.bm[0];
     cmd.running = true;
-    if (cmd.toMemory !== this.bm[0].toMemory) this.mistake('dmaDirectionMismatch', 0);
-    this.run(async (step) => {
-      const bm = this.bm[0];
-      const total = cmd.count * SECTOR;
-      const walk = await step(walkPrdTable(this.edges.dma, bm.prd, total));
-      if (!walk.ok) return this.dmaFail(walk.reason);
-      let seg = 0;
-      let segOff = 0;
-      // Moves `len` bytes between `chunk` and the PRD segments, continuing where the last call stopped.
-      const scatter = async (chunk: Uint8Array): Promise<boolean> => {
-        let off = 0;
-        while (off < chunk.length) {
-          const s: PrdSegment = walk.segments[seg];
-          const n = Math.min(s.len - segOff, chunk.length - off);
-          const addr = s.addr + segOff;
-          if (cmd.toMemory) {
-            if (!(await step(this.edges.dma.write(addr, chunk.subarray(off, off + n))))) return false;
-          } else {
-            const got = await step(this.edges.dma.read(addr, n));
-            if (!got || got.length !== n) return false;
-            chunk.set(got, off);
-          }
-          off += n;
-          segOff += n;
-          if (segOff === s.len) {
-            seg++;
-            segOff = 0;
-          }
-        }
-        return true;
-      };
-      for (let done = 0; done < cmd.count; ) {
-        if (!bm.started) return this.fail(R.ATA_ABORTED); // driver stopped the engine mid-transfer
-        const n = Math.min(DMA_CHUNK_SECTORS, cmd.count - done);
-        const lba = cmd.lba + done;
-        try {
-          if (cmd.toMemory) {
-            const data = await step(this.blk.read(lba, n));
-            if (!(await scatter(data))) return this.dmaFail(`DMA write to guest memory refused`);
-          } else {
-            const data = new Uint8Array(n * SECTOR);
-            if (!(await scatter(data))) return this.dmaFail(`DMA read of guest memory refused`);
-            await step(this.blk.write(lba, data, !this.writeCache));
-          }
-        } catch (e) {
-          if (e === STALE) throw e;
-          this.hostError(e);
-          this.setPosition(cmd.cmd, lba);
+    if (cmd.toMemory !== bm.toMemory) this.mistake('dmaDirectionMismatch', 0);
+    this.ops.run(async (step) => {
+      const outcome = await runDmaTransfer({
+        dma: this.edges.dma,
+        blk: this.blk,
+        bm,
+        step,
+        toMemory: cmd.toMemory,
+        lba: cmd.lba,
+        count: cmd.count,
+        fua: () => !this.settings.writeCache,
+        progress: (done) => this.advance(cmd.cmd, cmd.lba + done, cmd.count - done),
+      });
+      switch (outcome.kind) {
+        case 'done':
+          // A PRD table longer than the transfer leaves the engine active (SFF-8038i).
+          if (outcome.longer) this.mistake('prdLongerThanTransfer', 0);
+          else bm.status &= ~R.ATA_DMA_ACTIVE;
+          this.dmaCmd = null;
+          return this.complete();
+        case 'bus-error':
+          this.lastHostError = new Error(`ata bmdma: ${outcome.reason}`);
+          this.mistake('dmaErrors', 0);
+          bm.status = (bm.status | R.ATA_DMA_ERR) & ~R.ATA_DMA_ACTIVE;
+          return this.abort();
+        case 'backend-error':
+          this.hostError(outcome.error);
+          this.setPosition(cmd.cmd, outcome.lba);
           bm.status &= ~R.ATA_DMA_ACTIVE;
           return this.fail(cmd.toMemory ? R.ATA_UNC : R.ATA_ABORTED);
-        }
-        done += n;
+        case 'stopped':
+          this.mistake('dmaStoppedMidTransfer', 0);
+          return this.abort();
       }
-      this.setPosition(cmd.cmd, cmd.lba + cmd.count - 1);
-      this.dmaCmd = null;
-      // A PRD table longer than the transfer leaves the engine active (SFF-8038i table 3).
-      if (!walk.longer) bm.status &= ~R.ATA_DMA_ACTIVE;
-      else this.mistake('prdLongerThanTransfer', 0);
-      this.complete();
     });
   }
 
-  private dmaFail(reason: string): void {
-    this.lastHostError = new Error(`ata bmdma: ${reason}`);
-    this.mistake('dmaErrors', 0);
-    const bm = this.bm[0];
-    bm.status = (bm.status | R.ATA_DMA_ERR) & ~R.ATA_DMA_ACTIVE;
-    this.fail(R.ATA_ABORTED);
-  }
-
-  // ---- async plumbing, reset, snapshot ----------------------------------------------------
-
-  /**
-   * Runs one async operation. `step` wraps every await: after a reset the operation is stale
-   * and stops at its next step without touching registers.
-   */
-  private run(op: (step: <T>(p: Promise<T>) => Promise<T>) => Promise<void>): void {
-    const gen = this.gen;
-    const step = async <T>(p: Promise<T>): Promise<T> => {
-      const v = await p.catch((e: unknown) => {
-        if (this.gen !== gen) throw STALE;
-        throw e;
-      });
-      if (this.gen !== gen) throw STALE;
-      return v;
-    };
-    this.inflight++;
-    op(step)
-      .catch((e: unknown) => {
-        if (e !== STALE) this.hostError(e); // a bug in the model; the guest sees BSY stuck until reset
-      })
-      .finally(() => {
-        this.updateIrq();
-        if (--this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
-  }
+  // ---- reset, snapshot --------------------------------------------------------------------
 
   /** Drops the command in progress (SRST, reset): late completions become stale. */
   private abandon(): void {
-    this.gen++;
-    this.phase = null;
+    this.ops.cancelAll();
+    this.drq.clear();
     this.pio = null;
     this.dmaCmd = null;
-    this.buf = new Uint8Array(0);
-    this.pos = 0;
   }
 
   reset(): void {
     this.abandon();
     this.tf.load(new TaskFile().state());
     this.tf.setSignature();
-    this.status = R.ATA_DRDY | R.ATA_DSC;
+    this.status = IDLE;
     this.error = R.ATA_AMNF;
     this.devctl = 0;
     this.pending = false;
-    this.multSectors = 0;
-    this.writeCache = this.initialWriteCache;
-    this.lookAhead = true;
-    this.xferMode = null;
-    this.current = { ...this.geometry };
+    this.settings.reset();
     for (const bm of this.bm) bm.load(new BusMasterRegs().state());
     this.updateIrq();
   }
 
-  /** Plain-data snapshot; only taken between commands (no data phase, nothing in flight). */
+  /** Plain-data snapshot; only between commands (no data phase, nothing in flight). */
   state(): AtaState {
     if (this.busy) throw new Error('ata: snapshot refused while a command is in progress');
     return {
@@ -705,35 +520,22 @@ export class AtaDevice implements Device {
       error: this.error,
       devctl: this.devctl,
       pending: this.pending,
-      multSectors: this.multSectors,
-      writeCache: this.writeCache,
-      lookAhead: this.lookAhead,
-      xferMode: this.xferMode,
-      current: { ...this.current },
+      settings: this.settings.state(),
       bm: this.bm.map((b) => b.state()),
     };
   }
 
   fromState(s: AtaState): void {
     if (s.status & (R.ATA_BUSY | R.ATA_DRQ)) throw new RangeError('ata: snapshot taken mid-command');
-    if (s.multSectors > MAX_MULT_SECTORS || (s.multSectors & (s.multSectors - 1)) !== 0) {
-      throw new RangeError(`ata: multiple count ${s.multSectors} invalid`);
-    }
     if (s.bm.length !== 2) throw new RangeError('ata: snapshot needs two bus-master banks');
+    this.settings.load(s.settings);
     this.abandon();
     this.tf.load(s.tf);
     this.bm.forEach((b, i) => b.load(s.bm[i]));
-    Object.assign(this, {
-      status: s.status,
-      error: s.error,
-      devctl: s.devctl,
-      pending: s.pending,
-      multSectors: s.multSectors,
-      writeCache: s.writeCache,
-      lookAhead: s.lookAhead,
-      xferMode: s.xferMode,
-      current: { ...s.current },
-    });
+    this.status = s.status;
+    this.error = s.error;
+    this.devctl = s.devctl;
+    this.pending = s.pending;
     this.updateIrq();
   }
 

@@ -30,7 +30,7 @@ export type StartEdge = 'start' | 'stop' | null;
 /** One channel's bus-master registers: command (0), status (2), PRD table pointer (4-7). */
 export class BusMasterRegs implements BusMasterState {
   cmd = 0;
-  status = ATA_DMA_DRV0_CAP;
+  status = 0; // the drive-capable bits are the BIOS's to set (QEMU starts at 0 too)
   prd = 0;
 
   get started(): boolean {

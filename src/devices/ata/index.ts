@@ -13,3 +13,4 @@ export * as ataRegs from './regs.ts';
 export function createAtaDevice(edges: DeviceEdges, blk: BlockBackend, options: AtaOptions = {}): AtaDevice {
   return new AtaDevice(edges, blk, options);
 }
+export { createAta, openBlockBackend, BlockBackendSchema, AtaPropertiesSchema } from './factory.ts';

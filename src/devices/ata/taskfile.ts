@@ -41,7 +41,7 @@ export class TaskFile implements TaskFileState {
       case 3: this.hobLbal = this.lbal; this.lbal = v; break;
       case 4: this.hobLbam = this.lbam; this.lbam = v; break;
       case 5: this.hobLbah = this.lbah; this.lbah = v; break;
-      case 6: this.device = v; break;
+      case 6: this.device = v | 0xa0; break; // obsolete bits 7 and 5 read as one (as QEMU)
     }
   }
 
@@ -134,7 +134,7 @@ export class TaskFile implements TaskFileState {
     this.hobLbal = 0;
     this.hobLbam = 0;
     this.hobLbah = 0;
-    this.device &= ATA_DEV1; // head, LBA and obsolete bits cleared; the selection is kept
+    this.device = (this.device & ATA_DEV1) | 0xa0; // head and LBA bits cleared; the selection is kept
   }
 
   state(): TaskFileState {

@@ -1,0 +1,134 @@
+// The connection to the supervisor, made once, when the program first reaches for
+// hardware (iopl/ioperm, opening a device file, or a trapped access), so that a shell or
+// helper that merely inherits LD_PRELOAD does not become the guest. Creates the DMA
+// memory file, connects and says hello (channel.c). Async-signal-safe: the first trapped
+// access may be where it happens.
+#include "muxtrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct mt_dma mt_dma = { .fd = -1 };
+
+static int state; // 0 not yet, 1 connecting, 2 connected
+static char sock_path[108], guest[64];
+static uint64_t spin_us;
+
+static void forked_child(void);
+
+static void copy_env(char *dst, size_t n, const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+	strncpy(dst, v && *v ? v : dflt, n - 1);
+	dst[n - 1] = 0;
+}
+
+void mt_connect_prepare(void)
+{
+	char num[32];
+	copy_env(sock_path, sizeof sock_path, "MUXVISOR_SOCKET", "");
+	copy_env(guest, sizeof guest, "MUXVISOR_GUEST", "guest");
+	copy_env(num, sizeof num, "MUXVISOR_SPIN_US", "0");
+	spin_us = strtoull(num, NULL, 0);
+	copy_env(num, sizeof num, "MUXVISOR_DMA_BASE", "0x10000000");
+	mt_dma.base = strtoull(num, NULL, 0);
+	copy_env(num, sizeof num, "MUXVISOR_DMA_SIZE", "0x100000");
+	mt_dma.size = strtoull(num, NULL, 0);
+	// The driver learns bus addresses from this (README.md): base + offset in the mapping.
+	struct mt_msg m = { .n = 0 };
+	msg_x(&m, mt_dma.base);
+	m.b[m.n] = 0;
+	setenv("MUXVISOR_DMA_BASE", m.b, 1);
+	pthread_atfork(NULL, NULL, forked_child);
+}
+
+static int dma_create(void)
+{
+	if (!mt_dma.size)
+		return 0; // DMA memory turned off
+	struct mt_msg p = { .n = 0 };
+	msg_s(&p, "/dev/shm/muxvisor-dma-");
+	msg_u(&p, (uint64_t)getpid());
+	msg_s(&p, "-");
+	msg_s(&p, guest);
+	if (p.n >= sizeof mt_dma.path)
+		p.n = sizeof mt_dma.path - 1;
+	memcpy(mt_dma.path, p.b, p.n);
+	mt_dma.path[p.n] = 0;
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, mt_dma.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		mt_perror("create DMA memory", mt_dma.path);
+		return -1;
+	}
+	if (ftruncate(fd, (off_t)mt_dma.size) < 0) {
+		mt_perror("ftruncate DMA memory", mt_dma.path);
+		return -1;
+	}
+	void *mem = (void *)syscall(SYS_mmap, NULL, mt_dma.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		mt_perror("mmap DMA memory", mt_dma.path);
+		return -1;
+	}
+	mt_dma.mem = mem;
+	mt_dma.fd = fd;
+	return 0;
+}
+
+// A fork()ed child that reaches for hardware connects on its own; sharing the parent's
+// socket would interleave frames. (The supervisor may refuse a second session of one guest.)
+static void forked_child(void)
+{
+	mt_chan_forget();
+	state = 0;
+	if (mt_dma.mem) { // the parent's DMA file stays the parent's
+		munmap(mt_dma.mem, mt_dma.size);
+		close(mt_dma.fd);
+		mt_dma.mem = NULL;
+		mt_dma.fd = -1;
+	}
+}
+
+static void say_floating(void)
+{
+	static int said;
+	if (__atomic_exchange_n(&said, 1, __ATOMIC_ACQ_REL))
+		return;
+	struct mt_msg m = { .n = 0 };
+	msg_s(&m, "muxtrap: neither MUXVISOR_SOCKET nor MUXVISOR_LOCAL_ECHO is set: "
+		  "port and MMIO reads return all-ones\n");
+	msg_out(&m, 2);
+}
+
+void mt_connect(void)
+{
+	if (mt_mode == MT_MODE_OFF)
+		say_floating();
+	if (mt_mode != MT_MODE_CHANNEL || __atomic_load_n(&state, __ATOMIC_ACQUIRE) == 2)
+		return;
+	int expected = 0;
+	if (__atomic_compare_exchange_n(&state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (dma_create() || mt_chan_open(sock_path, guest, spin_us))
+			_exit(MT_EXIT_CHANNEL); // the program must not go on without its hardware
+		__atomic_store_n(&state, 2, __ATOMIC_RELEASE);
+		syscall(SYS_futex, &state, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+		return;
+	}
+	while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == 1) // another thread is connecting
+		syscall(SYS_futex, &state, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void mt_disconnect(void)
+{
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != 2)
+		return;
+	mt_chan_bye("exit");
+	if (mt_dma.mem)
+		unlink(mt_dma.path);
+}

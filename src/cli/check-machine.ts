@@ -1,0 +1,23 @@
+// `muxvisor check-machine <module> [--diagram FILE.mmd]`: lint a MUX definition's statechart
+// (src/check/machine-lint.ts); names each problem's state; exit code 1 on a problem.
+
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { checkMachine } from '../check/machine-lint.ts';
+import { globalOptions, printJson } from './common.ts';
+
+export function register(program: Command): void {
+  program
+    .command('check-machine')
+    .description('lint a device statechart: a safe state exists and is reachable from every state, the reset path reaches one, no unreachable states, registers resolve')
+    .argument('<module>', 'machine module default-exporting defineMux({...}), or a shipped name (sim, ata)')
+    .option('--diagram <file>', 'write a Mermaid state diagram with the safe states marked')
+    .action(async (module: string, opts: { diagram?: string }, cmd: Command) => {
+      const { json } = globalOptions(cmd);
+      const r = await checkMachine(module);
+      if (opts.diagram && r.diagram) writeFileSync(opts.diagram, r.diagram);
+      if (json) printJson({ ok: r.ok, kind: r.kind, states: r.states, safeStates: r.safeStates, problems: r.problems, diagram: opts.diagram ?? null });
+      else process.stdout.write(r.report + (opts.diagram && r.diagram ? `\ndiagram written to ${opts.diagram}` : '') + '\n');
+      process.exitCode = r.ok ? 0 : 1;
+    });
+}

@@ -1,0 +1,48 @@
+// `muxvisor run <config>`: validate the config, start the supervisor on its socket, run
+// until SIGINT/SIGTERM, then close cleanly (peers get `bye`, devices are closed).
+
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.ts';
+import { DeviceRegistry } from '../devices/registry.ts';
+import { Supervisor, parseEndpoint } from '../supervisor.ts';
+import { cliLogger, globalOptions, printJson } from './common.ts';
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('validate a configuration, start the supervisor on its socket, run until SIGINT/SIGTERM')
+    .argument('<config>', 'configuration file (JSON, see src/config/muxvisor.schema.json)')
+    .option('--socket <path>', 'listen here instead of the configured socket ("tcp:HOST:PORT" for TCP)')
+    .action(async (configPath: string, opts: { socket?: string }, cmd: Command) => {
+      const { json } = globalOptions(cmd);
+      const log = cliLogger(cmd);
+      const registry = new DeviceRegistry();
+      const config = await loadConfig(configPath, { knownKinds: registry.kinds() });
+      if (opts.socket) config.socket = opts.socket;
+      const supervisor = new Supervisor({ config, logger: log, registry });
+      const signal = waitForSignal();
+      const addr = await supervisor.listen(parseEndpoint(config.socket));
+      const where = typeof addr === 'string' ? addr : `tcp:${addr.address}:${addr.port}`;
+      log.info({ config: configPath, socket: where, guests: supervisor.guestNames() }, 'muxvisor running; SIGINT or SIGTERM stops it');
+      if (json) printJson({ event: 'listening', socket: where, devices: supervisor.layout(), guests: supervisor.guestNames() }, true);
+      const sig = await signal;
+      log.info({ signal: sig }, 'stopping');
+      const stats = supervisor.stats();
+      await supervisor.close();
+      if (json) printJson({ event: 'stopped', signal: sig, stats }, true);
+      log.info('stopped');
+      process.exitCode = 0;
+    });
+}

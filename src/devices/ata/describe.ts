@@ -1,0 +1,36 @@
+// How the ATA controller presents itself: the PIIX3 IDE PCI function, its regions, IRQ 14.
+
+import type { BlockBackend } from '../../backends/block.ts';
+import type { DeviceDescription } from '../../device.ts';
+
+export interface DescribeInfo {
+  model: string;
+  serial: string;
+  firmware: string;
+  blk: BlockBackend;
+  writeCache: boolean;
+}
+
+export function describeAta(info: DescribeInfo): DeviceDescription {
+  return {
+    kind: 'ata',
+    regions: [
+      { name: 'cmd', space: 'pio', size: 8, legacyBase: 0x1f0 }, // command block
+      { name: 'ctl', space: 'pio', size: 1, legacyBase: 0x3f6 }, // device control / alternate status
+      { name: 'bmide', space: 'pio', size: 16, bar: 4 }, // bus-master IDE, both channels
+    ],
+    irq: 14,
+    // PIIX3 IDE: prog-if 80h = bus master, both channels in legacy mode; QEMU's piix.c
+    // sets no interrupt pin (legacy IDE uses ISA IRQ 14/15).
+    pci: { vendor: 0x8086, device: 0x7010, revision: 0, classCode: 0x010180, interruptPin: 0 },
+    properties: [
+      { name: 'model', value: info.model, help: 'IDENTIFY model string (words 27-46)' },
+      { name: 'serial', value: info.serial, help: 'IDENTIFY serial number (words 10-19)' },
+      { name: 'firmware', value: info.firmware, help: 'IDENTIFY firmware revision (words 23-26)' },
+      { name: 'sectors', value: info.blk.sectors, help: 'capacity in 512-byte sectors' },
+      { name: 'backend', value: info.blk.name, help: 'host resource behind the disk' },
+      { name: 'readOnly', value: info.blk.readOnly, help: 'writes abort with ABRT' },
+      { name: 'writeCache', value: info.writeCache, help: 'volatile write cache; off = every write is FUA' },
+    ],
+  };
+}

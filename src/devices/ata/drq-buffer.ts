@@ -1,0 +1,63 @@
+// The data block of a PIO data phase (DRQ set): what the data port reads or fills.
+
+export class DrqBuffer {
+  phase: 'in' | 'out' | null = null;
+  private buf: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+
+  /** Device-to-host block (read, IDENTIFY). */
+  startIn(data: Uint8Array): void {
+    this.buf = data;
+    this.pos = 0;
+    this.phase = 'in';
+  }
+
+  /** Host-to-device block of `bytes`. */
+  startOut(bytes: number): void {
+    this.buf = new Uint8Array(bytes);
+    this.pos = 0;
+    this.phase = 'out';
+  }
+
+  clear(): void {
+    this.phase = null;
+    this.buf = new Uint8Array(0);
+    this.pos = 0;
+  }
+
+  /** The block (the filled data once an 'out' block is full). */
+  get data(): Uint8Array {
+    return this.buf;
+  }
+
+  /** Fast path of a single 16-bit `in`: the word, or -1 when not in an 'in' phase with 2 bytes left. */
+  readWord(): number {
+    if (this.phase !== 'in' || this.pos + 2 > this.buf.length) return -1;
+    const v = this.buf[this.pos] | (this.buf[this.pos + 1] << 8);
+    this.pos += 2;
+    return v;
+  }
+
+  /** Copies up to `len` bytes out into `out` at `at`; returns the count. */
+  readInto(out: Uint8Array, at: number, len: number): number {
+    if (this.phase !== 'in') return 0;
+    const n = Math.min(len, this.buf.length - this.pos);
+    out.set(this.buf.subarray(this.pos, this.pos + n), at);
+    this.pos += n;
+    return n;
+  }
+
+  /** Copies up to the rest of the block from `src`; returns the count. */
+  writeFrom(src: Uint8Array): number {
+    if (this.phase !== 'out') return 0;
+    const n = Math.min(src.length, this.buf.length - this.pos);
+    this.buf.set(src.subarray(0, n), this.pos);
+    this.pos += n;
+    return n;
+  }
+
+  /** The whole block went through the data port. */
+  get full(): boolean {
+    return this.phase !== null && this.pos === this.buf.length;
+  }
+}

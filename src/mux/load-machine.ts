@@ -1,0 +1,32 @@
+// Load a MUX definition module: a shipped name (machines/<name>.ts) or a path to a module
+// whose default export is defineMux({...}).
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { defineMux, MuxDefinitionError, type MuxDefinition } from './define.ts';
+
+/** Where a machine name or path points: `sim` -> machines/sim.ts (or machines/sim/index.ts), else a path. */
+export function machineUrl(nameOrPath: string): string {
+  if (/^[a-z0-9_-]+$/i.test(nameOrPath)) {
+    for (const rel of [`../../machines/${nameOrPath}.ts`, `../../machines/${nameOrPath}/index.ts`]) {
+      const url = new URL(rel, import.meta.url);
+      if (existsSync(fileURLToPath(url))) return url.href;
+    }
+  }
+  return pathToFileURL(resolve(nameOrPath)).href;
+}
+
+/** Load a machine module's definition; throws MuxDefinitionError naming the module and the problem. */
+export async function loadMux(nameOrPath: string): Promise<MuxDefinition> {
+  let mod: { default?: unknown };
+  try {
+    mod = await import(machineUrl(nameOrPath));
+  } catch (err) {
+    if (err instanceof MuxDefinitionError) throw err;
+    throw new MuxDefinitionError(nameOrPath, `cannot load module: ${(err as Error).message}`);
+  }
+  if (!mod.default || typeof mod.default !== 'object')
+    throw new MuxDefinitionError(nameOrPath, 'the module must default-export defineMux({...})');
+  return defineMux(mod.default as MuxDefinition);
+}
