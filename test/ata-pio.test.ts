@@ -385,6 +385,12 @@ describe('guest mistakes are counted, never thrown', () => {
     expect(inner.calls.flush).toBe(0);
   });
 
+  it('an absurd string read length is capped, not allocated', () => {
+    const { dev } = makeRig(new MemoryBackend(10));
+    expect(dev.readString(0, 0, 2, 2 ** 31).length).toBe(1 << 20);
+    expect(dev.metrics()).toMatchObject({ stringTooLong: 1, dataReadWithoutDrq: 1 });
+  });
+
   it('reading past the end of a DRQ block floats and is counted', async () => {
     const { drv, dev } = makeRig(new MemoryBackend(10, { data: pattern(10, 1) }));
     drv.issue28(0x20, 0, 1);
@@ -423,5 +429,25 @@ describe('description and snapshot', () => {
     expect(word(id, 59)).toBe(0x0104);
     expect(word(id, 85) & 0x20).toBe(0);
     expect(() => b.dev.fromState({ ...snap, settings: { ...snap.settings, multSectors: 3 } })).toThrow(/multiple/);
+  });
+});
+
+describe('word-at-a-time data port (rep outsw traps once per word)', () => {
+  it('single 16-bit outs fill a sector exactly like outsw', async () => {
+    const blk = new MemoryBackend(10);
+    const { drv, dev } = makeRig(blk);
+    const data = pattern(1, 5);
+    drv.issue28(0x30, 4, 1);
+    for (let i = 0; i < 512; i += 2) drv.outw(0x1f0, data[i] | (data[i + 1] << 8));
+    expect((await drv.waitNotBusy()) & 0x09).toBe(0);
+    expect(firstDiff(blk.data.subarray(4 * 512, 5 * 512), data)).toBe(-1);
+    drv.issue28(0x20, 4, 1);
+    await drv.waitNotBusy();
+    const words: number[] = [];
+    for (let i = 0; i < 256; i++) words.push(drv.inw(0x1f0));
+    expect(words[0]).toBe(data[0] | (data[1] << 8));
+    expect(words[255]).toBe(data[510] | (data[511] << 8));
+    expect(drv.altStatus() & 0x08).toBe(0);
+    expect(dev.metrics()).toEqual({});
   });
 });

@@ -110,6 +110,16 @@ describe('NBD backend (nbdkit)', () => {
     await expect(nbd.flush()).rejects.toBeInstanceOf(BackendError);
   });
 
+  it('refuses an export whose minimum block size exceeds a sector; honours its maximum', async () => {
+    const big = await serve(['--filter=blocksize-policy', 'memory', '1M', 'blocksize-minimum=4096', 'blocksize-preferred=4096', 'blocksize-maximum=65536']);
+    await expect(openNbdBackend({ socketPath: big.socket })).rejects.toThrow(/4096-byte aligned/);
+    // Maximum 4 KiB: a 64 KiB read is split into 16 requests and reassembled in order.
+    const small = await serve(['--filter=blocksize-policy', 'memory', '1M', 'blocksize-maximum=4096', 'blocksize-error-policy=error']);
+    const nbd = await client(small);
+    await nbd.write(0, pattern(128, 3));
+    expect(firstDiff(await nbd.read(0, 128), pattern(128, 3))).toBe(-1);
+  });
+
   it('works over TCP too', async () => {
     const port = 20_000 + (process.pid % 20_000);
     const s = await serve(['memory', '1M'], port);

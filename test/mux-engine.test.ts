@@ -223,6 +223,50 @@ describe('mux engine', () => {
     expect(line).toBe(false);
   });
 
+  it('forwards a translation rewrite of several accesses and replays pseudo context registers with a custom replay', async () => {
+    const log: string[] = [];
+    const toy = defineMux({
+      kind: 'toy',
+      registers: { A: { region: 'r', offset: 0, width: 1 }, B: { region: 'r', offset: 1, width: 1 }, CMD: { region: 'r', offset: 2, width: 1 } },
+      machine: setup({}).createMachine({ initial: 'idle', states: { idle: { tags: ['safe'], on: { GO: 'busy' } }, busy: { on: { DONE: 'idle' } } } }),
+      classify: (a, v) => (a.reg?.name === 'CMD' ? (v === 0x20 ? 'GO' : v === 0x21 ? 'DONE' : null) : null),
+      context: [
+        { reg: 'A', reset: 5 },
+        // MODE is no register: a command sets it; the replay re-issues the command.
+        { reg: 'MODE', reset: 0, replay: async (v, io) => { await io.write('CMD', 0x40 | v); await io.read('B'); } },
+      ],
+      translate: {
+        access(a, g) {
+          if (a.dir !== 'write') return;
+          if (a.reg?.name === 'B') return [{ ...a, reg: { ...a.reg, name: 'A', offset: 0 }, offset: 0, value: a.value + 1 }, a];
+          if (a.reg?.name === 'CMD' && (a.value & 0xf0) === 0x10) g.setContext('MODE', a.value & 0x0f);
+        },
+      },
+      reset: { writes: [{ reg: 'CMD', value: 0x21 }] },
+      deadlineNs: 1e6,
+    });
+    const vt = new VirtualTime();
+    const mux = createMux(toy, { deviceId: 'toy0', policy: roundRobin({ quantumNs: 0 }), clock: vt.clock, timers: vt.timersApi });
+    mux.bind({
+      describe: () => ({ kind: 'toy', regions: [{ name: 'r', space: 'pio', size: 3 }], properties: [] }),
+      read: (_r, off) => (log.push(`r${off}`), 0),
+      write: (_r, off, _s, v) => void log.push(`w${off}=${v.toString(16)}`),
+      reset: () => {},
+      metrics: () => ({}),
+    });
+    for (const id of ['a', 'b']) mux.attach({ id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq() {} });
+    const acc = (off: number, value: number): Access => ({ space: 'pio', addr: off, size: 1, dir: 'write', value });
+    await now(mux.access('a', 0, 2, acc(2, 0x13))); // a sets MODE 3 (grant replays A=5, MODE 0 first)
+    await now(mux.access('a', 0, 1, acc(1, 7))); // rewritten: A=8, then B=7
+    expect(log).toEqual(['w0=5', 'w2=40', 'r1', 'w2=13', 'w0=8', 'w1=7']);
+    log.length = 0;
+    await now(mux.access('b', 0, 1, acc(1, 1)));
+    expect(log).toEqual(['w0=5', 'w2=40', 'r1', 'w0=2', 'w1=1']); // b's own context (reset values)
+    log.length = 0;
+    await now(mux.access('a', 0, 0, { space: 'pio', addr: 0, size: 1, dir: 'read' }));
+    expect(log).toEqual(['w0=8', 'w2=43', 'r1', 'r0']); // a's A (as the device got it) and MODE 3 again
+  });
+
   it('refuses DMA outside the owner window, counts it, and touches no other memory', async () => {
     const x = rig(['a', 'b']);
     x.mems.get('b')!.bytes.fill(0x77);

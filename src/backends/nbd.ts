@@ -252,6 +252,9 @@ async function handshake(sock: Socket, reader: SocketReader, exportName: string,
         size = Number(data.readBigUInt64BE(2));
         flags = data.readUInt16BE(10);
       } else if (info === P.NBD_INFO_BLOCK_SIZE && len >= 14) {
+        const minimum = data.readUInt32BE(2);
+        // Disk I/O comes in whole 512-byte sectors: an export demanding larger alignment cannot serve it.
+        if (minimum > SECTOR) throw new BackendError(name, `export needs ${minimum}-byte aligned requests; sectors are ${SECTOR} bytes`);
         maxPayload = data.readUInt32BE(10);
       }
     } else if (type === P.NBD_REP_ACK) {

@@ -23,6 +23,8 @@ const STREAM: Rec[] = [
   ...Array.from({ length: 8 }, (): Rec => [0, 'write', 0xa5]), [4, 'read', 0x80], [4, 'read', 0x00],
 ];
 
+const WARMUP = 3;
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -31,7 +33,7 @@ function median(xs: number[]): number {
 function decisionNs(stepper: Stepper, accesses: MuxAccess[], values: number[], perBatch: number, batches: number): number {
   const samples: number[] = [];
   let sink = 0;
-  for (let b = 0; b < batches + 1; b++) {
+  for (let b = 0; b < batches + WARMUP; b++) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < perBatch; i++) {
       const k = i % accesses.length;
@@ -40,7 +42,7 @@ function decisionNs(stepper: Stepper, accesses: MuxAccess[], values: number[], p
       if (stepper.safe()) sink++;
     }
     const ns = Number(process.hrtime.bigint() - t0) / perBatch;
-    if (b > 0) samples.push(ns); // the first batch warms up the JIT
+    if (b >= WARMUP) samples.push(ns); // the first batches warm up the JIT
   }
   if (sink < 0) throw new Error('unreachable');
   return median(samples);
@@ -53,14 +55,14 @@ function accessNs(perBatch: number, batches: number): number {
   // The same driver stream, as guest accesses (reads return what the device says).
   const accs: Access[] = STREAM.map(([offset, dir, value]) => ({ space: 'pio', addr: 0x340 + offset, size: 1, dir, value: dir === 'write' ? value : undefined }));
   const samples: number[] = [];
-  for (let b = 0; b < batches + 1; b++) {
+  for (let b = 0; b < batches + WARMUP; b++) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < perBatch; i++) {
       const a = accs[i % accs.length];
       mux.access('g', 0, a.addr - 0x340, a);
     }
     const ns = Number(process.hrtime.bigint() - t0) / perBatch;
-    if (b > 0) samples.push(ns);
+    if (b >= WARMUP) samples.push(ns);
   }
   void mux.close();
   return median(samples);
@@ -78,9 +80,9 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     count: 1,
   }));
   const values = STREAM.map(([, , v]) => v);
-  const n = opts.quick ? 1 : 4;
+  const n = opts.quick ? 1 : 3;
   const fast = decisionNs(createStepper(sim.machine, 'fast'), accesses, values, 50_000 * n, 9);
-  const xstate = decisionNs(createStepper(sim.machine, 'xstate'), accesses, values, 1_000 * n, 9);
+  const xstate = decisionNs(createStepper(sim.machine, 'xstate'), accesses, values, 2_000 * n, 9);
   const access = accessNs(20_000 * n, 9);
   const r = (x: number) => Math.round(x * 10) / 10;
   return { 'mux.decisionNs': { fast: r(fast), xstate: r(xstate) }, 'mux.accessNs': r(access) };

@@ -1,7 +1,7 @@
 // The MUX engine's public API (see README.md in this folder).
 
 export { defineMux, MuxDefinitionError, eventType, registerWrite } from './define.ts';
-export type { Answer, ContextRegister, GuestView, MuxAccess, MuxDefinition, MuxEvent, Register, RegisterSpec, ResetPath, Translation } from './define.ts';
+export type { Answer, ContextRegister, GuestView, MuxAccess, MuxDefinition, MuxEvent, Register, RegisterSpec, ReplayIo, ResetPath, Translation } from './define.ts';
 export { createMux, MuxEngine, monotonicClock, realTimers } from './engine.ts';
 export type { MuxOptions, MuxStats, MuxTrace, Timers } from './engine.ts';
 export { loadPolicy, loadPolicyFactory, policyUrl, PolicyLoadError, SHIPPED_POLICIES, validatePolicy } from './policy.ts';
@@ -10,3 +10,5 @@ export { loadMux, machineUrl } from './load-machine.ts';
 export { compileMachine, createStepper, fastPathObstacle, machineEventTypes, statePath } from './compile.ts';
 export type { Stepper, StepperMode, TransitionTable } from './compile.ts';
 export { resolveRegisters, registerProblems } from './registers.ts';
+export { prepareMuxRouters, hasMachine } from './router-factory.ts';
+export type { MuxDeviceConfig, MuxRouterOptions } from './router-factory.ts';

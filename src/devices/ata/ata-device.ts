@@ -57,6 +57,8 @@ export interface AtaState {
 }
 
 const IDLE = R.ATA_DRDY | R.ATA_DSC;
+/** A string read beyond any DRQ block is a guest mistake; cap what we allocate for it. */
+const MAX_STRING_BYTES = 1 << 20;
 
 export class AtaDevice implements Device {
   private readonly tf = new TaskFile();
@@ -134,6 +136,7 @@ export class AtaDevice implements Device {
   }
 
   readString(region: number, offset: number, size: DevSize, count: number): Uint8Array {
+    if (count * size > MAX_STRING_BYTES) count = this.mistake('stringTooLong', Math.floor(MAX_STRING_BYTES / size));
     if (region === REGION_CMD && offset === R.ATA_REG_DATA && size !== 1) {
       const out = this.readData(count * size);
       this.updateIrq();
@@ -419,6 +422,10 @@ export class AtaDevice implements Device {
 
   private writeDataPort(size: DevSize, value: number): void {
     if (size === 1) return this.mistake('badWidth', undefined);
+    if (size === 2 && this.drq.writeWord(value)) {
+      if (this.drq.full) this.blockDone();
+      return;
+    }
     const b = new Uint8Array(size);
     for (let i = 0; i < size; i++) b[i] = (value >>> (8 * i)) & 0xff;
     this.writeData(b);

@@ -38,6 +38,15 @@ export class DrqBuffer {
     return v;
   }
 
+  /** Fast path of a single 16-bit `out` (`rep outsw` traps once per word): false when it does not fit. */
+  writeWord(v: number): boolean {
+    if (this.phase !== 'out' || this.pos + 2 > this.buf.length) return false;
+    this.buf[this.pos] = v & 0xff;
+    this.buf[this.pos + 1] = (v >>> 8) & 0xff;
+    this.pos += 2;
+    return true;
+  }
+
   /** Copies up to `len` bytes out into `out` at `at`; returns the count. */
   readInto(out: Uint8Array, at: number, len: number): number {
     if (this.phase !== 'in') return 0;

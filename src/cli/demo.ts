@@ -1,0 +1,88 @@
+// `muxvisor demo`: guests share one ATA disk through the MUX; a live per-guest table on a
+// terminal, a summary table at the end; `--json` prints only the summary document.
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { runDiskDemo, type DiskBackend, type DemoSummary } from '../demo/disk-demo.ts';
+import { LiveBlock, bar, formatTable, mib } from '../demo/table.ts';
+import type { WorkloadProgress } from '../guests/ata-workload.ts';
+import { cliLogger, globalOptions, printJson } from './common.ts';
+
+function positiveInt(what: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number >= 1, got "${v}"`);
+    return n;
+  };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError(`seconds must be a number > 0, got "${v}"`);
+  return n;
+}
+
+function liveTable(p: WorkloadProgress[], elapsed: number, seconds: number): string {
+  const rows = p.map((g) => [g.guest, g.ops, mib(g.bytes), g.errors + g.mismatches, g.errors + g.mismatches ? 'FAIL' : 'ok']);
+  return `${bar(elapsed / seconds, 30)} ${elapsed.toFixed(1)}/${seconds}s\n` + formatTable(['guest', 'ops', 'MiB', 'errors', 'verify'], rows);
+}
+
+export function summaryTable(s: DemoSummary): string {
+  const out: string[] = [];
+  for (const d of s.devices) {
+    out.push(`device ${d.id} (${d.kind}): ${d.switches} switches, ${d.unsafeSwitches} unsafe switches, ${d.resets} resets`);
+    out.push(
+      formatTable(
+        ['guest', 'ops', 'MiB', 'errors', 'verified'],
+        d.perGuest.map((g) => [g.guest, g.ops, mib(g.bytes), g.errors, g.verified ? 'yes' : 'NO']),
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('guests share one ATA disk through the MUX, each verifying its own partition (what `npm start` runs)')
+    .option('--guests <n>', 'number of guests', positiveInt('guests'), 4)
+    .option('--seconds <s>', 'how long the guests run', positiveNumber, 4)
+    .option('--policy <name>', 'arbitration policy (policies/<name>.ts or a module path)', 'round-robin')
+    .addOption(new Option('--backend <backend>', 'the physical disk').choices(['model', 'nbd', 'qemu']).default('model'))
+    .addOption(new Option('--mode <mode>', 'transfers the guests use').choices(['pio', 'dma', 'mixed']).default('mixed'))
+    .addOption(new Option('--trap <trap>', 'how guests run: scripted in-process drivers, or KVM guests').choices(['scripted', 'kvm']).default('scripted'))
+    .option('--image <path>', 'raw image file to share (default: a temporary 64 MiB image)')
+    .action(async (opts: { guests: number; seconds: number; policy: string; backend: DiskBackend; mode: 'pio' | 'dma' | 'mixed'; trap: string; image?: string }, cmd: Command) => {
+      const { json } = globalOptions(cmd);
+      const logger = cliLogger(cmd);
+      if (opts.trap === 'kvm') {
+        const { runKvmDemo } = await import('../demo/kvm-demo.ts');
+        const result = await runKvmDemo({ guests: opts.guests, backend: opts.backend, mode: opts.mode, policy: opts.policy, image: opts.image, logger });
+        if (json) printJson(result.summary);
+        else process.stdout.write(summaryTable(result.summary) + '\n');
+        process.exitCode = result.summary.devices.every((d) => d.perGuest.every((g) => g.verified)) ? 0 : 1;
+        return;
+      }
+      const live = new LiveBlock(process.stderr);
+      const result = await runDiskDemo({
+        guests: opts.guests,
+        seconds: opts.seconds,
+        policy: opts.policy,
+        backend: opts.backend,
+        mode: opts.mode,
+        image: opts.image,
+        logger,
+        onProgress: json || !live.enabled ? undefined : (p, t) => live.draw(liveTable(p, Math.min(t, opts.seconds), opts.seconds)),
+      });
+      live.clear();
+      if (json) printJson(result.summary);
+      else {
+        const secs = result.elapsedNs / 1e9;
+        const total = result.results.reduce((a, r) => a + r.bytes, 0);
+        process.stdout.write(summaryTable(result.summary) + '\n');
+        process.stdout.write(`${opts.guests} guests, backend ${opts.backend}, policy ${opts.policy}: ${(total / 1048576 / secs).toFixed(1)} MiB/s aggregate over ${secs.toFixed(1)} s\n`);
+        for (const r of result.results) if (r.firstError) process.stdout.write(`  ${r.firstError}\n`);
+      }
+      const ok = result.summary.devices.every((d) => d.unsafeSwitches === 0 && d.perGuest.every((g) => g.verified && g.errors === 0));
+      process.exitCode = ok ? 0 : 1;
+    });
+}

@@ -1,0 +1,68 @@
+// Plugging the MUX into the supervisor: its RouterFactory is synchronous, module loading is
+// not, so the machines and policies a config needs are loaded first, then routers are made
+// on demand. A device gets a MUX when machines/<kind> exists; its policy comes from the
+// device config (`policy: {name | module, options}`), round-robin by default.
+//
+//   const mux = await prepareMuxRouters(config.devices, { logger });
+//   new Supervisor({ ..., createRouter: (id, kind, cfg) => mux(id, kind, cfg) ?? new PassthroughRouter(id, kind) });
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { Clock } from '../device.ts';
+import type { DeviceRouter } from '../guest-link.ts';
+import type { StepperMode } from './compile.ts';
+import type { MuxDefinition } from './define.ts';
+import { createMux, type Timers } from './engine.ts';
+import { loadMux, machineUrl } from './load-machine.ts';
+import { loadPolicyFactory, type PolicyFactory } from './policy.ts';
+
+/** The part of a device config this needs (src/config/schema.ts DeviceConfig). */
+export interface MuxDeviceConfig {
+  id: string;
+  kind: string;
+  policy?: { name?: string; module?: string; options?: Record<string, unknown> };
+}
+
+export interface MuxRouterOptions {
+  logger?: Logger;
+  clock?: Clock;
+  timers?: Timers;
+  mode?: StepperMode;
+  recheckNs?: number;
+}
+
+/** True when machines/<kind>.ts (or machines/<kind>/index.ts) exists. */
+export function hasMachine(kind: string): boolean {
+  if (!/^[a-z0-9_-]+$/i.test(kind)) return false;
+  const url = machineUrl(kind);
+  return url.includes('/machines/') && existsSync(fileURLToPath(url));
+}
+
+/**
+ * Load what the devices need; returns a synchronous factory that makes a MUX for a device
+ * with a machine, or null (the caller then uses a pass-through router). Throws
+ * MuxDefinitionError / PolicyLoadError naming the device's machine or policy.
+ */
+export async function prepareMuxRouters(
+  devices: MuxDeviceConfig[],
+  opts: MuxRouterOptions = {},
+): Promise<(deviceId: string, kind: string, cfg?: MuxDeviceConfig) => DeviceRouter | null> {
+  const defs = new Map<string, MuxDefinition>();
+  const policies = new Map<string, PolicyFactory>();
+  for (const d of devices) {
+    if (!hasMachine(d.kind)) continue;
+    if (!defs.has(d.kind)) defs.set(d.kind, await loadMux(d.kind));
+    const src = d.policy?.module ?? d.policy?.name ?? 'round-robin';
+    if (!policies.has(src)) policies.set(src, await loadPolicyFactory(src));
+  }
+  return (deviceId, kind, cfg) => {
+    const def = defs.get(kind);
+    if (!def) return null;
+    const conf = cfg ?? devices.find((d) => d.id === deviceId);
+    const src = conf?.policy?.module ?? conf?.policy?.name ?? 'round-robin';
+    const factory = policies.get(src);
+    if (!factory) throw new Error(`mux for device ${deviceId}: policy ${src} was not prepared (call prepareMuxRouters with this device)`);
+    return createMux(def, { deviceId, policy: factory(conf?.policy?.options), ...opts });
+  };
+}
