@@ -57,6 +57,20 @@ describe('bus-master DMA transfers', () => {
     expect(firstDiff(blk.data.subarray(70_000 * 512, 70_300 * 512), data)).toBe(-1);
   });
 
+  it('a PRD table in the last 8 bytes of the guest window is read (batched table reads fall back)', async () => {
+    const blk = new MemoryBackend(100, { data: pattern(100, 6) });
+    const ram = new GuestRam(RAM, 0x4_0000);
+    const rig = makeRig(blk, {}, ram);
+    const last = RAM + 0x4_0000 - 8;
+    ram.putPrd(last, [[BUF, 512, true]]);
+    rig.drv.bmSetup(last, true);
+    rig.drv.issue28(0xc8, 7, 1);
+    rig.drv.bmStart();
+    await settle(rig);
+    expect(rig.drv.status() & ERR).toBe(0);
+    expect(firstDiff(ram.mem.subarray(BUF - RAM, BUF - RAM + 512), blk.data.subarray(7 * 512, 8 * 512))).toBe(-1);
+  });
+
   it('a PRD table longer than the transfer completes and leaves ACTIVE set (SFF-8038i)', async () => {
     const blk = new MemoryBackend(100, { data: pattern(100, 1) });
     const rig = makeRig(blk);
@@ -185,5 +199,67 @@ describe('bad PRD tables and refused DMA end in an error with an IRQ, never a ha
     await settle(rig);
     expect(rig.drv.status()).toBe(DRDY | DSC);
     expect(rig.ram.reads).toBe(0);
+  });
+});
+
+describe('DATA SET MANAGEMENT (TRIM)', () => {
+  function putRanges(ram: GuestRam, at: number, ranges: Array<[number, number]>): void {
+    const view = new DataView(ram.mem.buffer);
+    ranges.forEach(([lba, count], i) => {
+      view.setUint32(at - RAM + i * 8, lba % 0x1_0000_0000, true);
+      view.setUint32(at - RAM + i * 8 + 4, Math.floor(lba / 0x1_0000_0000) | (count << 16), true);
+    });
+  }
+  function dsm(rig: ReturnType<typeof makeRig>, blocks: number, feature = 1): void {
+    rig.ram.putPrd(PRD, [[BUF, blocks * 512, true]]);
+    rig.drv.bmSetup(PRD, false);
+    rig.drv.outb(0x1f1, 0);
+    rig.drv.outb(0x1f2, 0);
+    rig.drv.outb(0x1f1, feature);
+    rig.drv.outb(0x1f2, blocks);
+    rig.drv.outb(0x1f6, 0x40);
+    rig.drv.outb(0x1f7, 0x06);
+    rig.drv.bmStart();
+  }
+
+  it('is advertised (words 105, 169) and trims the listed ranges', async () => {
+    const blk = new MemoryBackend(1000, { data: pattern(1000, 3) });
+    const rig = makeRig(blk);
+    const id = await rig.drv.identify();
+    expect(id[169 * 2] & 1).toBe(1);
+    expect(id[105 * 2]).toBe(8);
+    rig.ram.mem.fill(0, BUF - RAM, BUF - RAM + 1024);
+    putRanges(rig.ram, BUF, [[10, 5], [500, 100]]);
+    dsm(rig, 1);
+    await settle(rig);
+    expect(rig.drv.status() & (ERR | DRQ)).toBe(0);
+    expect(blk.calls.trim).toBe(2);
+    expect(blk.data.subarray(10 * 512, 15 * 512).every((b) => b === 0)).toBe(true);
+    expect(blk.data.subarray(500 * 512, 600 * 512).every((b) => b === 0)).toBe(true);
+    expect(blk.data[15 * 512]).toBe(pattern(1000, 3)[15 * 512]); // neighbours untouched
+  });
+
+  it('a range past the end aborts without trimming anything', async () => {
+    const blk = new MemoryBackend(1000, { data: pattern(1000, 3) });
+    const rig = makeRig(blk);
+    rig.ram.mem.fill(0, BUF - RAM, BUF - RAM + 512);
+    putRanges(rig.ram, BUF, [[10, 5], [999, 2]]);
+    dsm(rig, 1);
+    await settle(rig);
+    expect(rig.drv.status() & ERR).toBe(ERR);
+    expect(rig.drv.error() & 0x10).toBe(0x10);
+    expect(blk.calls.trim).toBe(0);
+  });
+
+  it('aborts when the backend cannot trim, or the TRIM bit is clear', async () => {
+    const noTrim = makeRig(new MemoryBackend(100, { canTrim: false }));
+    const id = await noTrim.drv.identify();
+    expect(id[169 * 2] & 1).toBe(0);
+    dsm(noTrim, 1);
+    expect(noTrim.drv.status()).toBe(DRDY | ERR);
+    const rig = makeRig(new MemoryBackend(100));
+    dsm(rig, 1, 0);
+    expect(rig.drv.status()).toBe(DRDY | ERR);
+    expect(rig.drv.error()).toBe(ABRT);
   });
 });

@@ -20,7 +20,7 @@ type Op =
   | { t: 'prd'; at: number; entries: Array<[number, number, boolean]> };
 
 // Biased towards meaningful registers and opcodes so runs reach deep states.
-const opcodes = [0x20, 0x24, 0x29, 0x30, 0x34, 0x39, 0x40, 0xc4, 0xc5, 0xc6, 0xc8, 0xca, 0x25, 0x35, 0xe7, 0xea, 0xec, 0xef, 0xf8, 0x27, 0x90, 0xa1, 0xe5];
+const opcodes = [0x06, 0x20, 0x24, 0x29, 0x30, 0x34, 0x39, 0x40, 0xc4, 0xc5, 0xc6, 0xc8, 0xca, 0x25, 0x35, 0xe7, 0xea, 0xec, 0xef, 0xf8, 0x27, 0x90, 0xa1, 0xe5];
 const size = fc.constantFrom<DevSize>(1, 1, 1, 2, 4);
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ t: fc.constant('write' as const), region: fc.constant(0), offset: fc.constant(7), size: fc.constant<DevSize>(1), value: fc.constantFrom(...opcodes) }),
@@ -35,7 +35,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   // Well-formed commands and PRD tables, so runs reach transfers and their failure paths.
   fc.record({
     t: fc.constant('rw' as const),
-    cmd: fc.constantFrom(0x20, 0x30, 0xc4, 0xc5, 0xc8, 0xca, 0x25, 0x35),
+    cmd: fc.constantFrom(0x20, 0x30, 0xc4, 0xc5, 0xc8, 0xca, 0x25, 0x35, 0x06),
     lba: fc.integer({ min: 0, max: 270 }),
     count: fc.integer({ min: 0, max: 20 }),
     startFirst: fc.boolean(),
@@ -75,7 +75,7 @@ describe('ATA model under random guest accesses', () => {
           else if (o.t === 'prd') {
             if (o.at + o.entries.length * 8 <= RAM + ram.size) ram.putPrd(o.at, o.entries);
           } else if (o.t === 'rw') {
-            const dma = [0xc8, 0xca, 0x25, 0x35].includes(o.cmd);
+            const dma = [0xc8, 0xca, 0x25, 0x35, 0x06].includes(o.cmd);
             if (dma) {
               dev.write(2, 4, 4, o.prd);
               dev.write(2, 0, 1, o.cmd === 0xc8 || o.cmd === 0x25 ? 8 : 0);

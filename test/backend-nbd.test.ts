@@ -121,14 +121,16 @@ describe('NBD backend (nbdkit)', () => {
   });
 
   it('works over TCP too', async () => {
-    const port = 20_000 + (process.pid % 20_000);
-    const s = await serve(['memory', '1M'], port);
+    // A free port: try a few in case another process holds one.
+    let s: NbdkitServer | undefined;
+    for (let tries = 0; !s && tries < 5; tries++) s = await serve(['memory', '1M'], 20_000 + ((process.pid + tries) % 20_000)).catch(() => undefined);
+    if (!s?.port) throw new Error('no free TCP port for nbdkit');
+    const port = s.port;
     const nbd = await openNbdBackend({ host: '127.0.0.1', port });
     clients.push(nbd);
     expect(nbd.name).toBe(`nbd:tcp:127.0.0.1:${port}`);
     await nbd.write(5, pattern(2, 6));
     expect(firstDiff(await nbd.read(5, 2), pattern(2, 6))).toBe(-1);
-    expect(s.port).toBe(port);
   });
 
   it('an unknown export name is refused during the handshake', async () => {
@@ -150,5 +152,30 @@ describe('NBD backend (nbdkit)', () => {
     expect((await drv.waitNotBusy()) & 0x01).toBe(0);
     drv.issue28(0x20, 100, 3);
     expect(firstDiff(await drv.pioIn(3), pattern(3, 5))).toBe(-1);
+  });
+});
+
+describe('NBD handshake against a broken server', () => {
+  it('a server that accepts but never speaks fails the handshake by its deadline', async () => {
+    const { createServer } = await import('node:net');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'mv-nbd-mute-'));
+    const path = join(dir, 'mute.sock');
+    const held: import('node:net').Socket[] = [];
+    const server = createServer((s) => held.push(s));
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      await expect(openNbdBackend({ socketPath: path, timeoutMs: 200 })).rejects.toThrow(/no handshake within 200 ms/);
+      // A server that is not NBD at all.
+      held.length = 0;
+      server.removeAllListeners('connection');
+      server.on('connection', (s) => s.end(Buffer.from('HTTP/1.0 400 Bad Request\r\n\r\n')));
+      await expect(openNbdBackend({ socketPath: path, timeoutMs: 2000 })).rejects.toThrow(/not an NBD server/);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => server.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -40,7 +40,7 @@ describe('check-machine', () => {
     const r = await checkMachine(`${FIX}/bad-registers.ts`);
     expect(r.problems.map((p) => p.problem)).toEqual([
       expect.stringMatching(/^context register LBA_LOW is not in the register map/),
-      expect.stringMatching(/context register CMD: its write is the statechart event START/),
+      expect.stringMatching(/context register CMD: replaying it \(=1\) is the event START, which leaves this safe state for busy/),
     ]);
   });
 

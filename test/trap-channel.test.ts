@@ -2,7 +2,7 @@
 // unmodified lspci through conf1 ports, interrupts through the UIO fd (also between an
 // access and its answer), shared DMA memory and dmaw/dmar, a sysfs BAR, string I/O split
 // over several accesses, and a lost channel.
-import { existsSync, openSync, readSync, closeSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AccMsg } from '../src/channel/messages.ts';
 import { runTrapped, TRAP_BUILD_DIR, TRAP_EXIT_CHANNEL_LOST } from '../src/trap/user.ts';
@@ -21,18 +21,15 @@ const conf1 = fakeConf1([
 
 function dmaFile(conn: PeerConn): { at(bus: number, n: number): Buffer; put(bus: number, data: Buffer): void } {
   const dma = conn.hello.dma!;
+  const fd = conn.dmaFd!;
   return {
     at(bus, n) {
-      const fd = openSync(dma.path!, 'r');
       const b = Buffer.alloc(n);
       readSync(fd, b, 0, n, bus - dma.base);
-      closeSync(fd);
       return b;
     },
     put(bus, data) {
-      const fd = openSync(dma.path!, 'r+');
       writeSync(fd, data, 0, data.length, bus - dma.base);
-      closeSync(fd);
     },
   };
 }
@@ -124,7 +121,7 @@ describe('user-mode trap shim over the channel', () => {
     const dma = peer.conns[0].hello.dma!;
     expect(dma).toMatchObject({ base: 0x2000_0000, size: 0x10000 });
     expect(dma.path).toMatch(/^\/dev\/shm\/muxvisor-dma-\d+-g2$/);
-    expect(existsSync(dma.path!)).toBe(false); // removed at exit
+    expect(existsSync(dma.path!)).toBe(false); // unlinked once welcomed
   });
 
   it('maps a sysfs BAR at the address from PCI config and forwards 4- and 8-byte MMIO', async () => {
@@ -171,7 +168,21 @@ describe('user-mode trap shim over the channel', () => {
     expect(r.stdout).not.toContain('FAIL');
     expect(r.code).toBe(0);
     expect(peer.conns.map((c) => c.hello.guest)).toEqual(['forker', 'forker']);
+    // The child _exit()s without destructors: its DMA file must be gone all the same.
+    const names = peer.conns.map((c) => c.hello.dma!.path!.slice('/dev/shm/'.length));
+    expect(readdirSync('/dev/shm').filter((f) => names.includes(f))).toEqual([]);
     expect(peer.protocolErrors).toEqual([]);
+  });
+
+  it('ends the program with a message when the supervisor sends a malformed frame', async () => {
+    peer = await TrapPeer.start((acc, conn) => {
+      conn.socket.write(Buffer.from([3, 0, 0, 0, 0x81, 0xa1, 0x74])); // a map whose value is cut off
+      return new Promise(() => {});
+    });
+    const r = await runTrapped(CHAN, ['inb'], { socket: peer.path, guest: 'g7' });
+    expect(r.code).toBe(TRAP_EXIT_CHANNEL_LOST);
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toContain('muxtrap: channel to the supervisor lost (malformed frame from the supervisor)');
   });
 
   it('stops the program at its first hardware use when the supervisor socket is unreachable', async () => {

@@ -3,7 +3,7 @@
 // window. All verify their data; and when one is SIGKILLed in the middle of a transfer,
 // the MUX runs its reset path and the other two still finish verified.
 import { type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,12 @@ import { buildTrap } from './helpers/trap-build.ts';
 
 const ATA_PIO = `${TRAP_BUILD_DIR}/ata-pio`;
 const WINDOW = 2048; // sectors per guest
+
+/** The word ata-pio.c writes at word i of guest LBA lba (its `pattern`, pass 0). */
+function patternWord(seed: number, lba: number, i: number): number {
+  const x = (Math.imul(lba, 2654435761) + Math.imul(i, 40503) + Math.imul(seed, 97)) >>> 0;
+  return (x ^ (x >>> 16)) & 0xffff;
+}
 
 async function startSupervisor(dir: string): Promise<{ sup: Supervisor; socket: string }> {
   const image = join(dir, 'disk.img');
@@ -66,6 +72,15 @@ describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers throu
     const mux = sup.stats().devices[0] as MuxStats;
     expect(mux.unsafeSwitches).toBe(0);
     expect(mux.perGuest.map((g) => g.faults)).toEqual([0, 0, 0]);
+    // On the disk, each guest's sectors sit at its window's start (flushed by the driver).
+    const disk = readFileSync(join(dir, 'disk.img'));
+    for (let g = 0; g < 3; g++) {
+      for (const lba of [0, 47]) {
+        const at = (1 + g * WINDOW + lba) * 512;
+        expect([disk.readUInt16LE(at), disk.readUInt16LE(at + 510)]).toEqual([patternWord(g + 1, lba, 0), patternWord(g + 1, lba, 255)]);
+      }
+    }
+    expect(disk.readUInt16LE(0)).toBe(0); // sector 0 is nobody's
   });
 
   it('a driver killed mid-transfer is cut off by the reset path; the others finish verified', async () => {
@@ -88,5 +103,7 @@ describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers throu
     const mux = sup.stats().devices[0] as MuxStats;
     expect(mux.resets).toBeGreaterThanOrEqual(1);
     expect(mux.unsafeSwitches).toBe(0);
+    expect(mux.perGuest.find((g) => g.guest === 'g2')?.faulted).toBe(true);
+    expect(mux.perGuest.filter((g) => g.guest !== 'g2').map((g) => g.faulted)).toEqual([false, false]);
   });
 });

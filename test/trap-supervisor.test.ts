@@ -48,6 +48,15 @@ describe.skipIf(skip !== null)('user-mode trap shim with the supervisor and QEMU
     expect(ide[0]).toMatch(/IDE interface \[0101\]/);
   });
 
+  it('traces every trapped access of the program on request', async () => {
+    const r = await runTrapped('lspci', ['-A', 'intel-conf1', '-n', '-s', '00:00.0'], { socket, guest: 'driver', traceFd: 2 });
+    expect(r.code).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(10);
+    expect(lines.every((l) => /^pio [rw] 0x[0-9a-f]+\/[124] n=1 v=0x[0-9a-f]+$/.test(l))).toBe(true);
+    expect(lines).toContain('pio w 0xcf8/4 n=1 v=0x80000000'); // vendor/device id of 00:00.0
+  });
+
   it('lspci of a guest granted nothing does not show the IDE function', async () => {
     const r = await runTrapped('lspci', ['-A', 'intel-conf1', '-nn'], { socket, guest: 'nothing' });
     expect(r.code).toBe(0);

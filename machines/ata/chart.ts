@@ -63,6 +63,7 @@ export const ataChart = setup({ types: { events: {} as AtaEvent } }).createMachi
     },
     nodata: { on: statusEnds },
     dma: {
+      initial: 'armed',
       states: {
         // Bus master started before the command (allowed; Linux starts it after).
         early: { on: { CMD_DMA: 'active', BM_STOP: '#ata.idle', CMD_PIO_IN: '#ata.pioIn', CMD_PIO_OUT: '#ata.pioOut', CMD_NODATA: '#ata.nodata' } },

@@ -11,6 +11,8 @@
  *   chunk=N        sectors per command (default 16 for PIO, 64 for DMA)
  *   hang=N         issue READ SECTORS for sector N in the read phase and never read it
  *   bench=inb port=P n=N   only time N reads of port P between two MARK lines
+ *   verify=only    skip the write phase: check data a previous run left on the disk
+ *   idle=1         print IDLE and sleep forever with interrupts on (never stops by itself)
  */
 #include "ata.h"
 
@@ -108,6 +110,10 @@ void guest_main(u32 magic, struct mb_info *mb) {
     put_str(cmdline ? cmdline : "");
     put_str("\"\n");
 
+    if (cmdline_get(cmdline, "idle", val, sizeof val)) {
+        put_str("IDLE\n");
+        for (;;) __asm__ volatile("sti; hlt");
+    }
     if (cmdline_get(cmdline, "bench", val, sizeof val)) {
         u16 port = 0x80;
         u32 n = 10000;
@@ -141,8 +147,9 @@ void guest_main(u32 magic, struct mb_info *mb) {
     int hang = cmdline_get(cmdline, "hang", val, sizeof val);
     u32 hang_lba = hang ? parse_u32(val) : 0;
 
+    int verify_only = cmdline_get(cmdline, "verify", val, sizeof val) && str_eq(val, "only");
     put_str("MARK verify-start\n");
-    for (u32 lba = 0; lba < total; lba += chunk) {
+    for (u32 lba = 0; !verify_only && lba < total; lba += chunk) {
         u32 n = total - lba < chunk ? total - lba : chunk;
         fill(seed, lba, n);
         r = dma ? ata_dma(&a, 1, lba, n, buffer) : ata_pio(&a, 1, lba, n, buffer);

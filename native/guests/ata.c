@@ -35,7 +35,7 @@
 #define PRD_ENTRY_BYTES 16384      /* each entry covers 16 KiB: exercises a multi-entry table */
 
 #define IDE_IRQ 14
-#define SPIN_LIMIT 200000000u
+#define SPIN_LIMIT 2000000u   /* polls, each a trapped exit under a VMM: bounded, not timed */
 
 /* The PRD table lives in its own memory; 64-byte alignment keeps it inside one 64 KiB page. */
 static u32 prd_table[2 * 8] __attribute__((aligned(64)));
@@ -84,6 +84,7 @@ static void select_lba(struct ata *a, u32 lba, u32 count) {
 int ata_identify(struct ata *a) {
     static u16 id[256];
     outb(a->cmd + ATA_REG_DEVICE, ATA_DEV_LBA);
+    if (alt_status(a) == 0xFF) return fail(0xFF);   /* floating bus: no controller or no drive */
     if (wait_not_busy(a) < 0) return fail(0xFF);
     outb(a->cmd + ATA_REG_CMD, ATA_CMD_ID_ATA);
     if (status(a) == 0) return fail(0);   /* no drive */

@@ -39,6 +39,10 @@ halt_forever:
     jmp .h
 
 ; ---- interrupt stubs: vectors 0..47 call isr_dispatch(vector) ----
+; They return without IRETD: on hosts where KVM emulates privileged instructions (nested
+; "PVM" hosts, like the CI machines), KVM's emulator handles IRET in real mode only and
+; stops the VM with an emulation failure. Same CPL, no stack switch, so the frame is
+; EIP, CS, EFLAGS: rearrange it to EFLAGS, CS, EIP, then POPFD, drop CS, RET.
 extern isr_dispatch
 %macro ISR 1
 isr_%1:
@@ -46,9 +50,18 @@ isr_%1:
     push dword %1
     call isr_dispatch
     add esp, 4
-    popad
-    iretd
+    jmp isr_return
 %endmacro
+isr_return:
+    popad
+    push eax
+    mov eax, [esp+12]               ; EFLAGS
+    xchg eax, [esp+4]               ; EIP slot <- EFLAGS, eax <- EIP
+    mov [esp+12], eax               ; EFLAGS slot <- EIP
+    pop eax
+    popfd                           ; IF comes back here; a nested IRQ finds a sane stack
+    lea esp, [esp+4]                ; drop CS without touching the flags
+    ret
 %assign i 0
 %rep 48
 ISR i

@@ -1,5 +1,6 @@
 ; A multiboot guest that prints one line on the debug port, then triple-faults:
-; an empty IDT makes the #BP of int3 unhandleable -> #DF -> shutdown.
+; an empty IDT makes the #UD of ud2 unhandleable -> #DF -> shutdown. (Not int3: hosts
+; that emulate INT n in software report an emulation failure instead.)
 bits 32
 section .multiboot
 align 4
@@ -18,7 +19,7 @@ _start:
     jmp .next
 .fault:
     lidt [null_idt]
-    int3
+    ud2
     hlt
 section .data
 msg: db "about to triple-fault", 10, 0

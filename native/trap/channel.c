@@ -5,6 +5,7 @@
 // flight. A futex lock keeps frames whole; everything here is async-signal-safe.
 #include "muxtrap.h"
 #include "msgpack.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -84,64 +85,6 @@ static int frame_send(struct mp_w *w)
 	return 0;
 }
 
-// The fields of any incoming message that the peer uses.
-struct msg {
-	char t[8];
-	uint64_t id, v, line, level, a, n;
-	const uint8_t *b;
-	uint32_t blen;
-	const char *e, *code, *text;
-	uint32_t elen, codelen, textlen;
-};
-
-static int key_is(const char *k, uint32_t klen, const char *want)
-{
-	return strlen(want) == klen && memcmp(k, want, klen) == 0;
-}
-
-static int parse(const uint8_t *p, uint32_t len, struct msg *m)
-{
-	struct mp_r r = { p, p + len };
-	uint32_t n, klen, slen;
-	const char *k, *s;
-	memset(m, 0, sizeof *m);
-	if (mp_read_map(&r, &n))
-		return -1;
-	while (n--) {
-		if (mp_read_str(&r, &k, &klen))
-			return -1;
-		uint64_t *num = key_is(k, klen, "id") ? &m->id : key_is(k, klen, "v") ? &m->v
-			: key_is(k, klen, "line") ? &m->line : key_is(k, klen, "level") ? &m->level
-			: key_is(k, klen, "a") ? &m->a : key_is(k, klen, "n") ? &m->n : NULL;
-		enum mp_type ty = mp_peek(&r);
-		if (num && (ty == MP_INT || ty == MP_FLOAT)) {
-			if (mp_read_uint(&r, num))
-				return -1;
-		} else if (key_is(k, klen, "b") && ty == MP_BIN) {
-			if (mp_read_bin(&r, &m->b, &m->blen))
-				return -1;
-		} else if (ty == MP_STR && (key_is(k, klen, "t") || key_is(k, klen, "e") ||
-					    key_is(k, klen, "code") || key_is(k, klen, "msg"))) {
-			if (mp_read_str(&r, &s, &slen))
-				return -1;
-			if (key_is(k, klen, "t")) {
-				if (slen >= sizeof m->t)
-					slen = sizeof m->t - 1;
-				memcpy(m->t, s, slen);
-			} else if (key_is(k, klen, "e")) {
-				m->e = s, m->elen = slen;
-			} else if (key_is(k, klen, "code")) {
-				m->code = s, m->codelen = slen;
-			} else {
-				m->text = s, m->textlen = slen;
-			}
-		} else if (mp_skip(&r)) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
 // Buffered receive: one recv() usually brings a whole `rep` (and any irq before it).
 static size_t rb_start, rb_end;
 
@@ -192,7 +135,7 @@ static int fill(uint64_t spin_ns)
 
 static uint64_t spin_ns;
 
-static int recv_frame(struct msg *m)
+static int recv_frame(struct mt_wire *m)
 {
 	uint32_t n = 0;
 	while (!buffered_frame(&n)) {
@@ -205,14 +148,21 @@ static int recv_frame(struct msg *m)
 	}
 	const uint8_t *body = rx + rb_start + 4;
 	rb_start += 4 + (size_t)n;
-	if (parse(body, n, m)) {
+	if (mt_wire_parse(body, n, m)) {
 		errno = EBADMSG;
 		return -1;
 	}
 	return 0;
 }
 
-static void say_remote_error(const struct msg *m)
+static const char *recv_why(void)
+{
+	return errno == ECONNRESET ? "closed by the supervisor"
+		: errno == EBADMSG ? "malformed frame from the supervisor"
+		: errno == EPROTO ? "frame length out of range" : "receive failed";
+}
+
+static void say_remote_error(const struct mt_wire *m)
 {
 	struct mt_msg o = { .n = 0 };
 	char code[64] = "", text[400] = "";
@@ -236,7 +186,7 @@ static uint8_t *dma_at(uint64_t a, uint64_t n)
 
 // Messages that are not the `rep` an access waits for. Returns -1 when the
 // connection must end (err, bye, or a failed answer).
-static int handle_async(const struct msg *m)
+static int handle_async(const struct mt_wire *m)
 {
 	if (!strcmp(m->t, "irq")) {
 		mt_irq_level((uint32_t)m->line, m->level != 0);
@@ -314,7 +264,7 @@ int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 		return -1;
 	}
 	for (;;) {
-		struct msg m;
+		struct mt_wire m;
 		if (recv_frame(&m)) {
 			mt_perror("waiting for welcome from", path);
 			return -1;
@@ -348,9 +298,9 @@ int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
 	if (frame_send(&w))
 		lost("send failed");
 	for (;;) {
-		struct msg m;
+		struct mt_wire m;
 		if (recv_frame(&m))
-			lost(errno == ECONNRESET ? "closed by the supervisor" : "receive failed");
+			lost(recv_why());
 		if (!strcmp(m.t, "rep") && m.id == id) {
 			r->value = m.v;
 			r->refused = m.e != NULL;
@@ -368,7 +318,7 @@ int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
 	// wake for them, since the socket holds no more data.
 	uint32_t n;
 	while (buffered_frame(&n)) {
-		struct msg m;
+		struct mt_wire m;
 		if (recv_frame(&m) || handle_async(&m))
 			lost("bad frame after a reply");
 	}
@@ -394,14 +344,14 @@ static void *reader(void *arg)
 		p.revents = 0;
 		uint32_t n;
 		if (buffered_frame(&n) || poll(&p, 1, 0) == 1) {
-			struct msg m;
+			struct mt_wire m;
 			int bad = recv_frame(&m) ? 1 : handle_async(&m) ? 2 : 0;
 			if (bad && __atomic_load_n(&closing, __ATOMIC_ACQUIRE)) {
 				unlock();
 				return NULL;
 			}
 			if (bad == 1)
-				lost(errno == ECONNRESET ? "closed by the supervisor" : "receive failed");
+				lost(recv_why());
 			if (bad == 2)
 				lost(!strcmp(m.t, "err") ? "error from the supervisor" : "bye from the supervisor");
 		}

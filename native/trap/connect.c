@@ -116,6 +116,10 @@ void mt_connect(void)
 	if (__atomic_compare_exchange_n(&state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		if (dma_create() || mt_chan_open(sock_path, guest, spin_us))
 			_exit(MT_EXIT_CHANNEL); // the program must not go on without its hardware
+		// Welcomed: the supervisor has the DMA file open, so its name can go now and
+		// nothing is left behind however the program ends.
+		if (mt_dma.mem)
+			unlink(mt_dma.path);
 		__atomic_store_n(&state, 2, __ATOMIC_RELEASE);
 		syscall(SYS_futex, &state, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
 		return;
@@ -129,6 +133,4 @@ void mt_disconnect(void)
 	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != 2)
 		return;
 	mt_chan_bye("exit");
-	if (mt_dma.mem)
-		unlink(mt_dma.path);
 }

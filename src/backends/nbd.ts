@@ -15,7 +15,12 @@ export interface NbdOptions {
   port?: number;
   /** Export name; "" is the server's default export. */
   exportName?: string;
+  /** Connect + handshake deadline in ms (default 10 s): a silent server fails instead of hanging. */
+  timeoutMs?: number;
 }
+
+/** Longest option reply payload we accept during the handshake (proto.md caps strings at 4 KiB). */
+const MAX_OPTION_REPLY = 64 * 1024;
 
 interface Pending {
   type: number;
@@ -75,13 +80,20 @@ export class NbdBackend implements BlockBackend {
     });
     sock.setNoDelay?.(true);
     const reader = new SocketReader(sock, () => where);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BackendError(name, `no handshake within ${timeoutMs} ms`)), timeoutMs);
+    });
     try {
-      const info = await handshake(sock, reader, exportName, name);
+      const info = await Promise.race([handshake(sock, reader, exportName, name), deadline]);
       return new NbdBackend(sock, reader, name, info);
     } catch (e) {
       sock.destroy();
       if (e instanceof BackendError) throw e;
       throw new BackendError(name, `handshake failed: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -245,6 +257,7 @@ async function handshake(sock: Socket, reader: SocketReader, exportName: string,
     if (h.readBigUInt64BE(0) !== P.NBD_REP_MAGIC) throw new BackendError(name, 'bad option reply magic');
     const type = h.readUInt32BE(12);
     const len = h.readUInt32BE(16);
+    if (len > MAX_OPTION_REPLY) throw new BackendError(name, `option reply of ${len} bytes is too long`);
     const data = len > 0 ? await reader.read(len) : Buffer.alloc(0);
     if (type === P.NBD_REP_INFO && len >= 2) {
       const info = data.readUInt16BE(0);

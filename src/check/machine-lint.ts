@@ -95,11 +95,23 @@ export function lintDefinition(def: MuxDefinition): Omit<LintResult, 'report'> {
         problem: `the reset path (${def.reset.writes.map((w) => `${w.reg}=${w.value}`).join(', ') || 'no writes'}${def.reset.hard ? ', hard reset' : ''}; events ${steps.join(', ') || 'none'}) ends in ${statePath(snap.value)}, not a safe state`,
       });
   }
+  // Replays are not classified: a replayed write must not be an event that moves a safe state
+  // (checked with the reset value; a guest's own value was written in a safe state, too).
   for (const c of def.context ?? []) {
     if (c.replay) continue; // a custom replay is the author's responsibility
     const r = reg(c.reg);
     const ev = r ? def.classify(registerWrite(r, c.reset), c.reset) : null;
-    if (ev != null) problems.push({ problem: `context register ${c.reg}: its write is the statechart event ${eventType(ev)}, but replays are not classified; make it a configuration register or drop it from context` });
+    if (ev == null) continue;
+    for (const k of safe) {
+      const next = getNextSnapshot(machine, adj[k].state, toEvent(ev));
+      if (key(next) !== k) {
+        problems.push({
+          state: name(k),
+          problem: `context register ${c.reg}: replaying it (=${c.reset}) is the event ${eventType(ev)}, which leaves this safe state for ${statePath(next.value)}; replays are not classified, so the statechart would be wrong`,
+        });
+        break;
+      }
+    }
   }
 
   // Deduplicate (a state may appear with several contexts when the machine has guards).

@@ -10,5 +10,5 @@ export { loadMux, machineUrl } from './load-machine.ts';
 export { compileMachine, createStepper, fastPathObstacle, machineEventTypes, statePath } from './compile.ts';
 export type { Stepper, StepperMode, TransitionTable } from './compile.ts';
 export { resolveRegisters, registerProblems } from './registers.ts';
-export { prepareMuxRouters, hasMachine } from './router-factory.ts';
+export { prepareMuxRouters, muxRouterFactory, hasMachine } from './router-factory.ts';
 export type { MuxDeviceConfig, MuxRouterOptions } from './router-factory.ts';

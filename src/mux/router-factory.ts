@@ -3,14 +3,16 @@
 // on demand. A device gets a MUX when machines/<kind> exists; its policy comes from the
 // device config (`policy: {name | module, options}`), round-robin by default.
 //
-//   const mux = await prepareMuxRouters(config.devices, { logger });
-//   new Supervisor({ ..., createRouter: (id, kind, cfg) => mux(id, kind, cfg) ?? new PassthroughRouter(id, kind) });
+//   new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger }) });
+//
+// or, to compose with another factory, prepareMuxRouters(config.devices) -> (id, kind, cfg) => MuxEngine | null.
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Clock } from '../device.ts';
 import type { DeviceRouter } from '../guest-link.ts';
+import { PassthroughRouter } from '../passthrough.ts';
 import type { StepperMode } from './compile.ts';
 import type { MuxDefinition } from './define.ts';
 import { createMux, type Timers } from './engine.ts';
@@ -65,4 +67,18 @@ export async function prepareMuxRouters(
     if (!factory) throw new Error(`mux for device ${deviceId}: policy ${src} was not prepared (call prepareMuxRouters with this device)`);
     return createMux(def, { deviceId, policy: factory(conf?.policy?.options), ...opts });
   };
+}
+
+/**
+ * The supervisor's RouterFactory for a config: a MUX for each device whose kind has a
+ * machine, a pass-through router for the others.
+ *
+ *   new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger }) })
+ */
+export async function muxRouterFactory(
+  config: { devices: MuxDeviceConfig[] },
+  opts: MuxRouterOptions = {},
+): Promise<(deviceId: string, kind: string, cfg?: MuxDeviceConfig) => DeviceRouter> {
+  const mux = await prepareMuxRouters(config.devices, opts);
+  return (deviceId, kind, cfg) => mux(deviceId, kind, cfg) ?? new PassthroughRouter(deviceId, kind);
 }

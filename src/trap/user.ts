@@ -77,8 +77,8 @@ export interface SpawnTrappedOptions extends TrapOptions {
 }
 
 /**
- * Starts `program` under the shim. The DMA file is removed when the child ends, also
- * when it was killed before its own exit handler could remove it.
+ * Starts `program` under the shim. The shim unlinks its DMA file once the supervisor has
+ * welcomed it; should the child die before that, the file is removed here.
  */
 export function spawnTrapped(program: string, args: readonly string[], opts: SpawnTrappedOptions): ChildProcess {
   const child = spawn(program, args, {

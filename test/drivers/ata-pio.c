@@ -178,6 +178,14 @@ static unsigned read_verify(uint32_t lba, unsigned n, uint32_t seed, uint32_t pa
 			}
 		}
 	}
+	// Final status after the last block: the command must have ended cleanly (no DRQ left).
+	wait_not_busy("READ SECTORS end");
+	uint8_t st = inb(ATA_REG_STATUS);
+	if (st & ATA_DRQ) {
+		fprintf(stderr, "ata-pio: READ SECTORS: DRQ still set after the last block (status 0x%02x)\n", st);
+		exit(1);
+	}
+	check_status(st, 0, "READ SECTORS end");
 	return bad;
 }
 

@@ -3,7 +3,7 @@
 // access with a callback, and can send irq/dmar/dmaw itself. Also a fake conf1 PCI
 // configuration space (ports 0xCF8/0xCFC) for lspci.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { type AccMsg, type HelloMsg, type PeerMessage, validatePeerMessage } fro
 
 export interface PeerConn {
   hello: HelloMsg;
+  /** The peer's DMA file, opened while accepting the hello (the shim unlinks it after welcome). */
+  dmaFd: number | null;
   socket: Socket;
   send(msg: Record<string, unknown>): void;
   /** Resolves with the next dmad/dmak the shim sends. */
@@ -68,7 +70,9 @@ export class TrapPeer {
       }
       for (const m of msgs) {
         if (m.t === 'hello') {
-          conn = { hello: m, socket, send, nextDmaAnswer: () => new Promise((resolve) => waiters.push(resolve)) };
+          const dmaFd = m.dma?.path ? openSync(m.dma.path, 'r+') : null;
+          if (dmaFd !== null) socket.once('close', () => closeSync(dmaFd));
+          conn = { hello: m, dmaFd, socket, send, nextDmaAnswer: () => new Promise((resolve) => waiters.push(resolve)) };
           this.conns.push(conn);
           send({ t: 'welcome', v: 1, guest: m.guest, irqs });
         } else if (m.t === 'acc') {

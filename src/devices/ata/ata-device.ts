@@ -1,21 +1,22 @@
 // ATA disk on the primary channel of a PIIX3 IDE function: legacy ports 0x1F0-0x1F7 and
 // 0x3F6, IRQ 14, bus-master registers at BAR4. One drive (device 0). Pure model: backend
 // I/O and DMA go through the injected BlockBackend and edges; the IRQ level is recomputed
-// in updateIrq() only. Facts checked against QEMU hw/ide/core.c, hw/ide/piix.c and Linux
-// libata-sff.c; test/ata-vs-qemu.test.ts compares it with QEMU's model register by register.
+// in DriveCore.updateIrq() only. Facts checked against QEMU hw/ide/core.c, hw/ide/piix.c and
+// Linux libata-sff.c; test/ata-vs-qemu.test.ts compares it with QEMU's model register by register.
 
 import { SECTOR, type BlockBackend } from '../../backends/block.ts';
-import type { Device, DeviceDescription, DeviceEdges, DeviceMetrics, DevSize } from '../../device.ts';
-import { BusMasterRegs, type BusMasterState } from './bmdma.ts';
+import type { Device, DeviceDescription, DeviceEdges, DevSize } from '../../device.ts';
 import { RW_COMMANDS, runSimpleCommand, type RwCommand } from './commands.ts';
-import { runDmaTransfer } from './dma-transfer.ts';
 import { describeAta } from './describe.ts';
-import { DrqBuffer } from './drq-buffer.ts';
+import { runDmaTransfer } from './dma-transfer.ts';
+import { DriveCore, IDLE, type PioTransfer } from './drive-core.ts';
+import { readElements, writeElements } from './drq-buffer.ts';
 import { buildIdentify, defaultGeometry } from './identify.ts';
-import { OpRunner, STALE } from './op-runner.ts';
+import { STALE, type Step } from './op-runner.ts';
 import * as R from './regs.ts';
-import { DriveSettings, type SettingsState } from './settings.ts';
-import { TaskFile, type TaskFileState } from './taskfile.ts';
+import { DSM_COMMAND, DsmSink, MAX_DSM_BLOCKS, parseTrimRanges } from './trim.ts';
+
+export type { AtaState } from './drive-core.ts';
 
 export const REGION_CMD = 0;
 export const REGION_CTL = 1;
@@ -29,86 +30,23 @@ export interface AtaOptions {
   writeCache?: boolean;
 }
 
-interface PioTransfer {
-  dir: 'in' | 'out';
-  lba: number; // first sector of the current block
-  remaining: number; // sectors left, current block included
-  blockSectors: number;
-  cmd: RwCommand;
-}
-
-interface DmaCommand {
-  toMemory: boolean;
-  lba: number;
-  count: number;
-  cmd: RwCommand;
-  running: boolean;
-}
-
-/** Plain-data snapshot, taken between commands. */
-export interface AtaState {
-  tf: TaskFileState;
-  status: number;
-  error: number;
-  devctl: number;
-  pending: boolean;
-  settings: SettingsState;
-  bm: BusMasterState[];
-}
-
-const IDLE = R.ATA_DRDY | R.ATA_DSC;
 /** A string read beyond any DRQ block is a guest mistake; cap what we allocate for it. */
 const MAX_STRING_BYTES = 1 << 20;
 
-export class AtaDevice implements Device {
-  private readonly tf = new TaskFile();
-  private status = IDLE;
-  private error = R.ATA_AMNF; // 01h: diagnostic passed
-  private devctl = 0;
-  private pending = false; // INTRQ asserted by the drive (nIEN only masks the line)
-  private irqLevel = false;
-  private readonly settings: DriveSettings;
-  private readonly bm = [new BusMasterRegs(), new BusMasterRegs()]; // primary, secondary (no drives)
-  private readonly drq = new DrqBuffer();
-  private pio: PioTransfer | null = null;
-  private dmaCmd: DmaCommand | null = null;
-  private readonly ops: OpRunner;
-  private readonly counters: Record<string, number> = {};
-  /** The last host-side failure (backend or DMA), for logs; the guest sees ATA error bits. */
-  lastHostError: Error | null = null;
+export class AtaDevice extends DriveCore implements Device {
   private readonly model: string;
   private readonly serial: string;
   private readonly firmware: string;
 
-  constructor(
-    private readonly edges: DeviceEdges,
-    private readonly blk: BlockBackend,
-    options: AtaOptions = {},
-  ) {
+  constructor(edges: DeviceEdges, blk: BlockBackend, options: AtaOptions = {}) {
+    super(edges, blk, defaultGeometry(blk.sectors), options.writeCache ?? true);
     this.model = options.model ?? 'MUXVISOR HARDDISK';
     this.serial = options.serial ?? 'MV0001';
     this.firmware = options.firmware ?? '0.1';
-    this.settings = new DriveSettings(defaultGeometry(blk.sectors), options.writeCache ?? true);
-    this.ops = new OpRunner((e) => this.hostError(e), () => this.updateIrq());
-    this.tf.setSignature();
   }
 
   describe(): DeviceDescription {
     return describeAta({ model: this.model, serial: this.serial, firmware: this.firmware, blk: this.blk, writeCache: this.settings.writeCache });
-  }
-
-  metrics(): DeviceMetrics {
-    return { ...this.counters };
-  }
-
-  /** Resolves when no backend or DMA operation is in flight (tests, MUX safe-state checks). */
-  whenIdle(): Promise<void> {
-    return this.ops.whenIdle();
-  }
-
-  /** A command is in progress: BSY or DRQ, or host I/O outstanding. */
-  get busy(): boolean {
-    return (this.status & (R.ATA_BUSY | R.ATA_DRQ)) !== 0 || this.ops.active;
   }
 
   // ---- register access ------------------------------------------------------------------
@@ -142,15 +80,7 @@ export class AtaDevice implements Device {
       this.updateIrq();
       return out;
     }
-    const out = new Uint8Array(count * size);
-    const view = new DataView(out.buffer);
-    for (let i = 0; i < count; i++) {
-      const v = this.read(region, offset, size);
-      if (size === 1) out[i] = v;
-      else if (size === 2) view.setUint16(i * 2, v, true);
-      else view.setUint32(i * 4, v, true);
-    }
-    return out;
+    return readElements((s) => this.read(region, offset, s), size, count);
   }
 
   writeString(region: number, offset: number, size: DevSize, data: Uint8Array): void {
@@ -159,10 +89,7 @@ export class AtaDevice implements Device {
       this.updateIrq();
       return;
     }
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    for (let i = 0; i + size <= data.length; i += size) {
-      this.write(region, offset, size, size === 1 ? data[i] : size === 2 ? view.getUint16(i, true) : view.getUint32(i, true));
-    }
+    writeElements((s, v) => this.write(region, offset, s, v), size, data);
   }
 
   private readCmdReg(reg: number): number {
@@ -205,31 +132,6 @@ export class AtaDevice implements Device {
     if (channel === 0 && edge === 'start' && this.dmaCmd && !this.dmaCmd.running) this.startDma();
   }
 
-  /** The one place the IRQ level is derived: INTRQ pending and not masked by nIEN. */
-  private updateIrq(): void {
-    const level = this.pending && !(this.devctl & R.ATA_NIEN);
-    if (level !== this.irqLevel) {
-      this.irqLevel = level;
-      this.edges.irq.set(level);
-    }
-  }
-
-  private raiseIrq(): void {
-    this.pending = true;
-    if (!(this.devctl & R.ATA_NIEN)) this.bm[0].status |= R.ATA_DMA_INTR; // BM status mirrors INTRQ
-    this.updateIrq();
-  }
-
-  private mistake<T>(name: string, result: T): T {
-    this.counters[name] = (this.counters[name] ?? 0) + 1;
-    return result;
-  }
-
-  private hostError(e: unknown): void {
-    this.lastHostError = e instanceof Error ? e : new Error(String(e));
-    this.counters.backendErrors = (this.counters.backendErrors ?? 0) + 1;
-  }
-
   // ---- commands ---------------------------------------------------------------------------
 
   private command(op: number): void {
@@ -241,6 +143,7 @@ export class AtaDevice implements Device {
     const rw = RW_COMMANDS.get(op);
     if (rw) return this.startRw(rw);
     if (op === R.ATA_CMD_ID_ATA) return this.startPioIn(this.identify());
+    if (op === R.ATA_CMD_DSM) return this.startDsm();
     if (op === R.ATA_CMD_FLUSH || op === R.ATA_CMD_FLUSH_EXT) return this.flush();
     const r = runSimpleCommand(op, this.tf, this.settings, this.blk.sectors);
     if (r?.outcome === 'unknown') this.mistake('unknownCommand', 0);
@@ -261,25 +164,21 @@ export class AtaDevice implements Device {
       writeCache: s.writeCache,
       lookAhead: s.lookAhead,
       xferMode: s.xferMode,
+      trimBlocks: this.canTrim ? MAX_DSM_BLOCKS : 0,
     });
   }
 
-  private complete(): void {
-    this.status = IDLE;
-    this.raiseIrq();
+  private get canTrim(): boolean {
+    return this.blk.canTrim && !this.blk.readOnly;
   }
 
-  private fail(error: number): void {
-    this.drq.clear();
-    this.pio = null;
-    this.dmaCmd = null;
-    this.error = error;
-    this.status = R.ATA_DRDY | R.ATA_ERR;
-    this.raiseIrq();
-  }
-
-  private abort(): void {
-    this.fail(R.ATA_ABORTED);
+  /** DATA SET MANAGEMENT: DMA data-out of range blocks (16-bit count), then TRIM. */
+  private startDsm(): void {
+    const blocks = this.tf.count48();
+    if (!(this.tf.feature & R.ATA_DSM_TRIM) || !this.canTrim || blocks > MAX_DSM_BLOCKS) return this.abort();
+    this.dmaCmd = { sink: new DsmSink(blocks), toMemory: false, lba: 0, count: blocks, cmd: DSM_COMMAND, running: false };
+    this.status = IDLE | R.ATA_DRQ;
+    if (this.bm[0].started) this.startDma();
   }
 
   private startRw(cmd: RwCommand): void {
@@ -305,23 +204,6 @@ export class AtaDevice implements Device {
         else this.openWriteBlock(this.pio, false);
       }
     }
-  }
-
-  /** Puts an address in the LBA (or CHS) registers: a failing sector, or the next one. */
-  private setPosition(cmd: RwCommand, lba: number): void {
-    if (cmd.ext) this.tf.setLba48(lba);
-    else if (this.tf.lbaMode) this.tf.setLba28(lba);
-    else this.tf.setChs(lba, this.settings.current);
-  }
-
-  /**
-   * Progress as drives (and QEMU) show it: after each block the registers hold the next
-   * sector and the sectors still to go, so an error leaves the failing block's address.
-   */
-  private advance(cmd: RwCommand, nextLba: number, remaining: number): void {
-    this.setPosition(cmd, nextLba);
-    this.tf.nsect = remaining & 0xff;
-    if (cmd.ext) this.tf.hobNsect = (remaining >>> 8) & 0xff;
   }
 
   private startPioIn(data: Uint8Array): void {
@@ -462,14 +344,16 @@ export class AtaDevice implements Device {
     this.ops.run(async (step) => {
       const outcome = await runDmaTransfer({
         dma: this.edges.dma,
-        blk: this.blk,
+        blk: cmd.sink ?? this.blk,
         bm,
         step,
         toMemory: cmd.toMemory,
         lba: cmd.lba,
         count: cmd.count,
         fua: () => !this.settings.writeCache,
-        progress: (done) => this.advance(cmd.cmd, cmd.lba + done, cmd.count - done),
+        progress: (done) => {
+          if (!cmd.sink) this.advance(cmd.cmd, cmd.lba + done, cmd.count - done);
+        },
       });
       switch (outcome.kind) {
         case 'done':
@@ -477,6 +361,7 @@ export class AtaDevice implements Device {
           if (outcome.longer) this.mistake('prdLongerThanTransfer', 0);
           else bm.status &= ~R.ATA_DMA_ACTIVE;
           this.dmaCmd = null;
+          if (cmd.sink) return this.trim(cmd.sink, step);
           return this.complete();
         case 'bus-error':
           this.lastHostError = new Error(`ata bmdma: ${outcome.reason}`);
@@ -495,59 +380,16 @@ export class AtaDevice implements Device {
     });
   }
 
-  // ---- reset, snapshot --------------------------------------------------------------------
-
-  /** Drops the command in progress (SRST, reset): late completions become stale. */
-  private abandon(): void {
-    this.ops.cancelAll();
-    this.drq.clear();
-    this.pio = null;
-    this.dmaCmd = null;
-  }
-
-  reset(): void {
-    this.abandon();
-    this.tf.load(new TaskFile().state());
-    this.tf.setSignature();
-    this.status = IDLE;
-    this.error = R.ATA_AMNF;
-    this.devctl = 0;
-    this.pending = false;
-    this.settings.reset();
-    for (const bm of this.bm) bm.load(new BusMasterRegs().state());
-    this.updateIrq();
-  }
-
-  /** Plain-data snapshot; only between commands (no data phase, nothing in flight). */
-  state(): AtaState {
-    if (this.busy) throw new Error('ata: snapshot refused while a command is in progress');
-    return {
-      tf: this.tf.state(),
-      status: this.status,
-      error: this.error,
-      devctl: this.devctl,
-      pending: this.pending,
-      settings: this.settings.state(),
-      bm: this.bm.map((b) => b.state()),
-    };
-  }
-
-  fromState(s: AtaState): void {
-    if (s.status & (R.ATA_BUSY | R.ATA_DRQ)) throw new RangeError('ata: snapshot taken mid-command');
-    if (s.bm.length !== 2) throw new RangeError('ata: snapshot needs two bus-master banks');
-    this.settings.load(s.settings);
-    this.abandon();
-    this.tf.load(s.tf);
-    this.bm.forEach((b, i) => b.load(s.bm[i]));
-    this.status = s.status;
-    this.error = s.error;
-    this.devctl = s.devctl;
-    this.pending = s.pending;
-    this.updateIrq();
-  }
-
-  async close(): Promise<void> {
-    await this.whenIdle();
-    await this.blk.close();
+  private async trim(sink: DsmSink, step: Step): Promise<void> {
+    const ranges = parseTrimRanges(sink.data, this.blk.sectors);
+    if (!ranges) return this.fail(R.ATA_IDNF | R.ATA_ABORTED);
+    try {
+      for (const r of ranges) await step(this.blk.trim(r.lba, r.count));
+    } catch (e) {
+      if (e === STALE) throw e;
+      this.hostError(e);
+      return this.abort();
+    }
+    this.complete();
   }
 }

@@ -17,7 +17,8 @@ export type DmaOutcome =
 
 export interface DmaJob {
   dma: DmaPort;
-  blk: BlockBackend;
+  /** Where the data comes from / goes to: the backend, or a sink (DATA SET MANAGEMENT). */
+  blk: Pick<BlockBackend, 'read' | 'write'>;
   bm: BusMasterRegs;
   step: Step;
   toMemory: boolean;

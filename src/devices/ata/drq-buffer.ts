@@ -1,4 +1,7 @@
-// The data block of a PIO data phase (DRQ set): what the data port reads or fills.
+// The data block of a PIO data phase (DRQ set): what the data port reads or fills; and the
+// element-by-element form of string I/O for registers other than the data port.
+
+import type { DevSize } from '../../device.ts';
 
 export class DrqBuffer {
   phase: 'in' | 'out' | null = null;
@@ -68,5 +71,26 @@ export class DrqBuffer {
   /** The whole block went through the data port. */
   get full(): boolean {
     return this.phase !== null && this.pos === this.buf.length;
+  }
+}
+
+/** `rep ins` on an ordinary register: `count` single reads, little-endian elements. */
+export function readElements(read: (size: DevSize) => number, size: DevSize, count: number): Uint8Array {
+  const out = new Uint8Array(count * size);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < count; i++) {
+    const v = read(size);
+    if (size === 1) out[i] = v;
+    else if (size === 2) view.setUint16(i * 2, v, true);
+    else view.setUint32(i * 4, v, true);
+  }
+  return out;
+}
+
+/** `rep outs` on an ordinary register: one write per element. */
+export function writeElements(write: (size: DevSize, value: number) => void, size: DevSize, data: Uint8Array): void {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (let i = 0; i + size <= data.length; i += size) {
+    write(size, size === 1 ? data[i] : size === 2 ? view.getUint16(i, true) : view.getUint32(i, true));
   }
 }

@@ -29,6 +29,8 @@ export interface IdentifyInfo {
   lookAhead: boolean;
   /** Selected transfer mode from SET FEATURES 03h (its sector-count value), or null. */
   xferMode: number | null;
+  /** DATA SET MANAGEMENT TRIM offered (the backend can discard): blocks of ranges per command, 0 = none. */
+  trimBlocks: number;
 }
 
 /** The classic BIOS translation: 16 heads, 63 sectors per track, at most 16383 cylinders. */
@@ -94,6 +96,10 @@ export function buildIdentify(info: IdentifyInfo): Uint8Array {
   put(86, (1 << 13) | (1 << 12) | (1 << 10)); // enabled: FLUSH CACHE EXT, FLUSH CACHE, LBA48
   put(87, 0x4000);
   put(88, 0x003f | udmaSel); // UDMA 0-5 supported (+ the selected one)
+  if (info.trimBlocks > 0) {
+    put(105, info.trimBlocks); // max 512-byte blocks of LBA ranges per DATA SET MANAGEMENT
+    put(169, 0x0001); // TRIM supported
+  }
   put(93, 0x6001); // hardware reset result: device 0 passed, 80-wire cable (as QEMU)
   // Words 100-103: 48-bit capacity; JS numbers hold 2^53, plenty for 2^48 sectors.
   put(100, info.sectors);

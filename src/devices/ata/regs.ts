@@ -43,6 +43,7 @@ export const ATA_SRST = 0x04; // software reset
 export const ATA_NIEN = 0x02; // interrupt disable
 
 // Commands (opcodes).
+export const ATA_CMD_DSM = 0x06; // DATA SET MANAGEMENT (TRIM), DMA data-out of LBA ranges
 export const ATA_CMD_DEV_RESET = 0x08; // DEVICE RESET (ATAPI only)
 export const ATA_CMD_RECALIBRATE = 0x10; // 10h..1Fh: obsolete RECALIBRATE
 export const ATA_CMD_PIO_READ = 0x20; // READ SECTORS
@@ -84,6 +85,9 @@ export const SETFEATURES_DEFAULTS_OFF = 0x66; // keep current settings over a re
 export const SETFEATURES_WC_OFF = 0x82; // disable volatile write cache
 export const SETFEATURES_RA_ON = 0xaa; // enable read look-ahead
 export const SETFEATURES_DEFAULTS_ON = 0xcc; // revert to power-on defaults over a reset
+
+// DATA SET MANAGEMENT features register.
+export const ATA_DSM_TRIM = 0x01; // the ranges are to be trimmed
 
 // Transfer mode values for SETFEATURES_XFER (sector count register).
 export const XFER_PIO_DEFAULT = 0x00; // PIO default mode
