@@ -99,7 +99,7 @@ export default defineMux({
       if (isCmd(a) && a.value !== SIM_CMD_RESET) {
         s.err = (s.addr ?? 0) >= win.sectors;
         // Outside the window: fail like a solo device would, without touching the shared one.
-        if (s.err) return { answer: { value: 0 } };
+        if (s.err) return { answer: { value: 0 }, denied: `block ${s.addr} outside the ${win.sectors}-block window` };
       }
     },
     reply(a, r, g) {

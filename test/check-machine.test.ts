@@ -18,6 +18,12 @@ describe('check-machine', () => {
     expect(r.states).toHaveLength(6);
   });
 
+  it('explores a guarded machine with its context', async () => {
+    const r = await checkMachine(`${FIX}/guarded.ts`);
+    expect(r.problems).toEqual([]);
+    expect(r.states.sort()).toEqual(['idle', 'xfer']);
+  });
+
   it('names a state with no way to a safe state', async () => {
     const r = await checkMachine(`${FIX}/no-way-to-safe.ts`);
     expect(r.ok).toBe(false);

@@ -6,7 +6,8 @@ import type { DevSize, Device } from '../src/device.ts';
 import type { GuestLink } from '../src/guest-link.ts';
 import sim from '../machines/sim.ts';
 import roundRobin from '../policies/round-robin.ts';
-import { setup } from 'xstate';
+import { assign, setup } from 'xstate';
+import { pino } from 'pino';
 import { defineMux } from '../src/mux/define.ts';
 import { ArrayGuestMemory } from '../src/check/guest-memory.ts';
 import {
@@ -155,6 +156,8 @@ describe('mux engine', () => {
     expect(x.mux.stateName()).toBe('idle'); // nothing started on the device
     expect(await now(x.io('a', r(SIM_STATUS)))).toEqual({ value: SIM_SR_ERR });
     expect(await now(x.io('a', r(SIM_ADDR)))).toEqual({ value: 7 });
+    expect(x.mux.stats().perGuest[0].denials).toBe(1);
+    expect(x.trace.find((e) => e.kind === 'denied')?.detail).toBe('block 7 outside the 4-block window');
   });
 
   it('delivers the device IRQ to the owner only', async () => {
@@ -267,6 +270,54 @@ describe('mux engine', () => {
     expect(log).toEqual(['w0=8', 'w2=43', 'r1', 'r0']); // a's A (as the device got it) and MODE 3 again
   });
 
+  it('runs a guarded machine on the xstate interpreter and lets IRQ edges drive the chart', async () => {
+    // A transfer of 3 data reads counted in the machine's context (a guard), ended by the IRQ falling.
+    const counted = setup({
+      types: { context: {} as { n: number }, events: {} as { type: 'GO' } | { type: 'DATA' } | { type: 'IRQ_LOW' } },
+      guards: { last: ({ context }) => context.n >= 2 },
+      actions: { count: assign({ n: ({ context }) => context.n + 1 }), zero: assign({ n: 0 }) },
+    }).createMachine({
+      context: { n: 0 },
+      initial: 'idle',
+      states: {
+        idle: { tags: ['safe'], on: { GO: { target: 'xfer', actions: 'zero' } } },
+        xfer: { on: { DATA: [{ guard: 'last', target: 'wait' }, { actions: 'count' }] } },
+        wait: { on: { IRQ_LOW: 'idle' } },
+      },
+    });
+    const def = defineMux({
+      kind: 'toy',
+      registers: { CMD: { region: 'r', offset: 0, width: 1, access: 'w' }, DATA: { region: 'r', offset: 1, width: 1, access: 'r' } },
+      machine: counted,
+      classify: (a) => (a.reg?.name === 'CMD' ? 'GO' : a.reg?.name === 'DATA' ? 'DATA' : null),
+      classifyIrq: (level) => (level ? null : 'IRQ_LOW'),
+      reset: { writes: [], hard: true },
+      deadlineNs: 1e6,
+    });
+    const vt = new VirtualTime();
+    const mux = createMux(def, { deviceId: 'toy0', policy: roundRobin({ quantumNs: 0 }), clock: vt.clock, timers: vt.timersApi });
+    mux.bind({
+      describe: () => ({ kind: 'toy', regions: [{ name: 'r', space: 'pio', size: 2 }], properties: [] }),
+      read: () => 0x42,
+      write: () => mux.edges.irq.set(true),
+      reset: () => {},
+      metrics: () => ({}),
+    });
+    for (const id of ['a', 'b']) mux.attach({ id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq() {} });
+    expect(mux.stats().stepper).toBe('xstate');
+    await now(mux.access('a', 0, 0, { space: 'pio', addr: 0, size: 1, dir: 'write', value: 1 }));
+    const held = pending(mux.access('b', 0, 1, { space: 'pio', addr: 1, size: 1, dir: 'read' }));
+    for (let i = 0; i < 3; i++) await now(mux.access('a', 0, 1, { space: 'pio', addr: 1, size: 1, dir: 'read' }));
+    expect(mux.stateName()).toBe('wait');
+    await settle();
+    expect(held.done()).toBeUndefined(); // still unsafe: the IRQ has not fallen
+    mux.edges.irq.set(false);
+    await settle();
+    expect(mux.stateName()).toBe('idle');
+    expect(held.done()).toEqual({ value: 0x42 });
+    expect(mux.ownerId()).toBe('b');
+  });
+
   it('refuses DMA outside the owner window, counts it, and touches no other memory', async () => {
     const x = rig(['a', 'b']);
     x.mems.get('b')!.bytes.fill(0x77);
@@ -312,6 +363,26 @@ describe('mux engine', () => {
     // b works normally.
     await startRead(x, 'b', 2);
     expect(await finishRead(x, 'b')).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('logs stalls, grants, the fault and the reset on the logger it is given', async () => {
+    const lines: Array<{ msg: string; level: number; guest?: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const vt = new VirtualTime();
+    const mux = createMux(sim, { deviceId: 'sim0', policy: roundRobin({ quantumNs: 0 }), clock: vt.clock, timers: vt.timersApi, logger });
+    mux.bind(new SimDevice(mux.edges, 8));
+    for (const id of ['a', 'b']) mux.attach({ id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq() {} });
+    await now(mux.access('a', 0, SIM_ADDR, w(SIM_ADDR, 0)));
+    await now(mux.access('a', 0, SIM_CMD, w(SIM_CMD, SIM_CMD_READ)));
+    const held = pending(mux.access('b', 0, SIM_KEY, r(SIM_KEY)));
+    vt.fireNext(); // watchdog
+    await settle();
+    expect(held.done()).toEqual({ value: 0 });
+    const msgs = lines.map((l) => l.msg);
+    expect(msgs).toContain('access stalled');
+    expect(msgs).toContain('grant');
+    expect(lines.find((l) => l.msg === 'guest cut off')).toMatchObject({ level: 40, guest: 'a' });
+    expect(msgs).toContain('reset path ran');
   });
 
   it('cuts off an owner that crashes mid-command and hands the device on', async () => {

@@ -41,6 +41,16 @@ describe('mux engine properties', () => {
       );
     });
 
+  it('holds them with a device that answers through promises (a remote device)', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async (s) => {
+        const o = await checkScenario(s, sim, roundRobin({ quantumNs: 0 }), undefined, 'fast', true);
+        expect(o.violations, explain(o)).toEqual([]);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it('cuts off a guest that hangs mid-command; the others complete as if alone', async () => {
     await fc.assert(
       fc.asyncProperty(guest(true), fc.array(guest(), { minLength: 1, maxLength: 3 }), async (hung, others) => {

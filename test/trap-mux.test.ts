@@ -83,6 +83,23 @@ describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers throu
     expect(disk.readUInt16LE(0)).toBe(0); // sector 0 is nobody's
   });
 
+  it('three bus-master DMA drivers each move data only through their own DMA memory', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'muxtrap-mux-'));
+    const s = await startSupervisor(dir);
+    sup = s.sup;
+    const runs = await Promise.all(
+      ['g1', 'g2', 'g3'].map((guest, i) => runTrapped(`${TRAP_BUILD_DIR}/ata-dma`, ['--sectors', '48', '--batch', '8', '--seed', String(i + 11)], { socket: s.socket, guest })),
+    );
+    for (const r of runs) {
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/DMA wrote and read 48 sectors .*: verified/);
+      expect(r.code).toBe(0);
+    }
+    const mux = sup.stats().devices[0] as MuxStats;
+    expect(mux.unsafeSwitches).toBe(0);
+    expect(mux.perGuest.map((g) => [g.faults, g.dmaRefused])).toEqual([[0, 0], [0, 0], [0, 0]]);
+  });
+
   it('a driver killed mid-transfer is cut off by the reset path; the others finish verified', async () => {
     dir = mkdtempSync(join(tmpdir(), 'muxtrap-mux-'));
     const s = await startSupervisor(dir);

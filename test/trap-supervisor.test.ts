@@ -63,6 +63,15 @@ describe.skipIf(skip !== null)('user-mode trap shim with the supervisor and QEMU
     expect(r.stdout).not.toContain('8086:7010');
   });
 
+  it('the C ATA bus-master DMA driver moves scattered buffers of its shared DMA memory', async () => {
+    const r = await runTrapped(`${TRAP_BUILD_DIR}/ata-dma`, ['--sectors', '40', '--batch', '16', '--seed', '5'], { socket, guest: 'driver' });
+    expect(r.stderr).toBe('');
+    // 1 IDENTIFY + 3 WRITE DMA + FLUSH + 3 READ DMA + 16 PIO sectors read back
+    expect(r.stdout).toMatch(/DMA wrote and read 40 sectors .* 24 interrupts: verified/);
+    expect(r.code).toBe(0);
+    expect(sup.stats().deviceMetrics.ide).toMatchObject({ dmaBadPrd: 0, dmaRefused: 0 });
+  });
+
   it('a program naming a guest the supervisor does not know is stopped with its refusal', async () => {
     const r = await runTrapped(`${TRAP_BUILD_DIR}/ata-pio`, ['--sectors', '1'], { socket, guest: 'stranger' });
     expect(r.code).toBe(70);

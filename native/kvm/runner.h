@@ -17,7 +17,8 @@ enum stop_reason {
 };
 const char *stop_name(enum stop_reason r);
 
-/* Prints "muxvisor-kvm[guest]: error: ..." and exits with `code`. */
+/* A host failure. The helper process prints "muxvisor-kvm[guest]: error: ..." and exits
+ * with `code`; the N-API addon turns it into a thrown JS Error instead (addon.c). */
 void die_code(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 #define die(...) die_code(STOP_HOST_ERROR, __VA_ARGS__)
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

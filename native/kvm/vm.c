@@ -49,7 +49,8 @@ static void open_kvm(struct vm *vm, const char *kvm_dev) {
 
 /* Guest RAM is a /dev/shm file so the supervisor can map the same pages as the DMA window. */
 static void create_memory(struct vm *vm, size_t size, const char *shm_dir) {
-    snprintf(vm->shm_path, sizeof vm->shm_path, "%s/muxvisor-kvm-%s-%d", shm_dir, g_guest_name, (int)getpid());
+    static unsigned serial;   /* the addon creates several VMs in one process */
+    snprintf(vm->shm_path, sizeof vm->shm_path, "%s/muxvisor-kvm-%s-%d-%u", shm_dir, g_guest_name, (int)getpid(), serial++);
     int fd = open(vm->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) die("guest memory %s: open: %s", vm->shm_path, strerror(errno));
     if (ftruncate(fd, (off_t)size) < 0) die("guest memory %s: ftruncate: %s", vm->shm_path, strerror(errno));

@@ -3,13 +3,14 @@
 // which virtual IRQs went where. Also runs one guest alone on a fresh device (solo run).
 
 import type { Reply } from '../access.ts';
+import type { Device } from '../device.ts';
 import type { GuestLink } from '../guest-link.ts';
 import { createMux, type MuxEngine, type MuxStats, type MuxTrace } from '../mux/engine.ts';
 import type { MuxDefinition } from '../mux/define.ts';
 import type { StepperMode } from '../mux/compile.ts';
 import type { Policy } from '../mux/policy.ts';
 import { ArrayGuestMemory } from './guest-memory.ts';
-import { runScript, type Op, type ScriptResult } from './script.ts';
+import { MEM_STRIDE, runScript, type Op, type ScriptResult } from './script.ts';
 import { SimDevice } from './sim-device.ts';
 import { settle, VirtualTime } from './virtual-time.ts';
 
@@ -37,6 +38,8 @@ export interface RunOptions {
   untilNs?: number;
   /** Hard limit of scheduler steps (a guard against a livelock in the engine). */
   maxSteps?: number;
+  /** Wrap the device so it answers through promises (like a remote device over qtest). */
+  asyncDevice?: boolean;
 }
 
 export interface Wait {
@@ -63,7 +66,6 @@ export interface SharedRun {
   endNs: number;
 }
 
-const MEM_STRIDE = 0x1_0000;
 
 export function memBaseOf(index: number): number {
   return MEM_STRIDE * (index + 1);
@@ -101,7 +103,7 @@ export async function runShared(specs: GuestSpec[], o: RunOptions): Promise<Shar
     },
   });
   device = new SimDevice(mux.edges, specs.reduce((n, s) => n + s.sectors, 0));
-  mux.bind(device);
+  mux.bind(o.asyncDevice ? asPromises(device) : device);
 
   const memories = new Map<string, ArrayGuestMemory>();
   let start = 0;
@@ -176,6 +178,19 @@ export async function runShared(specs: GuestSpec[], o: RunOptions): Promise<Shar
     stats,
     statsAtStop,
     endNs: vt.now,
+  };
+}
+
+/** The device answering through promises, as a remote device does. */
+export function asPromises(d: SimDevice): Device {
+  return {
+    describe: () => d.describe(),
+    read: async (r, off, size) => d.read(r, off, size),
+    write: async (r, off, size, v) => d.write(r, off, size, v),
+    readString: async (r, off, size, n) => d.readString(r, off, size, n),
+    writeString: async (r, off, size, data) => d.writeString(r, off, size, data),
+    reset: async () => d.reset(),
+    metrics: () => d.metrics(),
   };
 }
 

@@ -131,7 +131,8 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
 
   // 2. Fairness as declared: saturating guests; shares of device time.
   if (probe.fairness !== 'none') {
-    const window = o.fairnessWindowNs ?? 40_000_000;
+    // Long enough for many quanta: shares are measured in whole holds.
+    const window = o.fairnessWindowNs ?? Math.max(40_000_000, 50 * bounds.quantumBoundNs);
     const tol = o.fairnessTolerance ?? 0.1;
     const weightsArb =
       probe.fairness === 'weighted'

@@ -58,9 +58,16 @@ export interface ScenarioOutcome {
 }
 
 /** Run a scenario through the engine and check safety, solo equivalence, isolation and liveness. */
-export async function checkScenario(s: Scenario, def: MuxDefinition, policy: Policy, b: Bounds = DEFAULT_BOUNDS, mode?: 'fast' | 'xstate'): Promise<ScenarioOutcome> {
+export async function checkScenario(
+  s: Scenario,
+  def: MuxDefinition,
+  policy: Policy,
+  b: Bounds = DEFAULT_BOUNDS,
+  mode?: 'fast' | 'xstate',
+  asyncDevice = false,
+): Promise<ScenarioOutcome> {
   const specs = specsOf(s);
-  const run = await runShared(specs, { def, policy, recheckNs: b.recheckNs, accessCostNs: b.accessCostNs, mode });
+  const run = await runShared(specs, { def, policy, recheckNs: b.recheckNs, accessCostNs: b.accessCostNs, mode, asyncDevice });
   const violations = [...run.violations];
   if (run.stats.unsafeSwitches !== 0)
     violations.push({ t: run.endNs, property: 'safety', message: `${run.stats.unsafeSwitches} ownership changes outside a safe state` });
@@ -93,7 +100,7 @@ export async function checkScenario(s: Scenario, def: MuxDefinition, policy: Pol
       violations.push({
         t: w.from,
         property: 'liveness',
-        message: `${w.guest} waited ${fmtMs(w.to - w.from)} (from ${fmtMs(w.from)} to ${fmtMs(w.to)}), bound ${fmtMs(boundNs)}`,
+        message: `${w.guest} waited ${fmtMs(w.to - w.from, boundNs)} (from ${fmtMs(w.from)} to ${fmtMs(w.to)}), bound ${fmtMs(boundNs, w.to - w.from)}`,
       });
   }
   return { run, boundNs, violations };
@@ -132,8 +139,11 @@ export async function measureFairness(weights: number[], def: MuxDefinition, pol
   return { shares, expected, error, jain, run };
 }
 
-export function fmtMs(ns: number): string {
-  return ns === Infinity ? 'forever' : `${(ns / 1e6).toFixed(3)} ms`;
+/** ns as ms; with `other`, enough digits that the two do not print alike. */
+export function fmtMs(ns: number, other?: number): string {
+  if (ns === Infinity) return 'forever';
+  const digits = other !== undefined && other !== ns && (ns / 1e6).toFixed(3) === (other / 1e6).toFixed(3) ? 6 : 3;
+  return `${(ns / 1e6).toFixed(digits)} ms`;
 }
 
 function firstDifference(a: ReadonlyArray<unknown>, b: ReadonlyArray<unknown>): number {
@@ -162,7 +172,7 @@ export function formatTimeline(run: SharedRun, boundNs: number, maxLines = 60): 
     } else if (e.kind === 'grant') {
       const since = waitingSince.get(e.guest!);
       waitingSince.delete(e.guest!);
-      const waited = since === undefined ? '' : `, waited ${fmtMs(e.t - since)}${e.t - since > boundNs ? ` > bound ${fmtMs(boundNs)}` : ''}`;
+      const waited = since === undefined ? '' : `, waited ${fmtMs(e.t - since, boundNs)}${e.t - since > boundNs ? ` > bound ${fmtMs(boundNs, e.t - since)}` : ''}`;
       lines.push(`${t} ms  ${e.guest} owns the device (${e.detail}${waited})`);
     } else if (e.kind === 'release') lines.push(`${t} ms  ${e.guest} releases (${e.detail})`);
     else if (e.kind === 'fault' || e.kind === 'reset' || e.kind === 'policy-error' || e.kind === 'unsafe-switch')

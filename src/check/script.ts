@@ -171,6 +171,14 @@ export interface ScriptParams {
   plain?: boolean;
 }
 
+/** Bus-address stride between guests' DMA memories in the harness (src/check/harness.ts memBaseOf). */
+export const MEM_STRIDE = 0x1_0000;
+
+/** Mostly a good DMA offset; sometimes one past the end, sometimes the next guest's memory (both refused). */
+function strayOr(r: number, past: number, good: number): number {
+  return r < 0.08 ? MEM_STRIDE : r < 0.16 ? past : good;
+}
+
 /** A script from a few integers. */
 export function generateScript(p: ScriptParams): Op[] {
   const rnd = prng(p.seed);
@@ -184,8 +192,8 @@ export function generateScript(p: ScriptParams): Op[] {
     else if (k === 1) ops.push({ op: 'write', block, rep: rnd() < 0.5, bytes: Array.from({ length: SIM_BLOCK }, () => int(256)) });
     else if (k === 2 || k === 3) ops.push({ op: 'read', block, rep: true });
     else if (k === 4) ops.push({ op: 'write', block, rep: true, bytes: Array.from({ length: SIM_BLOCK }, () => int(256)) });
-    else if (k === 5) ops.push({ op: 'dmaRead', block, at: rnd() < 0.15 ? p.memSize - 4 : int(p.memSize / SIM_BLOCK) * SIM_BLOCK });
-    else if (k === 6) ops.push({ op: 'dmaWrite', block, at: rnd() < 0.15 ? p.memSize + 64 : int(p.memSize / SIM_BLOCK) * SIM_BLOCK });
+    else if (k === 5) ops.push({ op: 'dmaRead', block, at: strayOr(rnd(), p.memSize - 4, int(p.memSize / SIM_BLOCK) * SIM_BLOCK) });
+    else if (k === 6) ops.push({ op: 'dmaWrite', block, at: strayOr(rnd(), p.memSize + 64, int(p.memSize / SIM_BLOCK) * SIM_BLOCK) });
     else if (k === 7) ops.push({ op: 'key', key: int(256) });
     else if (k === 8) ops.push({ op: 'ien', on: rnd() < 0.5 });
     else ops.push({ op: 'peek' });

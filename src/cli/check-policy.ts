@@ -14,6 +14,24 @@ function int(name: string) {
   };
 }
 
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number (got ${v})`);
+    return n;
+  };
+}
+
+interface Opts {
+  runs: number;
+  seed?: number;
+  path?: string;
+  options?: string;
+  quantumBoundMs: number;
+  slackMs: number;
+  fairnessTolerance: number;
+}
+
 export function register(program: Command): void {
   program
     .command('check-policy')
@@ -23,10 +41,25 @@ export function register(program: Command): void {
     .option('--seed <s>', 'fast-check seed (replays a reported failure)', int('seed'))
     .option('--path <p>', 'fast-check replay path printed with a failure')
     .option('--options <json>', 'options for the policy create(), as JSON')
-    .action(async (module: string, opts: { runs: number; seed?: number; path?: string; options?: string }, cmd: Command) => {
+    .option('--quantum-bound-ms <ms>', 'longest hold the policy may give an owner while others wait (liveness bound)', num('quantum-bound-ms'), 1)
+    .option('--slack-ms <ms>', 'extra waiting allowed on top (aging, deadlines) in the liveness bound', num('slack-ms'), 3)
+    .option('--fairness-tolerance <x>', 'largest relative error of a device-time share', num('fairness-tolerance'), 0.1)
+    .action(async (module: string, opts: Opts, cmd: Command) => {
       const { json } = globalOptions(cmd);
-      const policyOptions = opts.options ? (JSON.parse(opts.options) as Record<string, unknown>) : undefined;
-      const r = await checkPolicy(module, { runs: opts.runs, seed: opts.seed, path: opts.path, policyOptions });
+      let policyOptions: Record<string, unknown> | undefined;
+      try {
+        policyOptions = opts.options ? (JSON.parse(opts.options) as Record<string, unknown>) : undefined;
+      } catch (err) {
+        throw new Error(`--options is not JSON: ${(err as Error).message}`);
+      }
+      const r = await checkPolicy(module, {
+        runs: opts.runs,
+        seed: opts.seed,
+        path: opts.path,
+        policyOptions,
+        bounds: { quantumBoundNs: opts.quantumBoundMs * 1e6, slackNs: opts.slackMs * 1e6 },
+        fairnessTolerance: opts.fairnessTolerance,
+      });
       if (json) printJson(r);
       else process.stdout.write(r.report + '\n');
       process.exitCode = r.ok ? 0 : 1;

@@ -55,7 +55,10 @@ export function register(program: Command): void {
       const { json } = globalOptions(cmd);
       const logger = cliLogger(cmd);
       if (opts.trap === 'kvm') {
-        const { runKvmDemo } = await import('../demo/kvm-demo.ts');
+        // Loaded on demand: the KVM demo needs the native runner.
+        const { runKvmDemo } = (await import('../demo/kvm-demo.ts' as string)) as typeof import('../demo/disk-demo.ts') & {
+          runKvmDemo: (o: object) => Promise<{ summary: DemoSummary }>;
+        };
         const result = await runKvmDemo({ guests: opts.guests, backend: opts.backend, mode: opts.mode, policy: opts.policy, image: opts.image, logger });
         if (json) printJson(result.summary);
         else process.stdout.write(summaryTable(result.summary) + '\n');

@@ -48,12 +48,17 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null): number 
 function runProgram(program: string, args: string[], socket: string, guest: string, trace: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawnTrapped(program, args, { socket, guest, stdio: 'inherit', ...(trace ? { traceFd: 2 } : {}) });
+    // Ctrl-C reaches the child directly (same process group): we only outlive it, so the
+    // supervisor closes cleanly. SIGTERM/SIGHUP sent to us are passed on.
+    const ignore = () => {};
     const forward = (sig: NodeJS.Signals) => child.kill(sig);
-    process.on('SIGINT', forward);
+    process.on('SIGINT', ignore);
     process.on('SIGTERM', forward);
+    process.on('SIGHUP', forward);
     const done = () => {
-      process.off('SIGINT', forward);
+      process.off('SIGINT', ignore);
       process.off('SIGTERM', forward);
+      process.off('SIGHUP', forward);
     };
     child.once('error', (e) => {
       done();

@@ -78,6 +78,11 @@ export interface Answer {
   answer: Reply;
   /** Event to send to the statechart as if the device had done it (optional). */
   event?: MuxEvent;
+  /**
+   * Why this is a refusal (e.g. "LBA outside the window"): counted as a denial and logged,
+   * while the guest sees only `answer` (a device-level error such as ERR, not a transport error).
+   */
+  denied?: string;
 }
 
 export interface Translation {

@@ -8,26 +8,17 @@
 // See src/mux/README.md.
 
 import { pino, type Logger } from 'pino';
-import { allOnes, deniedReply, describeAccess, type Access, type Reply } from '../access.ts';
+import { deniedReply, describeAccess, type Access, type Reply } from '../access.ts';
 import type { Clock, DevSize, Device, DeviceEdges } from '../device.ts';
 import type { AttachOptions, DetachReason, DeviceRouter, GuestLink, GuestStats, RouterStats } from '../guest-link.ts';
 import { createStepper, statePath, type Stepper, type StepperMode } from './compile.ts';
 import { eventType, type Answer, type GuestView, type MuxAccess, type MuxDefinition, type MuxEvent, type ReplayIo } from './define.ts';
 import type { Policy, PolicyView } from './policy.ts';
+import { deviceAccess, isPromise, type DeviceAnswer, type MaybePromise } from './device-io.ts';
+import { monotonicClock, realTimers, type Timers } from './timers.ts';
+
+export { monotonicClock, realTimers, type Timers };
 import { resolveRegisters, type RegisterMap } from './registers.ts';
-
-/** Timers the engine uses (watchdog, recheck); injected so tests run on virtual time. */
-export interface Timers {
-  set(fn: () => void, delayNs: number): unknown;
-  clear(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  set: (fn, delayNs) => setTimeout(fn, Math.max(1, Math.ceil(delayNs / 1e6))).unref(),
-  clear: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
-export const monotonicClock: Clock = () => Number(process.hrtime.bigint());
 
 /** One thing the engine did, for observers (the property suite's timeline) and tests. */
 export interface MuxTrace {
@@ -67,11 +58,6 @@ export interface MuxStats extends RouterStats {
   state: string;
 }
 
-type MaybePromise<T> = T | Promise<T>;
-
-function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
-  return typeof (v as Promise<T>)?.then === 'function';
-}
 
 interface Held {
   region: number;
@@ -120,6 +106,8 @@ export class MuxEngine implements DeviceRouter {
   /** Inside a device call or a switch: edges must not switch owners underneath. */
   private depth = 0;
   private kicking = false;
+  /** The owner was just granted the device and has not run an access yet. */
+  private ownerFresh = false;
   private deviceIrq = false;
   /** The device IRQ was already up when the owner got the device: it is the previous owner's, not delivered. */
   private staleIrq = false;
@@ -287,6 +275,7 @@ export class MuxEngine implements DeviceRouter {
 
   /** Run one access of the owner; afterwards maybe hand the device on. */
   private runOwned(g: GuestRec, region: number, offset: number, acc: Access): MaybePromise<Reply> {
+    this.ownerFresh = false;
     if (g.reraised) {
       // The re-raised virtual IRQ has been seen (the guest's ISR is running): follow the device again.
       g.reraised = false;
@@ -366,29 +355,18 @@ export class MuxEngine implements DeviceRouter {
 
   /** One access to the device, then its classification and reply translation. */
   private forward(g: GuestRec, macc: MuxAccess): MaybePromise<Reply> {
-    const dev = this.device!;
     this.depth++;
     try {
-      if (macc.dir === 'write') {
-        let w: MaybePromise<void>;
-        if (macc.count > 1 && macc.data) w = dev.writeString ? dev.writeString(macc.region, macc.offset, macc.size, macc.data) : this.writeLoop(macc);
-        else w = dev.write(macc.region, macc.offset, macc.size, macc.value);
-        const done = () => this.finish(g, macc, macc.value, { value: 0 });
-        return isPromise(w) ? w.then(done) : done();
-      }
-      if (macc.count > 1) {
-        const d = dev.readString ? dev.readString(macc.region, macc.offset, macc.size, macc.count) : this.readLoop(macc);
-        const done = (data: Uint8Array) => this.finish(g, macc, lastElement(data, macc.size), { value: 0, data });
-        return isPromise(d) ? d.then(done) : done(d);
-      }
-      const v = dev.read(macc.region, macc.offset, macc.size);
-      return isPromise(v) ? v.then((x) => this.finish(g, macc, x, { value: x })) : this.finish(g, macc, v, { value: v });
+      const r = deviceAccess(this.device!, macc);
+      return isPromise(r) ? r.then((x) => this.finish(g, macc, x)) : this.finish(g, macc, r);
     } finally {
       this.depth--;
     }
   }
 
-  private finish(g: GuestRec, macc: MuxAccess, value: number, reply: Reply): Reply {
+  private finish(g: GuestRec, macc: MuxAccess, answer: DeviceAnswer): Reply {
+    const value = answer.value;
+    const reply: Reply = macc.dir === 'write' ? { value: 0 } : answer.data ? { value: 0, data: answer.data } : { value };
     if (macc.dir === 'write' && macc.reg && this.regs!.isContext(macc.reg)) g.view.context.set(macc.reg.name, macc.value);
     const ev = this.def.classify(macc, value);
     if (ev != null) this.step(ev);
@@ -398,43 +376,14 @@ export class MuxEngine implements DeviceRouter {
   }
 
   private answered(g: GuestRec, a: Answer): Reply {
-    if (a.answer.error) {
+    const why = a.denied ?? a.answer.error;
+    if (why) {
       g.stats.denials++;
-      this.trace('denied', g, a.answer.error);
-      this.log.debug({ guest: g.link.id, error: a.answer.error }, 'access answered by translation with an error');
+      this.trace('denied', g, why);
+      this.log.debug({ guest: g.link.id, why }, 'access refused by translation');
     }
     if (a.event != null) this.step(a.event);
     return a.answer;
-  }
-
-  private writeLoop(m: MuxAccess): MaybePromise<void> {
-    const dev = this.device!;
-    const data = m.data!;
-    let chain: MaybePromise<void> = undefined;
-    for (let i = 0; i < m.count; i++) {
-      const v = readLE(data, i * m.size, m.size);
-      chain = isPromise(chain) ? chain.then(() => dev.write(m.region, m.offset, m.size, v)) : dev.write(m.region, m.offset, m.size, v);
-    }
-    return chain;
-  }
-
-  private readLoop(m: MuxAccess): MaybePromise<Uint8Array> {
-    const dev = this.device!;
-    const out = new Uint8Array(m.count * m.size);
-    let chain: MaybePromise<void> = undefined;
-    for (let i = 0; i < m.count; i++) {
-      const put = (v: number) => writeLE(out, i * m.size, m.size, v);
-      chain = isPromise(chain)
-        ? chain.then(() => {
-            const v = dev.read(m.region, m.offset, m.size);
-            return isPromise(v) ? v.then(put) : put(v);
-          })
-        : ((): MaybePromise<void> => {
-            const v = dev.read(m.region, m.offset, m.size);
-            return isPromise(v) ? v.then(put) : put(v);
-          })();
-    }
-    return isPromise(chain) ? chain.then(() => out) : out;
   }
 
   // ---- statechart, watchdog ----------------------------------------------------------------
@@ -564,12 +513,13 @@ export class MuxEngine implements DeviceRouter {
     try {
       while (!this.busy && this.depth === 0 && !this.closed) {
         const o = this.owner;
-        if (this.waiting.length > 0 && this.stepper.safe()) {
+        // A new owner runs at least one held access before anyone is asked again (no livelock
+        // of grants that never let anyone run, e.g. behind an asynchronous context replay).
+        const fresh = o !== null && this.ownerFresh && o.queue.length > 0;
+        if (!fresh && this.waiting.length > 0 && this.stepper.safe()) {
           const next = this.decide();
           if (next !== o) {
             this.switchTo(next);
-            // The new owner runs at least one held access before anyone is asked again.
-            if (!this.busy && this.owner === next && next.queue.length > 0) this.drainOne(next);
             continue;
           }
           this.armRecheck();
@@ -652,6 +602,7 @@ export class MuxEngine implements DeviceRouter {
     this.removeWaiting(next);
     const now = this.clock();
     this.owner = next;
+    this.ownerFresh = true;
     next.grantedAt = now;
     next.stats.grants++;
     this.counters.switches++;
@@ -838,22 +789,3 @@ export class MuxEngine implements DeviceRouter {
 export function createMux(def: MuxDefinition, opts: MuxOptions): MuxEngine {
   return new MuxEngine(def, opts.policy, opts);
 }
-
-function readLE(b: Uint8Array, at: number, size: number): number {
-  let v = 0;
-  for (let i = size - 1; i >= 0; i--) v = v * 256 + b[at + i];
-  return v;
-}
-
-function writeLE(b: Uint8Array, at: number, size: number, v: number): void {
-  for (let i = 0; i < size; i++) {
-    b[at + i] = v & 0xff;
-    v = Math.floor(v / 256);
-  }
-}
-
-function lastElement(data: Uint8Array, size: number): number {
-  return data.length >= size ? readLE(data, data.length - size, size) : 0;
-}
-
-export { allOnes };

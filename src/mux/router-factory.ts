@@ -14,8 +14,8 @@ import type { Clock } from '../device.ts';
 import type { DeviceRouter } from '../guest-link.ts';
 import { PassthroughRouter } from '../passthrough.ts';
 import type { StepperMode } from './compile.ts';
-import type { MuxDefinition } from './define.ts';
-import { createMux, type Timers } from './engine.ts';
+import { MuxDefinitionError, type MuxDefinition } from './define.ts';
+import { createMux, type MuxEngine, type Timers } from './engine.ts';
 import { loadMux, machineUrl } from './load-machine.ts';
 import { loadPolicyFactory, type PolicyFactory } from './policy.ts';
 
@@ -24,6 +24,25 @@ export interface MuxDeviceConfig {
   id: string;
   kind: string;
   policy?: { name?: string; module?: string; options?: Record<string, unknown> };
+  /** `machine`: another machine (shipped name or path); `deadlineNs`: the watchdog deadline. */
+  properties?: Record<string, unknown>;
+}
+
+/** Device kinds that speak another kind's protocol: QEMU's own IDE is driven by machines/ata. */
+const MACHINE_OF_KIND: Record<string, string> = { 'qemu-ide': 'ata' };
+
+/** The machine a device runs under: its `machine` property, else the one of its kind. */
+export function machineFor(d: MuxDeviceConfig): string {
+  const m = d.properties?.machine;
+  return typeof m === 'string' ? m : (MACHINE_OF_KIND[d.kind] ?? d.kind);
+}
+
+function deadlineOf(d: MuxDeviceConfig): number | undefined {
+  const v = d.properties?.deadlineNs;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !(v > 0))
+    throw new MuxDefinitionError(`device ${d.id}`, `properties.deadlineNs: expected a positive number of ns, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 export interface MuxRouterOptions {
@@ -32,6 +51,8 @@ export interface MuxRouterOptions {
   timers?: Timers;
   mode?: StepperMode;
   recheckNs?: number;
+  /** Called with every MUX made (the demo and bench read its stats). */
+  onEngine?: (deviceId: string, engine: MuxEngine) => void;
 }
 
 /** True when machines/<kind>.ts (or machines/<kind>/index.ts) exists. */
@@ -53,19 +74,25 @@ export async function prepareMuxRouters(
   const defs = new Map<string, MuxDefinition>();
   const policies = new Map<string, PolicyFactory>();
   for (const d of devices) {
-    if (!hasMachine(d.kind)) continue;
-    if (!defs.has(d.kind)) defs.set(d.kind, await loadMux(d.kind));
+    const machine = machineFor(d);
+    if (typeof d.properties?.machine !== 'string' && !hasMachine(machine)) continue;
+    const deadlineNs = deadlineOf(d);
+    const def = await loadMux(machine);
+    defs.set(d.id, deadlineNs === undefined ? def : { ...def, deadlineNs });
     const src = d.policy?.module ?? d.policy?.name ?? 'round-robin';
     if (!policies.has(src)) policies.set(src, await loadPolicyFactory(src));
   }
   return (deviceId, kind, cfg) => {
-    const def = defs.get(kind);
+    const def = defs.get(deviceId);
     if (!def) return null;
     const conf = cfg ?? devices.find((d) => d.id === deviceId);
     const src = conf?.policy?.module ?? conf?.policy?.name ?? 'round-robin';
     const factory = policies.get(src);
     if (!factory) throw new Error(`mux for device ${deviceId}: policy ${src} was not prepared (call prepareMuxRouters with this device)`);
-    return createMux(def, { deviceId, policy: factory(conf?.policy?.options), ...opts });
+    const { onEngine, ...engineOpts } = opts;
+    const engine = createMux(def, { deviceId, policy: factory(conf?.policy?.options), ...engineOpts });
+    onEngine?.(deviceId, engine);
+    return engine;
   };
 }
 

@@ -100,6 +100,8 @@ export interface KvmGuestResult {
   /** Verified bytes per second of the write+read-back phase, when the guest ran one. */
   bytesPerSecond: number | null;
   counters: KvmRunnerCounters | null;
+  /** Device resets the supervisor told this guest about (its own fault, or a watchdog). */
+  resets: { device: string; reason: string }[];
 }
 
 export interface KvmGuestHandle {
@@ -182,6 +184,7 @@ export function startKvmGuest(opts: KvmGuestOptions): KvmGuestHandle {
         marks: output.marks,
         bytesPerSecond: verifiedBytesPerSecond(output),
         counters: parseCounters(stderr),
+        resets: [...stderr.matchAll(/device (\S+) was reset: (.*)/g)].map((m) => ({ device: m[1], reason: m[2] })),
       });
     });
   });
@@ -201,7 +204,23 @@ export function startKvmGuest(opts: KvmGuestOptions): KvmGuestHandle {
   };
 }
 
-/** Boots one KVM guest to the end: what the lead's `demo --trap kvm` and the bench call. */
-export async function runKvmGuest(opts: KvmGuestOptions): Promise<KvmGuestResult> {
+export interface RunKvmGuestOptions extends KvmGuestOptions {
+  /**
+   * In-process mode: the supervisor's attachLocalGuest (bound). The guest then runs in
+   * this process through the N-API addon and each exit is answered without a socket;
+   * `connect` is ignored. Without it, a helper process speaks the channel protocol.
+   */
+  attach?: import('./kvm-inproc.ts').AttachLocal;
+}
+
+/**
+ * Boots one KVM guest to the end (`demo --trap kvm`, the bench, tests). Resolves when the
+ * guest stops; `verified` is true when it reported `RESULT ok` after checking its data.
+ */
+export async function runKvmGuest(opts: RunKvmGuestOptions): Promise<KvmGuestResult> {
+  if (opts.attach) {
+    const { startKvmGuestInProcess } = await import('./kvm-inproc.ts');
+    return startKvmGuestInProcess({ ...opts, attach: opts.attach }).done;
+  }
   return startKvmGuest(opts).done;
 }
