@@ -162,6 +162,15 @@ describe('user-mode trap shim over the channel', () => {
     expect(peer.conns).toHaveLength(1); // one hello: lspci's, not sh's
   });
 
+  it('answers each of several threads trapping at once (irqs arriving inside their accesses)', async () => {
+    peer = await TrapPeer.start(scripted());
+    const r = await runTrapped(CHAN, ['threads'], { socket: peer.path, guest: 'threads' });
+    expect(r.stdout).not.toContain('FAIL');
+    expect(r.stdout).toContain('ok wrong answers over 4 threads x 300 inb');
+    expect(r.code).toBe(0);
+    expect(peer.accesses.filter((a) => a.a === 0x511)).toHaveLength(1200);
+  });
+
   it('gives a fork()ed child its own connection instead of sharing the parent\'s', async () => {
     peer = await TrapPeer.start(scripted());
     const r = await runTrapped(CHAN, ['fork'], { socket: peer.path, guest: 'forker' });

@@ -1,5 +1,6 @@
 // `muxvisor exec`: unmodified programs under the trap shim, with a private supervisor
-// (one ATA disk) or as a guest of a running one; the program's exit status comes back.
+// (one ATA disk: the built-in model) or as a guest of a running one; the program's exit
+// status comes back.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { Supervisor } from '../src/supervisor.ts';
 import { TRAP_BUILD_DIR } from '../src/trap/user.ts';
-import { qemuMissingReason } from './helpers/qemu.ts';
 import { buildTrap } from './helpers/trap-build.ts';
 
 const CLI = fileURLToPath(new URL('../src/bin/muxvisor.mjs', import.meta.url));
@@ -23,7 +23,7 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-describe.skipIf(qemuMissingReason() !== null)('muxvisor exec', () => {
+describe('muxvisor exec', () => {
   beforeAll(() => buildTrap());
 
   it('runs lspci against a private supervisor: the PIIX IDE function shows, and only on stdout', async () => {
@@ -31,6 +31,15 @@ describe.skipIf(qemuMissingReason() !== null)('muxvisor exec', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/IDE interface \[0101\]: .*\[8086:7010\]/);
+  });
+
+  it('runs the C ATA drivers (PIO and bus-master DMA) against the private disk', async () => {
+    const pio = await cli(['exec', '--', `${TRAP_BUILD_DIR}/ata-pio`, '--sectors', '16']);
+    expect(pio.stdout).toMatch(/wrote and read 16 sectors .*: verified/);
+    expect(pio.code).toBe(0);
+    const dma = await cli(['exec', '--size-mib', '2', '--', `${TRAP_BUILD_DIR}/ata-dma`, '--sectors', '16']);
+    expect(dma.stdout).toMatch(/4096 sectors; DMA wrote and read 16 sectors .*: verified/);
+    expect(dma.code).toBe(0);
   });
 
   it("returns the program's exit status, and 128+signal when it is killed", async () => {
@@ -44,7 +53,7 @@ describe.skipIf(qemuMissingReason() !== null)('muxvisor exec', () => {
     writeFileSync(image, Buffer.alloc(1 << 20));
     const socket = join(dir, 'sock');
     const sup = new Supervisor({
-      config: parseConfig({ socket, devices: [{ id: 'ide', kind: 'qemu-ide', backend: { type: 'qemu', image } }], guests: [{ name: 'drv', grants: [{ device: 'ide' }] }] }),
+      config: parseConfig({ socket, devices: [{ id: 'ide', kind: 'ata', backend: { type: 'file', path: image } }], guests: [{ name: 'drv', grants: [{ device: 'ide' }] }] }),
     });
     try {
       await sup.listen();

@@ -1,7 +1,7 @@
-// Three unmodified user-mode ATA PIO drivers (test/drivers/ata-pio.c under the trap shim)
-// share one disk (QEMU's PIIX3 IDE) through the ATA MUX, each in its own partition
-// window. All verify their data; and when one is SIGKILLed in the middle of a transfer,
-// the MUX runs its reset path and the other two still finish verified.
+// Three unmodified user-mode ATA drivers (test/drivers/ata-*.c under the trap shim) share
+// one disk (the built-in ATA model, and QEMU's PIIX3 IDE) through the ATA MUX, each in its
+// own partition window. All verify their data; and when one is SIGKILLed in the middle of
+// a transfer, the MUX runs its reset path and the other two still finish verified.
 import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,12 +25,15 @@ function patternWord(seed: number, lba: number, i: number): number {
   return (x ^ (x >>> 16)) & 0xffff;
 }
 
-async function startSupervisor(dir: string): Promise<{ sup: Supervisor; socket: string }> {
+type DiskKind = 'ata' | 'qemu-ide';
+
+async function startSupervisor(dir: string, kind: DiskKind): Promise<{ sup: Supervisor; socket: string }> {
   const image = join(dir, 'disk.img');
   writeFileSync(image, Buffer.alloc((1 + 3 * WINDOW) * 512 + (1 << 20)));
   const socket = join(dir, 'sock');
   const guests = ['g1', 'g2', 'g3'].map((name, i) => ({ name, grants: [{ device: 'ide', window: { startLba: 1 + i * WINDOW, sectors: WINDOW } }] }));
-  const config = parseConfig({ socket, devices: [{ id: 'ide', kind: 'qemu-ide', backend: { type: 'qemu', image } }], guests });
+  const backend = kind === 'ata' ? { type: 'file' as const, path: image } : { type: 'qemu' as const, image };
+  const config = parseConfig({ socket, devices: [{ id: 'ide', kind, backend }], guests });
   const sup = new Supervisor({ config, createRouter: (id) => createMux(ataMux, { deviceId: id, policy: roundRobin({ quantumNs: 1_000_000 }) }) });
   await sup.listen();
   return { sup, socket };
@@ -47,7 +50,10 @@ function waitForLine(child: ChildProcess, pattern: RegExp): Promise<string> {
   });
 }
 
-describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers through the MUX', () => {
+// The built-in ATA model, and QEMU's PIIX3 IDE over qtest when QEMU is installed.
+const KINDS: DiskKind[] = qemuMissingReason() === null ? ['ata', 'qemu-ide'] : ['ata'];
+
+describe.each(KINDS)('three user-mode ATA drivers through the MUX (%s)', (kind) => {
   let dir = '';
   let sup: Supervisor | null = null;
   beforeAll(() => buildTrap());
@@ -59,7 +65,7 @@ describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers throu
 
   it('each sees only its window and verifies its data', async () => {
     dir = mkdtempSync(join(tmpdir(), 'muxtrap-mux-'));
-    const s = await startSupervisor(dir);
+    const s = await startSupervisor(dir, kind);
     sup = s.sup;
     const runs = await Promise.all(
       ['g1', 'g2', 'g3'].map((guest, i) => runTrapped(ATA_PIO, ['--sectors', '48', '--batch', '4', '--seed', String(i + 1)], { socket: s.socket, guest })),
@@ -85,7 +91,7 @@ describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers throu
 
   it('three bus-master DMA drivers each move data only through their own DMA memory', async () => {
     dir = mkdtempSync(join(tmpdir(), 'muxtrap-mux-'));
-    const s = await startSupervisor(dir);
+    const s = await startSupervisor(dir, kind);
     sup = s.sup;
     const runs = await Promise.all(
       ['g1', 'g2', 'g3'].map((guest, i) => runTrapped(`${TRAP_BUILD_DIR}/ata-dma`, ['--sectors', '48', '--batch', '8', '--seed', String(i + 11)], { socket: s.socket, guest })),
@@ -102,7 +108,7 @@ describe.skipIf(qemuMissingReason() !== null)('three user-mode ATA drivers throu
 
   it('a driver killed mid-transfer is cut off by the reset path; the others finish verified', async () => {
     dir = mkdtempSync(join(tmpdir(), 'muxtrap-mux-'));
-    const s = await startSupervisor(dir);
+    const s = await startSupervisor(dir, kind);
     sup = s.sup;
     const victim = spawnTrapped(ATA_PIO, ['--pause-mid-write', '--seed', '9'], { socket: s.socket, guest: 'g2', stdio: ['ignore', 'pipe', 'pipe'] });
     await waitForLine(victim, /paused mid-transfer/);

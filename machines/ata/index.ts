@@ -56,7 +56,7 @@ export default defineMux({
     { reg: 'BM_CMD', reset: 0, replay: (v, io) => io.write('BM_CMD', v & 0x08) }, // direction only, never start
     // INTR/ERR are write-1-to-clear and left set by the previous owner's transfer: a guest that
     // cleared them before its switch-out would otherwise see its next DMA "done" at once.
-    { reg: 'BM_STATUS', reset: 0, replay: (_v, io) => io.write('BM_STATUS', 0x06) },
+    { reg: 'BM_STATUS', reset: 0, always: true, replay: (_v, io) => io.write('BM_STATUS', 0x06) },
   ],
   // Stop the bus master, pulse SRST, then a hard reset of the model (and a restart of the chart).
   reset: {

@@ -12,6 +12,7 @@
  *   hang=N         issue READ SECTORS for sector N in the read phase and never read it
  *   bench=inb port=P n=N   only time N reads of port P between two MARK lines
  *   verify=only    skip the write phase: check data a previous run left on the disk
+ *   probe=mmio addr=A   MMIO round trips at A (dword, word, byte), then RESULT
  *   idle=1         print IDLE and sleep forever with interrupts on (never stops by itself)
  */
 #include "ata.h"
@@ -97,6 +98,26 @@ static void bench_inb(u16 port, u32 n) {
     put_str("RESULT ok bench=inb n="); put_dec(n); put_str("\n");
 }
 
+static volatile u32 *mmio32(u32 a) { return (volatile u32 *)a; }
+static volatile u16 *mmio16(u32 a) { return (volatile u16 *)a; }
+static volatile u8 *mmio8(u32 a) { return (volatile u8 *)a; }
+
+/* Paging is off, so these loads and stores reach the bus address itself: MMIO exits. */
+static void probe_mmio(u32 addr) {
+    *mmio32(addr) = 0x11223344u;
+    *mmio8(addr + 5) = 0xA7;
+    *mmio16(addr + 10) = 0xBEEF;
+    u32 d = *mmio32(addr), w = *mmio16(addr + 2), b = *mmio8(addr + 3), d1 = *mmio32(addr + 4), d2 = *mmio32(addr + 8);
+    put_str("MMIO readl="); put_hex(d);
+    put_str(" readw+2="); put_hex(w);
+    put_str(" readb+3="); put_hex(b);
+    put_str(" readl+4="); put_hex(d1);
+    put_str(" readl+8="); put_hex(d2);
+    put_str("\n");
+    int ok = d == 0x11223344u && w == 0x1122 && b == 0x11 && (d1 & 0xFF00) == 0xA700 && (d2 >> 16) == 0xBEEF;
+    put_str(ok ? "RESULT ok probe=mmio\n" : "RESULT fail probe=mmio\n");
+}
+
 /* Finds the PIIX IDE function, enables I/O decoding and bus mastering, returns BAR4's port. */
 static u16 find_bmide(void) {
     int bdf = pci_find(PIIX_VENDOR, PIIX3_IDE);
@@ -123,6 +144,10 @@ void guest_main(u32 magic, struct mb_info *mb) {
     if (cmdline_get(cmdline, "idle", val, sizeof val)) {
         put_str("IDLE\n");
         for (;;) __asm__ volatile("sti; hlt");
+    }
+    if (cmdline_get(cmdline, "probe", val, sizeof val) && str_eq(val, "mmio")) {
+        probe_mmio(cmdline_get(cmdline, "addr", val, sizeof val) ? parse_u32(val) : 0xFE000000u);
+        return;
     }
     if (cmdline_get(cmdline, "bench", val, sizeof val)) {
         u16 port = 0x80;

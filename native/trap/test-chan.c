@@ -4,6 +4,7 @@
 // Ports 0x510.. are the test peer's control registers.
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,37 @@ static int forked(void)
 	return 0;
 }
 
+// Several threads trap at once: every access must get its own answer.
+static void *hammer(void *arg __attribute__((unused)))
+{
+	long bad = 0;
+	for (int i = 0; i < 300; i++)
+		bad += inb(PEER_IRQ_INSIDE) != 0x11;
+	return (void *)bad;
+}
+
+static int threads(void)
+{
+	pthread_t t[4];
+	long bad = 0;
+	if (open("/dev/uio0", O_RDWR) < 0) { // starts the shim's irq reader thread as a rival
+		perror("open /dev/uio0");
+		return 2;
+	}
+	for (int i = 0; i < 4; i++)
+		if (pthread_create(&t[i], NULL, hammer, NULL)) {
+			perror("pthread_create");
+			return 2;
+		}
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		bad += (long)r;
+	}
+	check("wrong answers over 4 threads x 300 inb", (uint64_t)bad, 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -130,7 +162,7 @@ int main(int argc, char **argv)
 		check("ioperm/iopl", (uint64_t)errno, 0);
 	const char *mode = argc > 1 ? argv[1] : "";
 	int rc = !strcmp(mode, "uio") ? uio() : !strcmp(mode, "dma") ? dma() : !strcmp(mode, "resource") ? resource()
-		: !strcmp(mode, "string") ? string() : !strcmp(mode, "fork") ? forked() : !strcmp(mode, "inb") ? (printf("inb 0x%x\n", inb(0x80)), 0) : 2;
+		: !strcmp(mode, "string") ? string() : !strcmp(mode, "fork") ? forked() : !strcmp(mode, "threads") ? threads() : !strcmp(mode, "inb") ? (printf("inb 0x%x\n", inb(0x80)), 0) : 2;
 	if (rc == 2)
 		fprintf(stderr, "usage: test-chan uio|dma|resource|string|inb\n");
 	printf("%d failures\n", failures);

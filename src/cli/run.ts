@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { Supervisor, parseEndpoint } from '../supervisor.ts';
+import { muxRouterFactory } from '../mux/router-factory.ts';
 import { cliLogger, globalOptions, printJson } from './common.ts';
 
 function waitForSignal(): Promise<NodeJS.Signals> {
@@ -31,7 +32,9 @@ export function register(program: Command): void {
       const registry = new DeviceRegistry();
       const config = await loadConfig(configPath, { knownKinds: registry.kinds() });
       if (opts.socket) config.socket = opts.socket;
-      const supervisor = new Supervisor({ config, logger: log, registry });
+      // A MUX for every device whose kind has a machine in machines/; pass-through otherwise.
+      const createRouter = await muxRouterFactory(config, { logger: log });
+      const supervisor = new Supervisor({ config, logger: log, registry, createRouter });
       const signal = waitForSignal();
       const addr = await supervisor.listen(parseEndpoint(config.socket));
       const where = typeof addr === 'string' ? addr : `tcp:${addr.address}:${addr.port}`;

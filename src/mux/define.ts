@@ -112,6 +112,11 @@ export interface ContextRegister {
    * set a device setting. Must leave the device in a safe state; it is not classified.
    */
   replay?(value: number, io: ReplayIo): void | Promise<void>;
+  /**
+   * Replay on every switch, even when the engine believes the device already holds the value
+   * (registers the device changes by itself, e.g. write-1-to-clear status bits).
+   */
+  always?: boolean;
 }
 
 /** The accesses that bring the device back to a safe state from anywhere. */

@@ -101,6 +101,12 @@ export class MuxEngine implements DeviceRouter {
   private owner: GuestRec | null = null;
   /** Whose context registers the device holds now (null: unknown, e.g. after a reset). */
   private contextOf: GuestRec | null = null;
+  /**
+   * The context values the device holds now, as far as the engine wrote them (owner writes,
+   * owner settings, replays). A replay skips an entry whose value is already there; a reset
+   * forgets everything.
+   */
+  private readonly deviceHolds = new Map<string, number>();
   /** An async device operation is in flight: everything else queues behind it. */
   private busy = false;
   /** Inside a device call or a switch: edges must not switch owners underneath. */
@@ -161,9 +167,14 @@ export class MuxEngine implements DeviceRouter {
         ? { ...this.departed.splice(prev, 1)[0], faulted: false }
         : { guest: link.id, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, dmaRefused: 0, usedNs: 0, faulted: false };
     const context = new Map<string, number>();
+    const setContext = (name: string, value: number): void => {
+      context.set(name, value);
+      // The owner's own command changed the device setting: the device holds its value now.
+      if (this.owner?.link.id === link.id) this.deviceHolds.set(name, value);
+    };
     this.guests.set(link.id, {
       link,
-      view: { id: link.id, options, scratch: {}, context, setContext: (name, value) => void context.set(name, value) },
+      view: { id: link.id, options, scratch: {}, context, setContext },
       stats,
       queue: [],
       waitingSince: -1,
@@ -367,7 +378,10 @@ export class MuxEngine implements DeviceRouter {
   private finish(g: GuestRec, macc: MuxAccess, answer: DeviceAnswer): Reply {
     const value = answer.value;
     const reply: Reply = macc.dir === 'write' ? { value: 0 } : answer.data ? { value: 0, data: answer.data } : { value };
-    if (macc.dir === 'write' && macc.reg && this.regs!.isContext(macc.reg)) g.view.context.set(macc.reg.name, macc.value);
+    if (macc.dir === 'write' && macc.reg && this.regs!.isContext(macc.reg)) {
+      g.view.context.set(macc.reg.name, macc.value);
+      this.deviceHolds.set(macc.reg.name, macc.value);
+    }
     const ev = this.def.classify(macc, value);
     if (ev != null) this.step(ev);
     const tr = this.def.translate;
@@ -455,6 +469,7 @@ export class MuxEngine implements DeviceRouter {
   private runReset(why: string): void {
     this.counters.resets++;
     this.contextOf = null;
+    this.deviceHolds.clear();
     const dev = this.device;
     const ops: Array<() => MaybePromise<void>> = [];
     if (dev) {
@@ -683,12 +698,17 @@ export class MuxEngine implements DeviceRouter {
         return await dev.read(r.regionIndex, r.offset, r.width);
       },
     };
-    const ops = (this.def.context ?? []).map((c) => {
+    const ops: Array<() => MaybePromise<void>> = [];
+    for (const c of this.def.context ?? []) {
       const v = g.view.context.get(c.reg) ?? c.reset;
-      if (c.replay) return () => c.replay!(v, io);
-      const reg = this.regs!.byName(c.reg);
-      return () => dev.write(reg.regionIndex, reg.offset, reg.width, v);
-    });
+      if (!c.always && this.deviceHolds.get(c.reg) === v) continue; // already on the device
+      this.deviceHolds.set(c.reg, v);
+      if (c.replay) ops.push(() => c.replay!(v, io));
+      else {
+        const reg = this.regs!.byName(c.reg);
+        ops.push(() => dev.write(reg.regionIndex, reg.offset, reg.width, v));
+      }
+    }
     this.depth++;
     try {
       return this.sequence(ops);

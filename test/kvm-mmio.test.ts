@@ -1,0 +1,60 @@
+// MMIO exits: a KVM guest's loads and stores at a device's MMIO BAR reach the device model
+// through the supervisor, with their widths, in both runner forms. The device is the
+// scratch test device, whose BAR1 is plain memory.
+
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.ts';
+import { Supervisor } from '../src/supervisor.ts';
+import { runKvmGuest } from '../src/trap/kvm.ts';
+import { kvmSkipReason, tempDisk } from './helpers/kvm.ts';
+
+const MMIO_BASE = 0xfe00_0000;
+
+describe.skipIf(kvmSkipReason() !== null)('KVM guest MMIO through the supervisor', () => {
+  let sup: Supervisor;
+  let socket: string;
+  let dispose: () => void;
+  beforeAll(async () => {
+    const tmp = tempDisk(1);
+    dispose = tmp.dispose;
+    socket = join(tmp.dir, 'sock');
+    const config = parseConfig(
+      {
+        socket,
+        devices: [{ id: 'scr', kind: 'scratch', map: { mem: MMIO_BASE } }],
+        guests: ['inproc', 'helper', 'nogrant'].map((name) => ({ name, grants: name === 'nogrant' ? [] : [{ device: 'scr' }] })),
+      },
+      'mmio test config',
+    );
+    sup = new Supervisor({ config });
+    await sup.listen({ path: socket });
+  });
+  afterAll(async () => {
+    await sup.close();
+    dispose();
+  });
+
+  const expected = 'MMIO readl=0x11223344 readw+2=0x00001122 readb+3=0x00000011 readl+4=0x0000a700 readl+8=0xbeef0000';
+
+  it('in-process runner', async () => {
+    const r = await runKvmGuest({ name: 'inproc', attach: sup.attachLocalGuest.bind(sup), cmdline: `probe=mmio addr=${MMIO_BASE}`, timeoutMs: 30_000 });
+    expect(r.output).toContain(expected);
+    expect(r.result?.ok).toBe(true);
+    expect(r.counters!.mmio).toBe(8);
+  });
+
+  it('helper process', async () => {
+    const r = await runKvmGuest({ name: 'helper', connect: socket, cmdline: `probe=mmio addr=${MMIO_BASE}`, timeoutMs: 30_000 });
+    expect(r.output).toContain(expected);
+    expect(r.result?.ok).toBe(true);
+    expect(r.counters!.mmio).toBe(8);
+  });
+
+  it('a guest without the grant reads all-ones and its writes are dropped', async () => {
+    const r = await runKvmGuest({ name: 'nogrant', connect: socket, cmdline: `probe=mmio addr=${MMIO_BASE}`, timeoutMs: 30_000 });
+    expect(r.output).toContain('MMIO readl=0xffffffff readw+2=0x0000ffff readb+3=0x000000ff readl+4=0xffffffff readl+8=0xffffffff');
+    expect(r.result?.ok).toBe(false);
+    expect(sup.stats().guests.find((g) => g.guest === 'nogrant')?.denials).toBe(8);
+  });
+});
