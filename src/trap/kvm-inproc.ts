@@ -3,7 +3,7 @@
 // supervisor's in-process guest path (attachLocalGuest), so an exit costs no socket round
 // trip. Guest RAM is an ArrayBuffer the device's bus-master DMA reaches directly.
 // Several guests interleave: run() returns at least every 2 ms (a periodic kick), and each guest loop
-// yields to the event loop every few milliseconds (their disk I/O and timers need it).
+// yields to the event loop every `yieldUs` (their disk I/O and timers need it).
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -72,6 +72,12 @@ export interface InProcessKvmOptions {
   memoryMiB?: number;
   kvmDev?: string;
   timeoutMs?: number;
+  /**
+   * Yield to the event loop at least this often, µs (default 200). A guest polling a busy
+   * status register keeps this thread; the backend I/O it waits for completes only when
+   * the event loop turns.
+   */
+  yieldUs?: number;
   onLine?: (line: string) => void;
 }
 
@@ -155,6 +161,7 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
 
   async function loop(): Promise<KvmExitReason> {
     const deadline = nowUs() + (opts.timeoutMs ?? 120_000) * 1000;
+    const yieldUs = opts.yieldUs ?? 200;
     let lastYield = nowUs();
     for (;;) {
       const r = kvm.run(h);
@@ -176,9 +183,9 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
         return STOP_REASONS[r - RUN_STOP] ?? 'crashed';
       }
       // Other guests, the disk backend and timers share this thread: yield at the end of
-      // a slice (RUN_YIELD) and at least every 2 ms.
+      // a slice (RUN_YIELD) and at least every yieldUs.
       const now = nowUs();
-      if (r === RUN_YIELD || now - lastYield > 2000) {
+      if (r === RUN_YIELD || now - lastYield > yieldUs) {
         if (killed) return 'terminated';
         if (now > deadline) return 'timeout';
         await yieldToEventLoop();

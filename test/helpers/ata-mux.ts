@@ -1,0 +1,151 @@
+// Several scripted guests share the real ATA model through the supervisor and the MUX
+// (machines/ata, round-robin), as the disk demo wires them. The backend is a MemoryBackend
+// the test holds (its bytes and `.calls` counters are the physical disk), or the device
+// registry's own `ata` factory on a raw image file.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/load.ts';
+import { MemoryBackend } from '../../src/backends/memory.ts';
+import { AtaDevice } from '../../src/devices/ata/index.ts';
+import { DeviceRegistry } from '../../src/devices/registry.ts';
+import { Supervisor, type LocalGuest } from '../../src/supervisor.ts';
+import { muxRouterFactory } from '../../src/mux/router-factory.ts';
+import type { MuxEngine, MuxStats } from '../../src/mux/engine.ts';
+import { AtaDriver } from '../../src/guests/ata-driver.ts';
+
+export const DMA_BASE = 0x10_0000;
+export const DMA_BYTES = 0x2_0000;
+
+export interface GuestSpec {
+  name: string;
+  /** Partition window; none = shared mode (the whole disk). */
+  window?: { startLba: number; sectors: number };
+}
+
+export interface RigGuest {
+  name: string;
+  guest: LocalGuest;
+  driver: AtaDriver;
+  dma: Uint8Array;
+  /** Every virtual IRQ edge this guest saw: [line, level]. */
+  irqs: Array<[number, boolean]>;
+  resets: string[];
+}
+
+export interface AtaRig {
+  sup: Supervisor;
+  /** The physical disk (memory backend only). */
+  blk: MemoryBackend | null;
+  engine(): MuxEngine;
+  stats(): MuxStats;
+  guests: Map<string, RigGuest>;
+  g(name: string): RigGuest;
+  close(): Promise<void>;
+}
+
+export interface RigOptions {
+  guests: GuestSpec[];
+  /** Physical disk size in sectors (memory backend). */
+  sectors?: number;
+  /** Device properties (e.g. deadlineNs); they reach the router factory, and the `ata` factory on `file`. */
+  properties?: Record<string, unknown>;
+  /** 'memory' (default): our MemoryBackend; 'file': the registry's `ata` kind on a raw image of `sizeMiB`. */
+  backend?: 'memory' | 'file';
+  sizeMiB?: number;
+  /** Round-robin quantum (ns). */
+  quantumNs?: number;
+  /** Attach the local guests (default true); false: the test attaches them itself. */
+  attach?: boolean;
+}
+
+export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
+  let engine: MuxEngine | null = null;
+  let blk: MemoryBackend | null = null;
+  let tmp: string | null = null;
+  const registry = new DeviceRegistry();
+  let backend: Record<string, unknown>;
+  if ((opts.backend ?? 'memory') === 'memory') {
+    const disk = new MemoryBackend(opts.sectors ?? 4096);
+    blk = disk;
+    registry.register('ata', (ctx) => new AtaDevice(ctx.edges, disk));
+    backend = { type: 'memory', sizeMiB: ((opts.sectors ?? 4096) * 512) / 2 ** 20 };
+  } else {
+    tmp = mkdtempSync(join(tmpdir(), 'muxvisor-ata-mux-'));
+    backend = { type: 'file', path: join(tmp, 'disk.img'), sizeMiB: opts.sizeMiB ?? 2, create: true };
+  }
+  const config = parseConfig(
+    {
+      devices: [
+        {
+          id: 'disk0',
+          kind: 'ata',
+          backend,
+          properties: opts.properties ?? {},
+          policy: { name: 'round-robin', options: { quantumNs: opts.quantumNs ?? 200_000 } },
+        },
+      ],
+      guests: opts.guests.map((g) => ({
+        name: g.name,
+        run: { type: 'scripted', driver: 'ata' },
+        grants: [g.window ? { device: 'disk0', window: g.window } : { device: 'disk0' }],
+      })),
+    },
+    'ata-mux test config',
+  );
+  const createRouter = await muxRouterFactory(config, { onEngine: (_id, e) => (engine = e) });
+  const sup = new Supervisor({ config, registry, createRouter });
+  await sup.start();
+  const guests = new Map<string, RigGuest>();
+  const rig: AtaRig = {
+    sup,
+    blk,
+    engine: () => {
+      if (!engine) throw new Error('ata-mux rig: no MUX engine was made for disk0');
+      return engine;
+    },
+    stats: () => rig.engine().stats(),
+    guests,
+    g: (name) => {
+      const g = guests.get(name);
+      if (!g) throw new Error(`ata-mux rig: no attached guest ${name}`);
+      return g;
+    },
+    async close() {
+      await sup.close();
+      await blk?.close();
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+  if (opts.attach ?? true) for (const g of opts.guests) await attachGuest(rig, g.name);
+  return rig;
+}
+
+/** Attach a configured guest as a local guest with DMA memory and a driver; probes PCI for the bus master. */
+export async function attachGuest(rig: AtaRig, name: string): Promise<RigGuest> {
+  const dma = new Uint8Array(DMA_BYTES);
+  const guest = rig.sup.attachLocalGuest(name, { memory: { base: DMA_BASE, bytes: dma } });
+  const irqs: Array<[number, boolean]> = [];
+  const resets: string[] = [];
+  guest.onIrq((line, level) => irqs.push([line, level]));
+  guest.onReset((dev, reason) => resets.push(`${dev}: ${reason}`));
+  const driver = new AtaDriver(guest, { base: DMA_BASE, buf: dma });
+  if (!(await driver.probePci())) throw new Error(`ata-mux rig: ${name} found no PIIX bus master in its PCI scan`);
+  const g: RigGuest = { name, guest, driver, dma, irqs, resets };
+  rig.guests.set(name, g);
+  return g;
+}
+
+/** Sector content that names its writer and LBA, so a misplaced or foreign sector is obvious. */
+export function tagged(tag: number, lba: number, count = 1): Uint8Array {
+  const out = new Uint8Array(512 * count);
+  for (let s = 0; s < count; s++)
+    for (let i = 0; i < 512; i++) out[s * 512 + i] = i < 4 ? [tag, (lba + s) & 0xff, ((lba + s) >> 8) & 0xff, 0xa5][i] : (tag * 7 + (lba + s) * 13 + i) & 0xff;
+  return out;
+}
+
+/** Bytes of physical sectors [lba, lba+count) of a memory backend. */
+export function physical(blk: MemoryBackend, lba: number, count = 1): Uint8Array {
+  return blk.data.subarray(lba * 512, (lba + count) * 512);
+}
