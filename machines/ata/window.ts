@@ -41,6 +41,7 @@ export interface AtaScratch {
   device: number;
   hobRead: boolean; // device control HOB bit: reads return the previous bytes
   rewritten: boolean; // the device's LBA registers hold a physical address: answer reads from the shadow
+  written: boolean; // task-file bytes written since the last command: the device may hold another guest's
   patch: 'identify' | 'nativeMax' | null;
   byte: number; // IDENTIFY: next byte position of the data being read
   delta: number; // IDENTIFY: sum of patched-in minus patched-out bytes (checksum fix)
@@ -56,6 +57,7 @@ function scratchOf(g: GuestView): AtaScratch {
     device: 0,
     hobRead: false,
     rewritten: false,
+    written: false,
     patch: null,
     byte: 0,
     delta: 0,
@@ -189,15 +191,18 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
       case 'LBAH':
         s.prev[a.offset] = s.cur[a.offset];
         s.cur[a.offset] = a.value & 0xff;
+        s.written = true;
         return;
       case 'DEVICE':
         s.device = a.value & 0xff;
+        s.written = true;
         return;
       case 'DEVCTL':
         s.hobRead = (a.value & ATA_HOB) !== 0;
-        if (a.value & ATA_SRST) s.rewritten = false; // the device loads its signature
+        if (a.value & ATA_SRST) s.rewritten = s.written = false; // the device loads its signature
         return;
       case 'CMD': {
+        s.written = false;
         recordSettings(a.value & 0xff, g, s);
         return command(a, s, windowOf(g));
       }
@@ -206,10 +211,12 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
     }
   }
   const win = windowOf(g);
-  if (!win) return;
   if (name === 'LBAL' || name === 'LBAM' || name === 'LBAH' || name === 'NSECT' || name === 'DEVICE') {
-    if (s.patch === 'nativeMax') return { answer: { value: nativeMaxByte(name, win.sectors - 1, s) } };
-    if (s.rewritten) {
+    if (win && s.patch === 'nativeMax') return { answer: { value: nativeMaxByte(name, win.sectors - 1, s) } };
+    // Task-file registers are not context registers (the command write re-sends them), so after
+    // a switch between a guest's writes and its read-back (libata's ata_devchk) the device holds
+    // another guest's bytes: a guest reads what it wrote, as on a device of its own.
+    if (s.written || (win && s.rewritten)) {
       if (name === 'DEVICE') return { answer: { value: s.device } };
       return { answer: { value: (s.hobRead ? s.prev : s.cur)[a.offset] } };
     }

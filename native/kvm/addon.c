@@ -11,6 +11,8 @@
 #define NAPI_VERSION 8
 #include "runner.h"
 #include <node_api.h>
+#include <uv.h>
+#include <poll.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -345,6 +347,22 @@ static void set_u64(napi_env env, napi_value obj, const char *key, uint64_t v) {
     napi_set_named_property(env, obj, key, n);
 }
 
+/* loopBusy() -> true when the event loop has work now: I/O completions (its epoll fd is
+ * readable), expired timers or pending immediates. A guest loop then yields; otherwise it
+ * keeps the thread, which keeps exits cheap. */
+static napi_value js_loop_busy(napi_env env, napi_callback_info info) {
+    (void)info;
+    uv_loop_t *loop = NULL;
+    napi_value out;
+    int busy = 1;
+    if (napi_get_uv_event_loop(env, (struct uv_loop_s **)&loop) == napi_ok && loop) {
+        struct pollfd pf = { uv_backend_fd(loop), POLLIN, 0 };
+        busy = uv_backend_timeout(loop) == 0 || poll(&pf, 1, 0) > 0;
+    }
+    CHECK(napi_get_boolean(env, busy, &out));
+    return out;
+}
+
 static napi_value js_stats(napi_env env, napi_callback_info info) {
     size_t argc = 1;
     napi_value argv[1], out;
@@ -408,6 +426,7 @@ static napi_value init(napi_env env, napi_value exports) {
     static const struct { const char *name; napi_callback fn; } fns[] = {
         { "create", js_create }, { "memory", js_memory }, { "runPage", js_run_page }, { "run", js_run },
         { "line", js_line }, { "irq", js_irq }, { "stats", js_stats }, { "close", js_close }, { "offsets", js_offsets },
+        { "loopBusy", js_loop_busy },
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         napi_value f;

@@ -24,6 +24,7 @@ struct channel {
     void (*kick)(void);            /* makes the vCPU thread leave KVM_RUN */
     pthread_t reader;
     pthread_mutex_t wlock;         /* one frame on the wire at a time */
+    pthread_mutex_t rlock;         /* one reader of the socket at a time (see channel_access) */
     pthread_mutex_t lock;          /* guards everything below */
     pthread_cond_t cond;
     uint64_t next_id;
@@ -155,33 +156,49 @@ static void on_dma(struct channel *ch, const struct msg *m, int write) {
     frame_send(ch, &o);
 }
 
+/* Reads and handles one frame; -1 once the channel is closed. Called with rlock held. */
+static int read_one(struct channel *ch) {
+    uint8_t hdr[4];
+    if (read_all(ch->fd, hdr, 4)) { mark_closed(ch, "supervisor hung up"); return -1; }
+    uint32_t len = hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+    if (len == 0 || len > MAX_FRAME) { mark_closed(ch, "protocol error: frame of %u bytes", len); return -1; }
+    if (read_all(ch->fd, ch->rbuf, len)) { mark_closed(ch, "supervisor hung up mid-frame"); return -1; }
+    struct msg m;
+    if (parse(ch->rbuf, len, &m)) { mark_closed(ch, "protocol error: malformed frame"); return -1; }
+    if (mp_str_is(m.t, m.tlen, "rep")) on_rep(ch, &m);
+    else if (mp_str_is(m.t, m.tlen, "irq")) vm_irq_line(ch->vm, (uint32_t)m.line, m.level != 0);
+    else if (mp_str_is(m.t, m.tlen, "dmar")) on_dma(ch, &m, 0);
+    else if (mp_str_is(m.t, m.tlen, "dmaw")) on_dma(ch, &m, 1);
+    else if (mp_str_is(m.t, m.tlen, "reset")) note("device %.*s was reset: %.*s", (int)m.devlen, m.dev, (int)m.reasonlen, m.reason);
+    else if (mp_str_is(m.t, m.tlen, "welcome")) {
+        pthread_mutex_lock(&ch->lock);
+        ch->welcomed = 1;
+        pthread_cond_broadcast(&ch->cond);
+        pthread_mutex_unlock(&ch->lock);
+    } else if (mp_str_is(m.t, m.tlen, "err")) {
+        mark_closed(ch, "supervisor error %.*s: %.*s", (int)m.codelen, m.code, (int)m.textlen, m.text);
+        return -1;
+    } else if (mp_str_is(m.t, m.tlen, "bye")) {
+        mark_closed(ch, "supervisor said bye%s%.*s", m.reason ? ": " : "", (int)m.reasonlen, m.reason ? m.reason : "");
+        return -1;
+    } else note("channel: unknown message type %.*s (ignored)", (int)m.tlen, m.t);
+    return 0;
+}
+
+/* Handles what arrives while the vCPU runs (irq, dma, reset, bye). While the vCPU thread
+ * waits for a reply it reads the socket itself, so this thread only reads when it can
+ * take rlock and data is still there. */
 static void *reader_main(void *arg) {
     struct channel *ch = arg;
     for (;;) {
-        uint8_t hdr[4];
-        if (read_all(ch->fd, hdr, 4)) { mark_closed(ch, "supervisor hung up"); break; }
-        uint32_t len = hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
-        if (len == 0 || len > MAX_FRAME) { mark_closed(ch, "protocol error: frame of %u bytes", len); break; }
-        if (read_all(ch->fd, ch->rbuf, len)) { mark_closed(ch, "supervisor hung up mid-frame"); break; }
-        struct msg m;
-        if (parse(ch->rbuf, len, &m)) { mark_closed(ch, "protocol error: malformed frame"); break; }
-        if (mp_str_is(m.t, m.tlen, "rep")) on_rep(ch, &m);
-        else if (mp_str_is(m.t, m.tlen, "irq")) vm_irq_line(ch->vm, (uint32_t)m.line, m.level != 0);
-        else if (mp_str_is(m.t, m.tlen, "dmar")) on_dma(ch, &m, 0);
-        else if (mp_str_is(m.t, m.tlen, "dmaw")) on_dma(ch, &m, 1);
-        else if (mp_str_is(m.t, m.tlen, "reset")) note("device %.*s was reset: %.*s", (int)m.devlen, m.dev, (int)m.reasonlen, m.reason);
-        else if (mp_str_is(m.t, m.tlen, "welcome")) {
-            pthread_mutex_lock(&ch->lock);
-            ch->welcomed = 1;
-            pthread_cond_broadcast(&ch->cond);
-            pthread_mutex_unlock(&ch->lock);
-        } else if (mp_str_is(m.t, m.tlen, "err")) {
-            mark_closed(ch, "supervisor error %.*s: %.*s", (int)m.codelen, m.code, (int)m.textlen, m.text);
-            break;
-        } else if (mp_str_is(m.t, m.tlen, "bye")) {
-            mark_closed(ch, "supervisor said bye%s%.*s", m.reason ? ": " : "", (int)m.reasonlen, m.reason ? m.reason : "");
-            break;
-        } else note("channel: unknown message type %.*s (ignored)", (int)m.tlen, m.t);
+        struct pollfd pf = { ch->fd, POLLIN, 0 };
+        if (poll(&pf, 1, -1) < 0 && errno != EINTR) { mark_closed(ch, "channel poll: %s", strerror(errno)); break; }
+        pthread_mutex_lock(&ch->rlock);
+        pf.revents = 0;
+        int ready = poll(&pf, 1, 0) > 0;
+        int r = ready ? read_one(ch) : 0;
+        pthread_mutex_unlock(&ch->rlock);
+        if (r < 0 || channel_closed(ch, NULL)) break;
     }
     return NULL;
 }
@@ -224,6 +241,7 @@ struct channel *channel_connect(const char *addr, struct vm *vm, void (*kick)(vo
     ch->reader_buf = malloc(SEND_BUF);
     if (!ch->rbuf || !ch->vcpu_buf || !ch->reader_buf) die("channel: out of memory");
     pthread_mutex_init(&ch->wlock, NULL);
+    pthread_mutex_init(&ch->rlock, NULL);
     pthread_mutex_init(&ch->lock, NULL);
     pthread_cond_init(&ch->cond, NULL);
     /* The kick signal is for the vCPU thread; the reader must never take it. */
@@ -284,8 +302,22 @@ int channel_access(struct channel *ch, struct access *acc, uint64_t *value) {
     else if (acc->write) { mp_str(&o, "v"); mp_uint(&o, acc->value); }
     frame_send(ch, &o);
 
+    /* Read the reply on this thread: a hand-off from the reader thread would add a wakeup
+     * to every exit. Frames that come first (irq, dma) are handled on the way. */
+#ifndef HANDOFF
+    pthread_mutex_lock(&ch->rlock);
+    for (;;) {
+        pthread_mutex_lock(&ch->lock);
+        int done = ch->replied || ch->closed;
+        pthread_mutex_unlock(&ch->lock);
+        if (done || read_one(ch) < 0) break;
+    }
+    pthread_mutex_unlock(&ch->rlock);
+#endif
     pthread_mutex_lock(&ch->lock);
+#ifdef HANDOFF
     while (!ch->replied && !ch->closed) pthread_cond_wait(&ch->cond, &ch->lock);
+#endif
     int ok = ch->replied;
     ch->waiting = 0;
     *value = ch->rep_value;

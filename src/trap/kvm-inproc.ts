@@ -3,7 +3,7 @@
 // supervisor's in-process guest path (attachLocalGuest), so an exit costs no socket round
 // trip. Guest RAM is an ArrayBuffer the device's bus-master DMA reaches directly.
 // Several guests interleave: run() returns at least every 2 ms (a periodic kick), and each guest loop
-// yields to the event loop every `yieldUs` (their disk I/O and timers need it).
+// yields to the event loop when it has work (disk I/O completions, timers, other guests).
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -42,6 +42,7 @@ interface Addon {
   stats(h: Handle): { exits: number; io: number; mmio: number; local: number };
   close(h: Handle): void;
   offsets(): Offsets;
+  loopBusy(): boolean;
 }
 
 // run() results (addon.c enum run_result); RUN_STOP + the runner's stop code.
@@ -73,11 +74,12 @@ export interface InProcessKvmOptions {
   kvmDev?: string;
   timeoutMs?: number;
   /**
-   * Yield to the event loop at least this often, µs (default 200). A guest polling a busy
-   * status register keeps this thread; the backend I/O it waits for completes only when
-   * the event loop turns.
+   * How often to ask whether the event loop has work (I/O completions, timers, other
+   * guests), µs (default 50); the loop yields then, and at least every 2 ms. A guest
+   * polling a busy status keeps this thread, and the backend I/O it waits for completes
+   * only when the event loop turns.
    */
-  yieldUs?: number;
+  checkUs?: number;
   onLine?: (line: string) => void;
 }
 
@@ -161,8 +163,9 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
 
   async function loop(): Promise<KvmExitReason> {
     const deadline = nowUs() + (opts.timeoutMs ?? 120_000) * 1000;
-    const yieldUs = opts.yieldUs ?? 200;
+    const checkUs = opts.checkUs ?? 50;
     let lastYield = nowUs();
+    let lastCheck = lastYield;
     for (;;) {
       const r = kvm.run(h);
       if (r === RUN_IO) {
@@ -183,13 +186,18 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
         return STOP_REASONS[r - RUN_STOP] ?? 'crashed';
       }
       // Other guests, the disk backend and timers share this thread: yield at the end of
-      // a slice (RUN_YIELD) and at least every yieldUs.
+      // a slice (RUN_YIELD), when the event loop has work, and at least every 2 ms.
       const now = nowUs();
-      if (r === RUN_YIELD || now - lastYield > yieldUs) {
+      let yieldNow = r === RUN_YIELD || now - lastYield > 2000;
+      if (!yieldNow && now - lastCheck > checkUs) {
+        lastCheck = now;
+        yieldNow = kvm.loopBusy();
+      }
+      if (yieldNow) {
         if (killed) return 'terminated';
         if (now > deadline) return 'timeout';
         await yieldToEventLoop();
-        lastYield = nowUs();
+        lastYield = lastCheck = nowUs();
       }
     }
   }

@@ -14,9 +14,10 @@ import { Supervisor, type LocalGuest } from '../../src/supervisor.ts';
 import { muxRouterFactory } from '../../src/mux/router-factory.ts';
 import type { MuxEngine, MuxStats } from '../../src/mux/engine.ts';
 import { AtaDriver } from '../../src/guests/ata-driver.ts';
+import type { PortIo } from '../../src/guests/port.ts';
 
 export const DMA_BASE = 0x10_0000;
-export const DMA_BYTES = 0x2_0000;
+export const DMA_BYTES = 0x4_0000;
 
 export interface GuestSpec {
   name: string;
@@ -51,9 +52,13 @@ export interface RigOptions {
   sectors?: number;
   /** Device properties (e.g. deadlineNs); they reach the router factory, and the `ata` factory on `file`. */
   properties?: Record<string, unknown>;
-  /** 'memory' (default): our MemoryBackend; 'file': the registry's `ata` kind on a raw image of `sizeMiB`. */
-  backend?: 'memory' | 'file';
+  /**
+   * 'memory' (default): our MemoryBackend; 'file': the registry's `ata` kind on a raw image of
+   * `sizeMiB`; 'qemu': QEMU's own IDE (kind `qemu-ide`) over qtest on the raw image `image`.
+   */
+  backend?: 'memory' | 'file' | 'qemu';
   sizeMiB?: number;
+  image?: string;
   /** Round-robin quantum (ns). */
   quantumNs?: number;
   /** Attach the local guests (default true); false: the test attaches them itself. */
@@ -66,7 +71,12 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
   let tmp: string | null = null;
   const registry = new DeviceRegistry();
   let backend: Record<string, unknown>;
-  if ((opts.backend ?? 'memory') === 'memory') {
+  let kind = 'ata';
+  if (opts.backend === 'qemu') {
+    if (!opts.image) throw new Error('ata-mux rig: the qemu backend needs an image');
+    kind = 'qemu-ide';
+    backend = { type: 'qemu', image: opts.image };
+  } else if ((opts.backend ?? 'memory') === 'memory') {
     const disk = new MemoryBackend(opts.sectors ?? 4096);
     blk = disk;
     registry.register('ata', (ctx) => new AtaDevice(ctx.edges, disk));
@@ -80,7 +90,7 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
       devices: [
         {
           id: 'disk0',
-          kind: 'ata',
+          kind,
           backend,
           properties: opts.properties ?? {},
           policy: { name: 'round-robin', options: { quantumNs: opts.quantumNs ?? 200_000 } },
@@ -148,4 +158,73 @@ export function tagged(tag: number, lba: number, count = 1): Uint8Array {
 /** Bytes of physical sectors [lba, lba+count) of a memory backend. */
 export function physical(blk: MemoryBackend, lba: number, count = 1): Uint8Array {
   return blk.data.subarray(lba * 512, (lba + count) * 512);
+}
+
+// ---- raw register sequences (what a driver does that AtaDriver has no method for) ----------
+
+const CMD = 0x1f0;
+const CTL = 0x3f6;
+
+/** Poll the alternate status until BSY clears; returns it. */
+export async function waitNotBusy(io: PortIo): Promise<number> {
+  for (let i = 0; i < 100_000; i++) {
+    const st = await io.inb(CTL);
+    if (!(st & 0x80)) return st;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error('ata-mux raw: device stayed busy');
+}
+
+export interface RawTaskfile {
+  /** Previous (HOB) bytes, written first for LBA48: [feature, nsect, lbal, lbam, lbah]. */
+  hob?: number[];
+  cur: number[];
+  device: number;
+}
+
+/** Write a task file (HOB bytes first), then the command; wait for BSY to clear; return the status read. */
+export async function rawCommand(io: PortIo, tf: RawTaskfile, op: number): Promise<number> {
+  await waitNotBusy(io);
+  if (tf.hob) for (let i = 0; i < 5; i++) await io.outb(CMD + 1 + i, tf.hob[i]);
+  for (let i = 0; i < 5; i++) await io.outb(CMD + 1 + i, tf.cur[i]);
+  await io.outb(CMD + 6, tf.device);
+  await io.outb(CMD + 7, op);
+  await waitNotBusy(io);
+  return io.inb(CMD + 7);
+}
+
+/** IDENTIFY DEVICE: the 512 raw bytes, ending the command with its status read. */
+export async function identifyRaw(io: PortIo): Promise<Uint8Array> {
+  const st = await rawCommand(io, { cur: [0, 0, 0, 0, 0], device: 0xa0 }, 0xec);
+  if (!(st & 0x08)) throw new Error(`IDENTIFY: no DRQ (status 0x${st.toString(16)})`);
+  const data = await io.insw(CMD, 256);
+  await waitNotBusy(io);
+  await io.inb(CMD + 7);
+  return data;
+}
+
+/** READ NATIVE MAX ADDRESS (F8h) or its EXT form (27h): the address the device reports. */
+export async function readNativeMax(io: PortIo, ext: boolean): Promise<{ max: number; status: number }> {
+  const status = await rawCommand(io, { cur: [0, 0, 0, 0, 0], device: 0xe0 }, ext ? 0x27 : 0xf8);
+  const lo = (await io.inb(CMD + 3)) + (await io.inb(CMD + 4)) * 2 ** 8 + (await io.inb(CMD + 5)) * 2 ** 16;
+  if (!ext) return { max: lo + ((await io.inb(CMD + 6)) & 0x0f) * 2 ** 24, status };
+  await io.outb(CTL, 0x80); // HOB: read the previous bytes
+  const hi = (await io.inb(CMD + 3)) + (await io.inb(CMD + 4)) * 2 ** 8 + (await io.inb(CMD + 5)) * 2 ** 16;
+  await io.outb(CTL, 0x00);
+  return { max: lo + hi * 2 ** 24, status };
+}
+
+/** Error register after a failed command (the driver's acknowledgement of the error). */
+export async function readError(io: PortIo): Promise<number> {
+  return io.inb(CMD + 1);
+}
+
+export const identifyWord = (id: Uint8Array, w: number): number => id[2 * w] | (id[2 * w + 1] << 8);
+
+/** '' when equal, else where they first differ (vitest's deep equality is slow on big arrays). */
+export function bytesDiff(got: Uint8Array, want: Uint8Array): string {
+  if (got.length !== want.length) return `length ${got.length}, expected ${want.length}`;
+  for (let i = 0; i < got.length; i++)
+    if (got[i] !== want[i]) return `byte ${i} (sector ${i >> 9}): 0x${got[i].toString(16)}, expected 0x${want[i].toString(16)}`;
+  return '';
 }

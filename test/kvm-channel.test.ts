@@ -1,12 +1,13 @@
-// MMIO exits: a KVM guest's loads and stores at a device's MMIO BAR reach the device model
-// through the supervisor, with their widths, in both runner forms. The device is the
-// scratch test device, whose BAR1 is plain memory.
+// The KVM runner with a real supervisor: MMIO exits (a guest's loads and stores at a
+// device's MMIO BAR reach the device model with their widths, in both runner forms; the
+// device is the scratch test device, whose BAR1 is plain memory), a refused hello, and the
+// supervisor going away under a running helper.
 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.ts';
 import { Supervisor } from '../src/supervisor.ts';
-import { runKvmGuest } from '../src/trap/kvm.ts';
+import { runKvmGuest, startKvmGuest } from '../src/trap/kvm.ts';
 import { kvmSkipReason, tempDisk } from './helpers/kvm.ts';
 
 const MMIO_BASE = 0xfe00_0000;
@@ -56,5 +57,33 @@ describe.skipIf(kvmSkipReason() !== null)('KVM guest MMIO through the supervisor
     expect(r.output).toContain('MMIO readl=0xffffffff readw+2=0x0000ffff readb+3=0x000000ff readl+4=0xffffffff readl+8=0xffffffff');
     expect(r.result?.ok).toBe(false);
     expect(sup.stats().guests.find((g) => g.guest === 'nogrant')?.denials).toBe(8);
+  });
+
+  it('a guest the configuration does not know is refused at hello', async () => {
+    const r = await runKvmGuest({ name: 'stranger', connect: socket, cmdline: 'idle=1', timeoutMs: 30_000 });
+    expect(r.exitReason).toBe('disconnected');
+    expect(r.stderr).toMatch(/hello refused: supervisor error unknown-guest: .*no guest "stranger"/);
+    expect(r.output).toEqual([]);
+  });
+});
+
+describe.skipIf(kvmSkipReason() !== null)('KVM helper when the supervisor goes away', () => {
+  it('stops with reason disconnected', async () => {
+    const tmp = tempDisk(1);
+    const socket = join(tmp.dir, 'sock');
+    const config = parseConfig({ socket, guests: [{ name: 'lonely', grants: [] }] }, 'config');
+    const sup = new Supervisor({ config });
+    await sup.listen({ path: socket });
+    try {
+      const g = startKvmGuest({ name: 'lonely', connect: socket, cmdline: 'idle=1', timeoutMs: 30_000 });
+      await g.waitForLine(/^IDLE$/);
+      await sup.close();
+      const r = await g.done;
+      expect(r.exitReason).toBe('disconnected');
+      expect(r.stderr).toMatch(/supervisor (said bye|hung up)/);
+    } finally {
+      await sup.close();
+      tmp.dispose();
+    }
   });
 });
