@@ -50,7 +50,10 @@ export default defineMux({
     { reg: 'WCACHE', reset: 1, replay: (on, io) => replayCommand(io, on ? 0x02 : 0x82, 0, 0xef) },
     { reg: 'MULTIPLE', reset: ATA_DEFAULT_MULTIPLE, replay: (n, io) => replayCommand(io, 0, n, 0xc6) },
     { reg: 'DEVICE', reset: 0xa0 },
-    { reg: 'DEVCTL', reset: 0, replay: (v, io) => io.write('DEVCTL', v & ATA_NIEN) }, // never replay SRST/HOB
+    // Always: a command replay above leaves nIEN set behind the engine's back (its record of what
+    // the device holds does not see replay writes), so skipping this when "unchanged" would leave
+    // the incoming guest's interrupts masked. Never replay SRST/HOB.
+    { reg: 'DEVCTL', reset: 0, always: true, replay: (v, io) => io.write('DEVCTL', v & ATA_NIEN) },
     // Linux writes the PRD pointer and direction before the command, in the safe idle state.
     { reg: 'BM_PRD', reset: 0 },
     { reg: 'BM_CMD', reset: 0, replay: (v, io) => io.write('BM_CMD', v & 0x08) }, // direction only, never start

@@ -304,7 +304,6 @@ int channel_access(struct channel *ch, struct access *acc, uint64_t *value) {
 
     /* Read the reply on this thread: a hand-off from the reader thread would add a wakeup
      * to every exit. Frames that come first (irq, dma) are handled on the way. */
-#ifndef HANDOFF
     pthread_mutex_lock(&ch->rlock);
     for (;;) {
         pthread_mutex_lock(&ch->lock);
@@ -313,11 +312,7 @@ int channel_access(struct channel *ch, struct access *acc, uint64_t *value) {
         if (done || read_one(ch) < 0) break;
     }
     pthread_mutex_unlock(&ch->rlock);
-#endif
     pthread_mutex_lock(&ch->lock);
-#ifdef HANDOFF
-    while (!ch->replied && !ch->closed) pthread_cond_wait(&ch->cond, &ch->lock);
-#endif
     int ok = ch->replied;
     ch->waiting = 0;
     *value = ch->rep_value;
