@@ -69,6 +69,25 @@ describe('ATA MUX partition windows', () => {
     });
   });
 
+  it('IDENTIFY read one word at a time (no string I/O) is patched the same way', async () => {
+    await withRig(async (rig) => {
+      const io = rig.g('g3').driver.io;
+      const st = await rawCommand(io, { cur: [0, 0, 0, 0, 0], device: 0xa0 }, 0xec);
+      expect(st & 0x08).toBe(0x08);
+      const id = new Uint8Array(512);
+      for (let w = 0; w < 256; w++) {
+        const v = await io.inw(0x1f0);
+        id[2 * w] = v & 0xff;
+        id[2 * w + 1] = v >> 8;
+      }
+      await io.inb(0x1f7);
+      expect(identifyWord(id, 60) + identifyWord(id, 61) * 0x10000).toBe(WINDOWS.g3.sectors);
+      expect(identifyWord(id, 100) + identifyWord(id, 101) * 0x10000).toBe(WINDOWS.g3.sectors);
+      expect(id.reduce((s, b) => (s + b) & 0xff, 0)).toBe(0);
+      expect(rig.stats().state).toBe('idle');
+    });
+  });
+
   it('READ NATIVE MAX ADDRESS (+EXT) reports the window size - 1', async () => {
     await withRig(async (rig) => {
       for (const [n, w] of Object.entries(WINDOWS)) {
@@ -125,6 +144,12 @@ describe('ATA MUX partition windows', () => {
       }
       expect(rig.blk!.calls).toEqual(before);
       expect(rig.blk!.data.some((b) => b === 0xee)).toBe(false);
+      // A sector count of 0 means 256: exactly up to the window's end is fine, one more is not.
+      const full = await d.readPio(last - 256, 256);
+      expect(bytesDiff(full, physical(rig.blk!, WINDOWS.g1.startLba + last - 256, 256))).toBe('');
+      const reads = rig.blk!.calls.read;
+      expect((await failure(d.readPio(last - 255, 256))).error & IDNF).toBe(IDNF);
+      expect(rig.blk!.calls.read).toBe(reads);
       // The window's last sector is still reachable.
       await d.writePio(last - 1, tagged(1, last - 1));
       expect(bytesDiff(physical(rig.blk!, WINDOWS.g1.startLba + last - 1), tagged(1, last - 1))).toBe('');

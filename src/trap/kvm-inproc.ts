@@ -238,6 +238,9 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
     done,
     kill: () => {
       killed = true;
+      // Detaching makes the router drop an access of ours it holds stalled, so the loop
+      // reaches its next check even when this guest waits for the device.
+      guest.detach('disconnect');
     },
     waitForLine: (re) => {
       const seen = output.lines.find((l) => re.test(l));

@@ -204,6 +204,13 @@ export function startKvmGuest(opts: KvmGuestOptions): KvmGuestHandle {
   };
 }
 
+/** Options from a config guest's `run: {type: 'kvm', image, memoryMiB, options: {cmdline}}`. */
+export function kvmGuestOptionsFromRun(name: string, run: { image: string; memoryMiB?: number; options?: Record<string, unknown> }): KvmGuestOptions {
+  const cmdline = run.options?.cmdline;
+  if (cmdline !== undefined && typeof cmdline !== 'string') throw new KvmRunnerError(`guest ${name}: run.options.cmdline must be a string`);
+  return { name, image: run.image, memoryMiB: run.memoryMiB, cmdline };
+}
+
 export interface RunKvmGuestOptions extends KvmGuestOptions {
   /**
    * In-process mode: the supervisor's attachLocalGuest (bound). The guest then runs in
