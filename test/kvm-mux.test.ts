@@ -67,8 +67,10 @@ describe.skipIf(kvmSkipReason() !== null)('KVM guests sharing one ATA disk throu
   it('a guest that stops mid-command is cut off by the watchdog; the others finish verified', async () => {
     rig = await kvmMuxRig(3, WINDOW);
     const r = rig;
-    // kvm1 issues READ SECTORS for LBA 10 and never reads the data (sleeps with IF=1).
+    // kvm1 issues READ SECTORS for LBA 10 and never reads the data (sleeps with IF=1). The
+    // others start once it hangs, so they need the device it holds in an unsafe state.
     const hung = startKvmGuestInProcess({ name: 'kvm1', attach: r.attach, cmdline: 'mode=pio tag=kvm1 hang=10', timeoutMs: 50_000 });
+    await hung.waitForLine(/^HANG mid-command lba=10$/);
     const others = Promise.all(
       ['kvm2', 'kvm3'].map((name, i) =>
         i === 0
@@ -76,7 +78,6 @@ describe.skipIf(kvmSkipReason() !== null)('KVM guests sharing one ATA disk throu
           : startKvmGuest({ name, connect: r.socket, cmdline: `mode=dma tag=${name}`, timeoutMs: 50_000 }).done,
       ),
     );
-    await hung.waitForLine(/^HANG mid-command lba=10$/);
     const done = await others;
     expectVerified(done.slice(0, 1), 'pio');
     expectVerified(done.slice(1), 'dma');

@@ -36,6 +36,18 @@ describe.skipIf(kvmSkipReason() !== null)('KVM runner, standalone', () => {
     expect(r.stderr).toMatch(/triple fault/);
   });
 
+  it('loads a multiboot kernel with the a.out kludge and passes the multiboot magic in EAX', async () => {
+    const r = await runKvmGuest({ name: 'aout', image: GUEST_IMAGES.aoutHello, timeoutMs: 30_000 });
+    expect(r.exitReason).toBe('hlt');
+    expect(r.output).toEqual(['aout-hello eax=0x2badb002', 'bss zeroed']);
+  });
+
+  it('loads a flat binary and starts it in real mode', async () => {
+    const r = await runKvmGuest({ name: 'flat', image: GUEST_IMAGES.flatHello, flat: { loadAddr: 0x7c00, realMode: true }, timeoutMs: 30_000 });
+    expect(r.exitReason).toBe('hlt');
+    expect(r.output).toEqual(['flat-hello from real mode']);
+  });
+
   it('names the device node when KVM is not usable', async () => {
     const r = await runKvmGuest({ name: 'nokvm', kvmDev: '/nonexistent/kvm', timeoutMs: 30_000 });
     expect(r.exitReason).toBe('no-kvm');

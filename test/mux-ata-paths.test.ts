@@ -96,7 +96,8 @@ describe('machines/ata chart: every transition', () => {
   });
 
   it.each(cases.map((c) => [`${c.source} --${c.event}--> ${c.target}`, c] as const))('%s', (_name, c) => {
-    const actor = createActor(ataChart).start();
+    // Events come from the graph as plain {type} objects: the machine is driven untyped.
+    const actor = createActor(ataChart as AnyStateMachine).start();
     const fast = createStepper(ataChart, 'fast');
     for (const e of c.path) {
       actor.send(e);
@@ -124,9 +125,9 @@ describe('machines/ata chart: every transition', () => {
 
 /**
  * A register-access recipe per event: what a driver does on the bus to make the device (and
- * the classifier) produce it. Status-read recipes first wait (alternate status, not
- * classified when the wanted bits are not there yet... it is: ALT_* events) — so they poll
- * with a register read the chart ignores: the DEVICE register.
+ * the classifier) produce it. Status-read recipes wait for the wanted bits by peeking at the
+ * model directly (a polling read through the MUX would itself be an event), then make the one
+ * read through the MUX.
  */
 type Recipe = (r: AtaMuxRig) => Promise<void>;
 
@@ -161,7 +162,7 @@ const RECIPES: Record<string, Recipe> = {
  * the chart as a driver really walks them (ST_BUSY/ALT_BUSY need a device caught busy, which
  * an in-memory backend does not show reliably: they are covered by the chart test above).
  */
-const DEVICE_PATHS: Array<{ name: string; steps: Array<[event: string, state: string]> ; setup?: (r: AtaMuxRig) => void }> = [
+const DEVICE_PATHS: Array<{ name: string; steps: Array<[event: string, state: string]> }> = [
   { name: 'PIO read of one sector', steps: [['CMD_PIO_IN', 'pioIn.busy'], ['ST_DRQ', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_READY', 'idle']] },
   { name: 'PIO read, DRQ seen on the alternate status', steps: [['CMD_PIO_IN', 'pioIn.busy'], ['ALT_DRQ', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_READY', 'idle']] },
   { name: 'PIO write of one sector', steps: [['CMD_PIO_OUT', 'pioOut.busy'], ['ST_DRQ', 'pioOut.data'], ['DATA_OUT', 'pioOut.data'], ['ST_READY', 'idle']] },

@@ -30,7 +30,7 @@
 #define POST_PORT 0x80
 #define LINE_MAX_CHARS 240
 
-enum run_result { RUN_YIELD = 0, RUN_IO = 1, RUN_MMIO = 2, RUN_LINE = 3, RUN_STOP = 100 };
+enum run_result { RUN_YIELD = 0, RUN_IO = 1, RUN_MMIO = 2, RUN_LINE = 3, RUN_SLEEP = 4, RUN_STOP = 100 };
 
 struct guest {
     struct vm vm;
@@ -51,9 +51,12 @@ static int g_kick_signal;
 /* One periodic timer for the thread kicks whichever vCPU is inside KVM_RUN, so run()
  * returns at least once per slice without two timer syscalls per call. It runs only
  * while guests are open. */
-static timer_t g_slice_timer;
+static timer_t g_slice_timer, g_peek_timer;
 static int g_slice_timer_made, g_open_guests;
 #define SLICE_NS 2000000L
+/* A sleeping guest (HLT, IF=1) is re-entered only briefly, to take an interrupt that came
+ * in; a full slice inside KVM_RUN would hold the thread every other guest needs. */
+#define PEEK_NS 100000L
 
 void note(const char *fmt, ...) {
     va_list ap;
@@ -76,19 +79,6 @@ void die_code(int code, const char *fmt, ...) {
     abort();
 }
 
-const char *stop_name(enum stop_reason r) {
-    switch (r) {
-    case STOP_HLT: return "hlt";
-    case STOP_HOST_ERROR: return "host-error";
-    case STOP_NO_KVM: return "no-kvm";
-    case STOP_SHUTDOWN: return "shutdown";
-    case STOP_INTERNAL: return "internal-error";
-    case STOP_DISCONNECTED: return "disconnected";
-    case STOP_TERMINATED: return "terminated";
-    }
-    return "unknown";
-}
-
 static void on_kick(int sig) {
     (void)sig;
     struct kvm_run *run = g_current_run;
@@ -98,6 +88,21 @@ static void on_kick(int sig) {
 static void slice_timer(long ns) {
     struct itimerspec its = { { 0, ns }, { 0, ns } };
     timer_settime(g_slice_timer, 0, &its, NULL);
+}
+
+static void peek_timer(long ns) {
+    struct itimerspec its = { { 0, 0 }, { 0, ns } };   /* one-shot; 0 disarms */
+    timer_settime(g_peek_timer, 0, &its, NULL);
+}
+
+/* After a kick: stop for good, sleep (HLT with IF=1), or just the end of a slice. */
+static int after_kick(struct guest *g) {
+    g->vm.run->immediate_exit = 0;
+    switch (vm_halt_state(&g->vm)) {
+    case VM_HALTED_FOR_GOOD: return RUN_STOP + STOP_HLT;
+    case VM_SLEEPING: return RUN_SLEEP;
+    default: return RUN_YIELD;
+    }
 }
 
 static napi_value throw_die(napi_env env) {
@@ -191,6 +196,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
         sev.sigev_signo = g_kick_signal;
         sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
         if (timer_create(CLOCK_MONOTONIC, &sev, &g_slice_timer) < 0) die("timer_create: %s", strerror(errno));
+        if (timer_create(CLOCK_MONOTONIC, &sev, &g_peek_timer) < 0) die("timer_create: %s", strerror(errno));
         g_slice_timer_made = 1;
     }
     if (g_open_guests++ == 0) slice_timer(SLICE_NS);
@@ -245,8 +251,7 @@ static int one_exit(struct guest *g) {
     g_current_run = NULL;
     if (rc < 0) {
         if (errno != EINTR && errno != EAGAIN) die("KVM_RUN: %s", strerror(errno));
-        r->immediate_exit = 0;
-        return vm_halted_for_good(&g->vm) ? RUN_STOP + STOP_HLT : RUN_YIELD;
+        return after_kick(g);
     }
     g->exits++;
     switch (r->exit_reason) {
@@ -272,14 +277,13 @@ static int one_exit(struct guest *g) {
         g->mmio++;
         return RUN_MMIO;
     case KVM_EXIT_INTR:
-        r->immediate_exit = 0;
-        return vm_halted_for_good(&g->vm) ? RUN_STOP + STOP_HLT : RUN_YIELD;
+        return after_kick(g);
     case KVM_EXIT_HLT:
         return RUN_STOP + STOP_HLT;
     case KVM_EXIT_SHUTDOWN:
         return RUN_STOP + STOP_SHUTDOWN;
     case KVM_EXIT_INTERNAL_ERROR:
-        note("KVM internal error, suberror %u", r->internal.suberror);
+        note("KVM internal error, suberror %u, at rip 0x%llx", r->internal.suberror, (unsigned long long)vm_rip(&g->vm));
         return RUN_STOP + STOP_INTERNAL;
     case KVM_EXIT_FAIL_ENTRY:
         note("VM entry failed, hardware reason 0x%llx", (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
@@ -290,20 +294,25 @@ static int one_exit(struct guest *g) {
     }
 }
 
-/* run(h) -> RUN_* code. Local exits (0x80, 0xE9 without a full line) loop in C. */
+/* run(h, peek) -> RUN_* code. Local exits (0x80, 0xE9 without a full line) loop in C.
+ * peek: the guest was sleeping; leave KVM_RUN after PEEK_NS if nothing wakes it. */
 static napi_value js_run(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1], out;
+    size_t argc = 2;
+    napi_value argv[2], out;
     CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     struct guest *g = arg_guest(env, argv[0]);
     if (!g) return NULL;
+    bool peek = false;
+    if (argc > 1) napi_get_value_bool(env, argv[1], &peek);
     g_guest_name = g->name;
     if (g->line_ready) { g->line_len = 0; g->line_ready = 0; }   /* a line JS did not fetch */
     jmp_buf jb;
     g_on_die = &jb;
-    if (setjmp(jb)) { g_on_die = NULL; return throw_die(env); }
+    if (setjmp(jb)) { g_on_die = NULL; if (peek) peek_timer(0); return throw_die(env); }
+    if (peek) peek_timer(PEEK_NS);
     int res;
     while ((res = one_exit(g)) < 0) {}
+    if (peek) peek_timer(0);
     g_on_die = NULL;
     CHECK(napi_create_int32(env, res, &out));
     return out;

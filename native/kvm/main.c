@@ -218,10 +218,10 @@ static enum stop_reason run_loop(struct channel *ch) {
         case KVM_EXIT_HLT:   /* only without an in-kernel LAPIC; kept for completeness */
             return STOP_HLT;
         case KVM_EXIT_SHUTDOWN:
-            note("guest shut down (triple fault)");
+            note("guest shut down (triple fault) at rip 0x%llx", (unsigned long long)vm_rip(&g_vm));
             return STOP_SHUTDOWN;
         case KVM_EXIT_INTERNAL_ERROR:
-            note("KVM internal error, suberror %u", r->internal.suberror);
+            note("KVM internal error, suberror %u, at rip 0x%llx", r->internal.suberror, (unsigned long long)vm_rip(&g_vm));
             return STOP_INTERNAL;
         case KVM_EXIT_FAIL_ENTRY:
             note("VM entry failed, hardware reason 0x%llx",

@@ -39,6 +39,10 @@ void vm_enter_real(struct vm *vm, uint16_t cs, uint16_t ip);
 void vm_irq_line(struct vm *vm, uint32_t line, int level);
 /* 1 when the vCPU sits in HLT with RFLAGS.IF clear (only NMI/INIT could wake it). */
 int vm_halted_for_good(struct vm *vm);
+/* VM_RUNNING, VM_SLEEPING (HLT waiting for an interrupt) or VM_HALTED_FOR_GOOD. */
+enum { VM_RUNNING, VM_SLEEPING, VM_HALTED_FOR_GOOD };
+int vm_halt_state(struct vm *vm);
+uint64_t vm_rip(struct vm *vm);
 void vm_destroy(struct vm *vm);
 
 #define MULTIBOOT_BOOTLOADER_MAGIC 0x2BADB002   /* EAX at a multiboot kernel's entry */

@@ -16,6 +16,7 @@
 #define X86_EFLAGS_IF 0x200          /* interrupt enable flag */
 #define X86_EFLAGS_FIXED 0x2         /* bit 1 always reads 1 */
 #define CPUID_MAX_ENTRIES 100
+#define BOOT_STACK_TOP 0x8ff0              /* below the multiboot info at 0x9000 (load.c) */
 
 static int kvm_ioctl(int fd, unsigned long req, unsigned long arg, const char *name) {
     int r;
@@ -114,7 +115,8 @@ void vm_enter_protected(struct vm *vm, uint32_t entry, uint32_t eax, uint32_t eb
     sregs.cr4 = 0;
     sregs.efer = 0;
     KVM_IOCTL(vm->vcpufd, KVM_SET_SREGS, &sregs);
-    struct kvm_regs regs = { .rip = entry, .rax = eax, .rbx = ebx, .rflags = X86_EFLAGS_FIXED };
+    /* ESP is undefined for multiboot; a stack in low RAM spares a sloppy kernel a push into nowhere. */
+    struct kvm_regs regs = { .rip = entry, .rax = eax, .rbx = ebx, .rsp = BOOT_STACK_TOP, .rflags = X86_EFLAGS_FIXED };
     KVM_IOCTL(vm->vcpufd, KVM_SET_REGS, &regs);
 }
 
@@ -133,14 +135,22 @@ void vm_irq_line(struct vm *vm, uint32_t line, int level) {
     KVM_IOCTL(vm->vmfd, KVM_IRQ_LINE, &irq);
 }
 
-int vm_halted_for_good(struct vm *vm) {
+int vm_halt_state(struct vm *vm) {
     struct kvm_mp_state mp;
     KVM_IOCTL(vm->vcpufd, KVM_GET_MP_STATE, &mp);
-    if (mp.mp_state != KVM_MP_STATE_HALTED) return 0;
+    if (mp.mp_state != KVM_MP_STATE_HALTED) return VM_RUNNING;
     struct kvm_regs regs;
     KVM_IOCTL(vm->vcpufd, KVM_GET_REGS, &regs);
-    return !(regs.rflags & X86_EFLAGS_IF);
+    return regs.rflags & X86_EFLAGS_IF ? VM_SLEEPING : VM_HALTED_FOR_GOOD;
 }
+
+uint64_t vm_rip(struct vm *vm) {
+    struct kvm_regs regs;
+    KVM_IOCTL(vm->vcpufd, KVM_GET_REGS, &regs);
+    return regs.rip;
+}
+
+int vm_halted_for_good(struct vm *vm) { return vm_halt_state(vm) == VM_HALTED_FOR_GOOD; }
 
 void vm_destroy(struct vm *vm) {
     if (vm->shm_path[0]) unlink(vm->shm_path);

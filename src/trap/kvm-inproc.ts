@@ -36,7 +36,7 @@ interface Addon {
   create(o: { name: string; kernel: string; cmdline?: string; memMiB?: number; kvmDev?: string }): Handle;
   memory(h: Handle): ArrayBuffer;
   runPage(h: Handle): ArrayBuffer;
-  run(h: Handle): number;
+  run(h: Handle, peek?: boolean): number;
   line(h: Handle): string;
   irq(h: Handle, line: number, level: boolean): void;
   stats(h: Handle): { exits: number; io: number; mmio: number; local: number };
@@ -50,7 +50,10 @@ const RUN_YIELD = 0;
 const RUN_IO = 1;
 const RUN_MMIO = 2;
 const RUN_LINE = 3;
+const RUN_SLEEP = 4; // HLT with IF=1: waiting for an interrupt
 const RUN_STOP = 100;
+/** A sleeping guest is looked at again after this long even without an IRQ (its PIT, LAPIC timer). */
+const SLEEP_RECHECK_MS = 1;
 const STOP_REASONS: Record<number, KvmExitReason> = { 0: 'hlt', 10: 'shutdown', 11: 'internal-error' };
 const KVM_EXIT_IO_OUT = 1;
 
@@ -133,7 +136,25 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
     kvm.close(h);
     throw e;
   }
-  const unsubscribe = guest.onIrq((line, level) => kvm.irq(h, line, level));
+  // A sleeping guest's loop waits for its next IRQ instead of holding the thread in KVM_RUN.
+  let irqCount = 0;
+  let wake: (() => void) | null = null;
+  const unsubscribe = guest.onIrq((line, level) => {
+    kvm.irq(h, line, level);
+    irqCount++;
+    wake?.();
+  });
+  const sleepUntilIrq = (seen: number): Promise<void> =>
+    irqCount !== seen || killed
+      ? Promise.resolve()
+      : new Promise((res) => {
+          const t = setTimeout(() => ((wake = null), res()), SLEEP_RECHECK_MS);
+          wake = () => {
+            clearTimeout(t);
+            wake = null;
+            res();
+          };
+        });
   const resets: { device: string; reason: string }[] = [];
   const unsubscribeReset = guest.onReset((device, reason) => resets.push({ device, reason }));
 
@@ -166,8 +187,18 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
     const checkUs = opts.checkUs ?? 50;
     let lastYield = nowUs();
     let lastCheck = lastYield;
+    let sleeping = false;
     for (;;) {
-      const r = kvm.run(h);
+      const irqsBefore = irqCount;
+      const r = kvm.run(h, sleeping);
+      sleeping = r === RUN_SLEEP;
+      if (sleeping) {
+        if (killed) return 'terminated';
+        if (nowUs() > deadline) return 'timeout';
+        await sleepUntilIrq(irqsBefore);
+        lastYield = lastCheck = nowUs();
+        continue;
+      }
       if (r === RUN_IO) {
         const { acc, at } = ioAccess();
         complete(acc, await guest.access(acc), at);
@@ -238,6 +269,7 @@ export function startKvmGuestInProcess(opts: InProcessKvmOptions): InProcessKvmH
     done,
     kill: () => {
       killed = true;
+      wake?.();
       // Detaching makes the router drop an access of ours it holds stalled, so the loop
       // reaches its next check even when this guest waits for the device.
       guest.detach('disconnect');

@@ -16,6 +16,10 @@ export const KVM_RUNNER = join(ROOT, 'native/kvm/build/muxvisor-kvm');
 export const GUEST_IMAGES = {
   ataDriver: join(ROOT, 'native/guests/build/ata-driver.elf'),
   tripleFault: join(ROOT, 'native/guests/build/triple-fault.elf'),
+  /** Multiboot with the a.out kludge: a flat image whose header gives the load addresses. */
+  aoutHello: join(ROOT, 'native/guests/build/aout-hello.bin'),
+  /** Headerless real-mode binary: load with `flat: { loadAddr: 0x7c00, realMode: true }`. */
+  flatHello: join(ROOT, 'native/guests/build/flat-hello.bin'),
 } as const;
 
 /** Why a KVM guest stopped. The first six come from the runner's exit code. */
@@ -66,6 +70,8 @@ export interface KvmGuestOptions {
   image?: string;
   /** Multiboot command line (the runner prefixes the image path, as GRUB and QEMU do). */
   cmdline?: string;
+  /** Load `image` as a flat binary at loadAddr instead (helper process only). */
+  flat?: { loadAddr: number; entry?: number; realMode?: boolean };
   memoryMiB?: number;
   /** Supervisor socket: a path, `unix:PATH` or `tcp:HOST:PORT`. Absent: standalone (accesses read all-ones). */
   connect?: string;
@@ -115,7 +121,13 @@ export interface KvmGuestHandle {
 }
 
 function runnerArgs(opts: KvmGuestOptions): string[] {
-  const args = ['--name', opts.name, '--kernel', opts.image ?? GUEST_IMAGES.ataDriver, '--stamp'];
+  const image = opts.image ?? GUEST_IMAGES.ataDriver;
+  const args = ['--name', opts.name, '--stamp'];
+  if (opts.flat) {
+    args.push('--flat', image, '--load-addr', String(opts.flat.loadAddr));
+    if (opts.flat.entry !== undefined) args.push('--entry', String(opts.flat.entry));
+    if (opts.flat.realMode) args.push('--real-mode');
+  } else args.push('--kernel', image);
   if (opts.cmdline) args.push('--cmdline', opts.cmdline);
   if (opts.memoryMiB) args.push('--mem', String(opts.memoryMiB));
   if (opts.connect) args.push('--connect', opts.connect);

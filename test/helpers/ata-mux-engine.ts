@@ -11,6 +11,7 @@ import { AtaDevice, REGION_BMIDE, REGION_CMD, REGION_CTL } from '../../src/devic
 import ata from '../../machines/ata/index.ts';
 import roundRobin from '../../policies/round-robin.ts';
 import { createMux, type MuxEngine, type MuxStats } from '../../src/mux/engine.ts';
+import type { RegisterSpec } from '../../src/mux/define.ts';
 import { GuestRam } from './ata-driver.ts';
 
 const REGION_OF: Record<string, number> = { cmd: REGION_CMD, ctl: REGION_CTL, bmide: REGION_BMIDE };
@@ -54,7 +55,7 @@ export async function openAtaMux(sectors = 2048): Promise<AtaMuxRig> {
   mux.attach(link);
 
   const regOf = (name: string) => {
-    const r = ata.registers[name];
+    const r = (ata.registers as Record<string, RegisterSpec>)[name];
     if (!r) throw new Error(`ata-mux rig: no register ${name}`);
     return { region: REGION_OF[r.region], offset: r.offset, size: r.width as DevSize };
   };

@@ -17,6 +17,9 @@ export const AtaPropertiesSchema = z.strictObject({
   serial: z.string().max(20).optional(),
   firmware: z.string().max(8).optional(),
   writeCache: z.boolean().optional(),
+  // Read by the MUX (src/mux/router-factory.ts), not by the model.
+  machine: z.string().optional(),
+  deadlineNs: z.number().positive().optional(),
 });
 
 export const BlockBackendSchema = z.discriminatedUnion('type', [
@@ -61,5 +64,6 @@ export async function createAta(ctx: { id?: string; edges: DeviceEdges; backend?
   const props = AtaPropertiesSchema.safeParse(ctx.properties ?? {});
   if (!props.success) throw new BackendError(where, `bad properties: ${issues(props.error)}`);
   const blk = await openBlockBackend(ctx.backend, where);
-  return new AtaDevice(ctx.edges, blk, props.data);
+  const { machine: _m, deadlineNs: _d, ...model } = props.data;
+  return new AtaDevice(ctx.edges, blk, model);
 }
