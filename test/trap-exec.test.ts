@@ -1,7 +1,7 @@
 // `muxvisor exec`: unmodified programs under the trap shim, with a private supervisor
 // (one ATA disk: the built-in model) or as a guest of a running one; the program's exit
 // status comes back.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,18 @@ import { TRAP_BUILD_DIR } from '../src/trap/user.ts';
 import { buildTrap } from './helpers/trap-build.ts';
 
 const CLI = fileURLToPath(new URL('../src/bin/muxvisor.mjs', import.meta.url));
+
+/** Resolves with the output so far once it matches `pattern`. */
+function outputMatching(stream: NodeJS.ReadableStream, pattern: RegExp): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (s: string) => {
+      out += s;
+      if (pattern.test(out)) resolve(out);
+    });
+  });
+}
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -63,6 +75,39 @@ describe('muxvisor exec', () => {
       expect(sup.stats().guests.find((g) => g.guest === 'drv')?.accesses).toBeGreaterThan(16 * 5);
     } finally {
       await sup.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('three drivers share one disk of `muxvisor run`; one SIGKILLed mid-transfer, the other two verify', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxvisor-exec-run-'));
+    const socket = join(dir, 'sock');
+    const guests = ['g1', 'g2', 'g3'].map((name, i) => ({ name, grants: [{ device: 'disk', window: { startLba: 1 + i * 2048, sectors: 2048 } }] }));
+    const config = { socket, devices: [{ id: 'disk', kind: 'ata', backend: { type: 'file', path: join(dir, 'disk.img'), sizeMiB: 4, create: true } }], guests };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    const run = spawn(process.execPath, [CLI, '--json', '--log-level', 'warn', 'run', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const runOut = outputMatching(run.stdout!, /"event":"stopped".*\n/);
+      await outputMatching(run.stdout!, /"event":"listening"/);
+      const victim = spawn(process.execPath, [CLI, 'exec', '--socket', socket, '--guest', 'g2', '--', `${TRAP_BUILD_DIR}/ata-pio`, '--pause-mid-write'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const victimExit = new Promise<number | null>((r) => victim.once('exit', (code) => r(code)));
+      const paused = await outputMatching(victim.stdout!, /paused mid-transfer at LBA \d+ \(pid (\d+)\)/);
+      const others = ['g1', 'g3'].map((g, i) => cli(['exec', '--socket', socket, '--guest', g, '--', `${TRAP_BUILD_DIR}/ata-pio`, '--sectors', '32', '--seed', String(i + 1)]));
+      await new Promise((r) => setTimeout(r, 1500)); // both are started and stalled behind g2
+      process.kill(Number(/\(pid (\d+)\)/.exec(paused)![1]), 'SIGKILL'); // the driver, not its exec
+      expect(await victimExit).toBe(128 + 9);
+      for (const r of await Promise.all(others)) {
+        expect(r.stdout).toMatch(/2048 sectors; wrote and read 32 sectors .*: verified/);
+        expect(r.code).toBe(0);
+      }
+      run.kill('SIGINT');
+      const stopped = JSON.parse((await runOut).trim().split('\n').pop()!) as { stats: { devices: { resets: number; unsafeSwitches: number; perGuest: { guest: string; faulted: boolean }[] }[] } };
+      const disk = stopped.stats.devices[0];
+      expect(disk.resets).toBeGreaterThanOrEqual(1);
+      expect(disk.unsafeSwitches).toBe(0);
+      expect(Object.fromEntries(disk.perGuest.map((g) => [g.guest, g.faulted]))).toEqual({ g1: false, g2: true, g3: false });
+    } finally {
+      if (run.exitCode === null) run.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -59,9 +59,7 @@ export function register(program: Command): void {
       const logger = explicit ? cliLogger(cmd) : createLogger({ level: logLevel === 'info' ? 'warn' : logLevel });
       if (opts.trap === 'kvm') {
         // Loaded on demand: the KVM demo needs the native runner.
-        const { runKvmDemo } = (await import('../demo/kvm-demo.ts' as string)) as typeof import('../demo/disk-demo.ts') & {
-          runKvmDemo: (o: object) => Promise<{ summary: DemoSummary }>;
-        };
+        const { runKvmDemo } = await import('../demo/kvm-demo.ts');
         const result = await runKvmDemo({ guests: opts.guests, backend: opts.backend, mode: opts.mode, policy: opts.policy, image: opts.image, logger });
         if (json) printJson(result.summary);
         else process.stdout.write(summaryTable(result.summary) + '\n');

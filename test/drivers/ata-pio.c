@@ -31,7 +31,7 @@ static void pause_mid_write(uint32_t lba)
 	command(ATA_CMD_PIO_WRITE, lba, 1);
 	check_status(wait_not_busy("WRITE SECTORS"), 1, "WRITE SECTORS data phase");
 	outsw(ATA_REG_DATA, half, SECTOR_WORDS / 2);
-	printf("ata-pio: paused mid-transfer at LBA %u\n", lba);
+	printf("ata-pio: paused mid-transfer at LBA %u (pid %d)\n", lba, (int)getpid());
 	fflush(stdout);
 	for (;;)
 		pause();
