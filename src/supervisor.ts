@@ -353,7 +353,10 @@ export class Supervisor {
   // --- guests ---
 
   private pciView(g: GuestEntry): PciGuestView {
-    const placements: PciPlacement[] = [{ slot: 0, fn: 0, owner: 'host-bridge', fnConfig: new PciFunction({ identity: HOST_BRIDGE, command: 0, irqLine: 0 }) }];
+    // Slot 0 stays reserved for the host bridge either way; a guest sees it only when asked for.
+    const placements: PciPlacement[] = this.config.pci.hostBridge
+      ? [{ slot: 0, fn: 0, owner: 'host-bridge', fnConfig: new PciFunction({ identity: HOST_BRIDGE, command: 0, irqLine: 0 }) }]
+      : [];
     const mine = [...this.devices.values()].filter((d) => d.pci && d.description.pci && g.grants.hasDevice(d.id));
     for (const d of mine) {
       const { slot, fn, bars } = d.pci!; // filtered on d.pci above

@@ -48,11 +48,12 @@ async function scan(g: Port): Promise<string[]> {
   return found;
 }
 
-async function setup() {
+async function setup(hostBridge = true) {
   const dir = mkdtempSync(join(tmpdir(), 'mvpci-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const config = parseConfig({
     socket: join(dir, 'mv.sock'),
+    pci: { hostBridge },
     devices: [
       { id: 's1', kind: 'scratch', properties: { irq: 10 } },
       { id: 's2', kind: 'scratch', properties: { irq: 11 }, pci: { slot: 5 } },
@@ -150,6 +151,14 @@ describe('PCI configuration space per guest', () => {
     expect((await g.access({ space: 'pio', addr: 0xcfc, size: 4, dir: 'read' })).value).toBe(0xffff_ffff);
     // No grant is needed for the mechanism itself, and nothing was denied.
     expect(sup.stats().guests.find((x) => x.guest === 'one')!.denials).toBe(0);
+  });
+
+  it('by default a guest sees only its granted functions: no host bridge either', async () => {
+    const { sup } = await setup(false);
+    const one = sup.attachLocalGuest('one');
+    const two = sup.attachLocalGuest('two');
+    expect(await scan(one)).toEqual(['1.0 1b36:5']);
+    expect(await scan(two)).toEqual(['5.0 1b36:5', '5.2 1b36:5']);
   });
 });
 

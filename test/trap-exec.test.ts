@@ -43,6 +43,8 @@ describe('muxvisor exec', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/IDE interface \[0101\]: .*\[8086:7010\]/);
+    // The granted function and nothing else: no host bridge, no other guest's device.
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
   });
 
   it('runs the C ATA drivers (PIO and bus-master DMA) against the private disk', async () => {

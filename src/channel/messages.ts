@@ -23,9 +23,10 @@ export type ErrorCode =
 export class ProtocolError extends Error {
   constructor(
     readonly code: ErrorCode,
-    message: string,
+    /** The problem without the code: what goes into an `err` message's `msg`. */
+    readonly detail: string,
   ) {
-    super(`${code}: ${message}`);
+    super(`${code}: ${detail}`);
     this.name = 'ProtocolError';
   }
 }

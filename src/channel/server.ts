@@ -114,7 +114,7 @@ export class PeerConnection {
     if (this.closed) return;
     this.server.protocolErrors.inc(e.code);
     this.server.log.warn({ conn: this.label, guest: this.guest, code: e.code }, `protocol error: ${e.message}`);
-    this.send({ t: 'err', code: e.code, msg: e.message });
+    this.send({ t: 'err', code: e.code, msg: e.detail });
     this.end();
   }
 

@@ -77,6 +77,13 @@ export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
     socket: Path.default('./muxvisor.sock'),
+    pci: z
+      .strictObject({
+        hostBridge: z.boolean().default(false).meta({
+          description: 'show an i440FX host bridge (8086:1237) at 00:00.0 in every guest\'s PCI view; off: a guest sees only the functions granted to it',
+        }),
+      })
+      .default({ hostBridge: false }),
     devices: z.array(DeviceSchema).default([]),
     guests: z.array(GuestSchema).default([]),
   })

@@ -39,6 +39,8 @@ export interface AtaRig {
   sup: Supervisor;
   /** The physical disk (memory backend only). */
   blk: MemoryBackend | null;
+  /** The device model (memory backend only): for diagnostics, never for a test's verdict. */
+  device(): AtaDevice | null;
   engine(): MuxEngine;
   stats(): MuxStats;
   guests: Map<string, RigGuest>;
@@ -68,6 +70,7 @@ export interface RigOptions {
 export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
   let engine: MuxEngine | null = null;
   let blk: MemoryBackend | null = null;
+  let device: AtaDevice | null = null;
   let tmp: string | null = null;
   const registry = new DeviceRegistry();
   let backend: Record<string, unknown>;
@@ -79,7 +82,7 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
   } else if ((opts.backend ?? 'memory') === 'memory') {
     const disk = new MemoryBackend(opts.sectors ?? 4096);
     blk = disk;
-    registry.register('ata', (ctx) => new AtaDevice(ctx.edges, disk));
+    registry.register('ata', (ctx) => (device = new AtaDevice(ctx.edges, disk)));
     backend = { type: 'memory', sizeMiB: ((opts.sectors ?? 4096) * 512) / 2 ** 20 };
   } else {
     tmp = mkdtempSync(join(tmpdir(), 'muxvisor-ata-mux-'));
@@ -111,6 +114,7 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
   const rig: AtaRig = {
     sup,
     blk,
+    device: () => device,
     engine: () => {
       if (!engine) throw new Error('ata-mux rig: no MUX engine was made for disk0');
       return engine;
