@@ -12,7 +12,7 @@ import { AtaDevice } from '../../src/devices/ata/index.ts';
 import { DeviceRegistry } from '../../src/devices/registry.ts';
 import { Supervisor, type LocalGuest } from '../../src/supervisor.ts';
 import { muxRouterFactory } from '../../src/mux/router-factory.ts';
-import type { MuxEngine, MuxStats } from '../../src/mux/engine.ts';
+import { realTimers, type MuxEngine, type MuxStats, type Timers } from '../../src/mux/engine.ts';
 import { AtaDriver } from '../../src/guests/ata-driver.ts';
 import type { PortIo } from '../../src/guests/port.ts';
 
@@ -46,6 +46,10 @@ export interface AtaRig {
   guests: Map<string, RigGuest>;
   g(name: string): RigGuest;
   close(): Promise<void>;
+  /** Watchdog timers armed and not cleared (manualWatchdog). */
+  heldWatchdogs(): HeldTimer[];
+  /** Fire the armed watchdog timers now, as if the deadline had passed; returns how many fired. */
+  fireWatchdogs(): number;
 }
 
 export interface RigOptions {
@@ -65,6 +69,19 @@ export interface RigOptions {
   quantumNs?: number;
   /** Attach the local guests (default true); false: the test attaches them itself. */
   attach?: boolean;
+  /**
+   * Hold the MUX's watchdog timers (those armed with the deadline) until the test calls
+   * fireWatchdogs(): a loaded machine then cannot cut off a guest whose normal command was
+   * merely descheduled past a short deadline. Other timers stay real.
+   */
+  manualWatchdog?: boolean;
+}
+
+/** A watchdog timer the MUX armed, held for the test. */
+export interface HeldTimer {
+  delayNs: number;
+  fn: () => void;
+  cleared: boolean;
 }
 
 export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
@@ -107,7 +124,21 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
     },
     'ata-mux test config',
   );
-  const createRouter = await muxRouterFactory(config, { onEngine: (_id, e) => (engine = e) });
+  const deadlineNs = typeof opts.properties?.deadlineNs === 'number' ? opts.properties.deadlineNs : 2_000_000_000;
+  const held: HeldTimer[] = [];
+  const timers: Timers = {
+    set: (fn, delayNs) => {
+      if (!opts.manualWatchdog || delayNs !== deadlineNs) return realTimers.set(fn, delayNs);
+      const t: HeldTimer = { delayNs, fn, cleared: false };
+      held.push(t);
+      return t;
+    },
+    clear: (h) => {
+      if (held.includes(h as HeldTimer)) (h as HeldTimer).cleared = true;
+      else realTimers.clear(h);
+    },
+  };
+  const createRouter = await muxRouterFactory(config, { timers, onEngine: (_id, e) => (engine = e) });
   const sup = new Supervisor({ config, registry, createRouter });
   await sup.start();
   const guests = new Map<string, RigGuest>();
@@ -121,6 +152,12 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
     },
     stats: () => rig.engine().stats(),
     guests,
+    heldWatchdogs: () => held.filter((t) => !t.cleared),
+    fireWatchdogs: () => {
+      const live = held.splice(0).filter((t) => !t.cleared);
+      for (const t of live) t.fn();
+      return live.length;
+    },
     g: (name) => {
       const g = guests.get(name);
       if (!g) throw new Error(`ata-mux rig: no attached guest ${name}`);
