@@ -135,7 +135,7 @@ const CMD_OPS: Record<string, number> = { CMD_PIO_IN: 0x20, CMD_PIO_OUT: 0x30, C
 
 function commandRecipe(event: string): Recipe {
   return async (r) => {
-    await r.taskfile(0, 1);
+    await r.taskfile(0, r.count);
     await r.write('CMD', CMD_OPS[event]);
   };
 }
@@ -150,6 +150,9 @@ const RECIPES: Record<string, Recipe> = {
   ST_READY: async (r) => r.readStatusWhen((s) => !(s & 0x80) && !(s & 0x08) && !(s & 0x01)),
   ST_ERR: async (r) => r.readStatusWhen((s) => !(s & 0x80) && (s & 0x01) !== 0),
   ALT_DRQ: async (r) => r.readAltWhen((s) => !(s & 0x80) && (s & 0x08) !== 0),
+  // BSY: only while the backend is held (HOLD ... RELEASE).
+  ST_BUSY: async (r) => r.readStatusWhen((s) => (s & 0x80) !== 0),
+  ALT_BUSY: async (r) => r.readAltWhen((s) => (s & 0x80) !== 0),
   ERR_READ: async (r) => void (await r.read('ERROR')),
   SRST: async (r) => r.write('DEVCTL', 0x04),
   SRST_END: async (r) => r.write('DEVCTL', 0x00),
@@ -159,12 +162,29 @@ const RECIPES: Record<string, Recipe> = {
 
 /**
  * Device-level sequences that produce each event in a state where the device can: paths of
- * the chart as a driver really walks them (ST_BUSY/ALT_BUSY need a device caught busy, which
- * an in-memory backend does not show reliably: they are covered by the chart test above).
+ * the chart as a driver really walks them. BSY is caught by holding the backend.
  */
 const DEVICE_PATHS: Array<{ name: string; steps: Array<[event: string, state: string]> }> = [
   { name: 'PIO read of one sector', steps: [['CMD_PIO_IN', 'pioIn.busy'], ['ST_DRQ', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_READY', 'idle']] },
   { name: 'PIO read, DRQ seen on the alternate status', steps: [['CMD_PIO_IN', 'pioIn.busy'], ['ALT_DRQ', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_READY', 'idle']] },
+  {
+    name: 'PIO read of two sectors, BSY between the blocks (status and alternate status)',
+    steps: [['COUNT2', 'idle'], ['HOLD', 'idle'], ['CMD_PIO_IN', 'pioIn.busy'], ['ALT_BUSY', 'pioIn.busy'], ['ST_BUSY', 'pioIn.busy'], ['RELEASE', 'pioIn.busy'], ['ST_DRQ', 'pioIn.data'],
+      ['HOLD', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_BUSY', 'pioIn.busy'], ['RELEASE', 'pioIn.busy'], ['ALT_DRQ', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_READY', 'idle']],
+  },
+  {
+    name: 'PIO read of two sectors, BSY seen on the alternate status between the blocks',
+    steps: [['COUNT2', 'idle'], ['CMD_PIO_IN', 'pioIn.busy'], ['ST_DRQ', 'pioIn.data'], ['HOLD', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ALT_BUSY', 'pioIn.busy'], ['RELEASE', 'pioIn.busy'], ['ST_DRQ', 'pioIn.data'], ['DATA_IN', 'pioIn.data'], ['ST_READY', 'idle']],
+  },
+  {
+    name: 'PIO write of two sectors, BSY while each block is written',
+    steps: [['COUNT2', 'idle'], ['CMD_PIO_OUT', 'pioOut.busy'], ['ALT_DRQ', 'pioOut.data'], ['HOLD', 'pioOut.data'], ['DATA_OUT', 'pioOut.data'], ['ST_BUSY', 'pioOut.busy'], ['RELEASE', 'pioOut.busy'], ['ST_DRQ', 'pioOut.data'],
+      ['HOLD', 'pioOut.data'], ['DATA_OUT', 'pioOut.data'], ['ALT_BUSY', 'pioOut.busy'], ['ST_BUSY', 'pioOut.busy'], ['RELEASE', 'pioOut.busy'], ['ST_READY', 'idle']],
+  },
+  {
+    name: 'PIO write of two sectors, BSY on the alternate status after the first block',
+    steps: [['COUNT2', 'idle'], ['CMD_PIO_OUT', 'pioOut.busy'], ['ST_DRQ', 'pioOut.data'], ['HOLD', 'pioOut.data'], ['DATA_OUT', 'pioOut.data'], ['ALT_BUSY', 'pioOut.busy'], ['RELEASE', 'pioOut.busy'], ['ALT_DRQ', 'pioOut.data'], ['DATA_OUT', 'pioOut.data'], ['ST_READY', 'idle']],
+  },
   { name: 'PIO write of one sector', steps: [['CMD_PIO_OUT', 'pioOut.busy'], ['ST_DRQ', 'pioOut.data'], ['DATA_OUT', 'pioOut.data'], ['ST_READY', 'idle']] },
   { name: 'non-data command', steps: [['CMD_NODATA', 'nodata'], ['ST_READY', 'idle']] },
   { name: 'DMA read, bus master started after the command', steps: [['PRD', 'idle'], ['CMD_DMA', 'dma.armed'], ['BM_START', 'dma.active'], ['DMA_DONE', 'dma.active'], ['BM_STOP', 'dma.active'], ['ST_READY', 'idle']] },
@@ -199,9 +219,21 @@ const EXTRA: Record<string, Recipe> = {
   PRD: async (r) => r.setupPrd(),
   DMA_DONE: async (r) => r.waitBmDone(),
   BAD_CMD: async (r) => r.write('CMD', 0xff), // undefined opcode: ABRT
+  COUNT2: async (r) => void (r.count = 2),
+  HOLD: async (r) => r.blk.hold(),
+  RELEASE: async (r) => r.blk.release(),
   FAR_READ: async (r) => (await r.taskfile(r.sectors + 10, 1), r.write('CMD', 0x20)),
   FAR_WRITE: async (r) => (await r.taskfile(r.sectors + 10, 1), r.write('CMD', 0x30)),
   FAR_DMA: async (r) => (await r.taskfile(r.sectors + 10, 1), r.write('CMD', 0xc8)),
+};
+
+/** Chart events the EXTRA recipes' accesses classify to (the PRD setup writes BM_CMD without START). */
+const EXTRA_EVENTS: Record<string, string[]> = {
+  BAD_CMD: ['CMD_NODATA'],
+  FAR_READ: ['CMD_PIO_IN'],
+  FAR_WRITE: ['CMD_PIO_OUT'],
+  FAR_DMA: ['CMD_DMA'],
+  PRD: ['BM_STOP'],
 };
 
 describe('machines/ata on the real ATA model through the MUX engine', () => {
@@ -224,9 +256,23 @@ describe('machines/ata on the real ATA model through the MUX engine', () => {
     }
   });
 
-  it('every chart event is produced by some device path (except the BSY observations)', () => {
-    const produced = new Set(DEVICE_PATHS.flatMap((p) => p.steps.map(([e]) => e)));
-    const missing = machineEventTypes(ataChart).filter((e) => !produced.has(e));
-    expect(missing.sort()).toEqual(['ALT_BUSY', 'ST_BUSY']);
+  it('the device paths take every declared transition a real drive can show', () => {
+    const chartEvents = new Set(machineEventTypes(ataChart));
+    const taken = new Set<string>();
+    for (const p of DEVICE_PATHS) {
+      const actor = createActor(ataChart as AnyStateMachine).start();
+      for (const [step] of p.steps) {
+        for (const ev of chartEvents.has(step) ? [step] : (EXTRA_EVENTS[step] ?? [])) {
+          for (const t of ataChart.getTransitionData(actor.getSnapshot() as never, { type: ev } as never)) taken.add(`${nodeName(t.source.path)}|${ev}`);
+          actor.send({ type: ev });
+        }
+      }
+      actor.stop();
+    }
+    const untaken = [...declaredTransitions(ataChart).keys()].filter((k) => !taken.has(k));
+    // Status after a DMA command whose bus master never started (the drive waits for it
+    // forever), and ERR/DRQ right after SRST (a drive shows neither): the chart accepts them
+    // defensively; only the chart-level test above covers them.
+    expect(untaken.sort()).toEqual(['dma.armed|ST_READY', 'reset.released|ST_DRQ', 'reset.released|ST_ERR']);
   });
 });

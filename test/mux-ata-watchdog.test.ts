@@ -2,6 +2,11 @@
 // SECTORS and never takes the data is cut off after the deadline (device property deadlineNs,
 // honoured by the router factory), the others go on and complete verified workloads; a guest
 // detached in the middle of a bus-master DMA transfer leaves nothing behind in anybody's memory.
+//
+// The watchdog timers are held by the rig (manualWatchdog) and fired by the test: with a real
+// 50 ms timer, a busy machine (2 cores, many test processes) sometimes descheduled a healthy
+// guest's command past the deadline, and that guest was cut off instead. The timer's delay is
+// checked to be the configured deadline.
 
 import { describe, expect, it } from 'vitest';
 import type { Access } from '../src/access.ts';
@@ -37,7 +42,7 @@ function guestStats(rig: AtaRig, name: string) {
 
 describe('ATA MUX watchdog', () => {
   it('cuts off a guest that never reads its data; the others complete verified workloads', async () => {
-    const rig = await openAtaRig({ guests: GUESTS, sectors: 2048, properties: { deadlineNs: DEADLINE_NS } });
+    const rig = await openAtaRig({ guests: GUESTS, sectors: 2048, properties: { deadlineNs: DEADLINE_NS }, manualWatchdog: true });
     try {
       const hang = rig.g('hang');
       // READ SECTORS of 4 sectors at LBA 0 ... and nothing after the command.
@@ -45,8 +50,15 @@ describe('ATA MUX watchdog', () => {
         expect((await hang.guest.access(outb(port, v))).error).toBeUndefined();
       expect(rig.stats().state).toMatch(/^pioIn/);
       expect(rig.stats().owner).toBe('hang');
+      // The MUX armed its watchdog with the configured deadline.
+      expect(rig.heldWatchdogs().map((t) => t.delayNs)).toEqual([DEADLINE_NS]);
       // The others start at once: they wait for the device until the watchdog frees it.
-      const results = await workloads(rig, ['g1', 'g2'], 100);
+      const running = workloads(rig, ['g1', 'g2'], 100);
+      for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+      expect(rig.stats().owner).toBe('hang');
+      expect(guestStats(rig, 'g1').stalls + guestStats(rig, 'g2').stalls).toBeGreaterThan(0);
+      expect(rig.fireWatchdogs()).toBe(1); // the deadline passes
+      const results = await running;
       for (const r of results) {
         expect(r.firstError, r.guest).toBeUndefined();
         expect(r.verified, r.guest).toBe(true);
@@ -84,7 +96,12 @@ describe('ATA MUX watchdog', () => {
   });
 
   it('a guest detached mid-DMA: the transfer is stopped, no other guest’s memory is written, the others go on', async () => {
-    const rig = await openAtaRig({ guests: [...GUESTS, { name: 'dma', window: { startLba: 1536, sectors: 512 } }], sectors: 2048, properties: { deadlineNs: DEADLINE_NS } });
+    const rig = await openAtaRig({
+      guests: [...GUESTS, { name: 'dma', window: { startLba: 1536, sectors: 512 } }],
+      sectors: 2048,
+      properties: { deadlineNs: DEADLINE_NS },
+      manualWatchdog: true,
+    });
     try {
       // The DMA guest's sectors hold a pattern no other guest ever writes.
       rig.blk!.data.fill(0xd5, 1536 * 512, 2048 * 512);
@@ -145,11 +162,14 @@ async function bmBase(rig: AtaRig): Promise<number> {
 
 describe('ATA MUX watchdog deadline through the device registry’s own ata kind', () => {
   it('properties.deadlineNs on an `ata` device reaches the MUX (and the device factory accepts it)', async () => {
-    const rig = await openAtaRig({ backend: 'file', sizeMiB: 1, properties: { deadlineNs: DEADLINE_NS }, guests: [{ name: 'hang' }, { name: 'g1' }] });
+    const rig = await openAtaRig({ backend: 'file', sizeMiB: 1, properties: { deadlineNs: DEADLINE_NS }, guests: [{ name: 'hang' }, { name: 'g1' }], manualWatchdog: true });
     try {
       const hang = rig.g('hang');
       for (const [port, v] of [[0x1f6, 0xe0], [0x1f2, 1], [0x1f3, 0], [0x1f4, 0], [0x1f5, 0], [0x1f7, 0x20]]) await hang.guest.access(outb(port, v));
-      await rig.g('g1').driver.identify(); // waits for the watchdog
+      expect(rig.heldWatchdogs().map((t) => t.delayNs)).toEqual([DEADLINE_NS]);
+      const id = rig.g('g1').driver.identify(); // waits for the watchdog
+      expect(rig.fireWatchdogs()).toBe(1);
+      await id;
       expect(guestStats(rig, 'hang').faulted).toBe(true);
       // Cut off by the configured deadline, not the machine's own (2 s).
       expect(hang.resets).toEqual([expect.stringContaining(`longer than ${DEADLINE_NS} ns`)]);

@@ -21,8 +21,10 @@ const BUF = RAM_BASE + 0x1000;
 export interface AtaMuxRig {
   mux: MuxEngine;
   dev: AtaDevice;
-  blk: MemoryBackend;
+  blk: LatchedBackend;
   ram: GuestRam;
+  /** Sector count the next command recipe uses (default 1). */
+  count: number;
   sectors: number;
   /** Dotted statechart state of the engine. */
   state(): string;
@@ -45,9 +47,37 @@ export interface AtaMuxRig {
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/**
+ * The in-memory disk with a latch: while held, every backend operation waits, so the device
+ * stays BSY for as long as the test wants (the only way to see BSY deterministically).
+ */
+export class LatchedBackend extends MemoryBackend {
+  private gate: Promise<void> | null = null;
+  private open: (() => void) | null = null;
+  hold(): void {
+    this.gate ??= new Promise((r) => (this.open = r));
+  }
+  release(): void {
+    this.open?.();
+    this.gate = this.open = null;
+  }
+  override async read(lba: number, count: number): Promise<Uint8Array> {
+    await this.gate;
+    return super.read(lba, count);
+  }
+  override async write(lba: number, data: Uint8Array, fua = false): Promise<void> {
+    await this.gate;
+    return super.write(lba, data, fua);
+  }
+  override async flush(): Promise<void> {
+    await this.gate;
+    return super.flush();
+  }
+}
+
 export async function openAtaMux(sectors = 2048): Promise<AtaMuxRig> {
   const mux = createMux(ata, { deviceId: 'disk0', policy: roundRobin({ quantumNs: 0 }) });
-  const blk = new MemoryBackend(sectors);
+  const blk = new LatchedBackend(sectors);
   const dev = new AtaDevice(mux.edges, blk);
   mux.bind(dev);
   const ram = new GuestRam(RAM_BASE, 0x10000);
@@ -83,6 +113,7 @@ export async function openAtaMux(sectors = 2048): Promise<AtaMuxRig> {
     blk,
     ram,
     sectors,
+    count: 1,
     state: () => mux.stats().state,
     stats: () => mux.stats(),
     write,
@@ -125,6 +156,7 @@ export async function openAtaMux(sectors = 2048): Promise<AtaMuxRig> {
       throw new Error('ata-mux rig: bus master never finished');
     },
     async close() {
+      blk.release();
       await mux.close();
       await blk.close();
     },
