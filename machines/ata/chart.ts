@@ -1,6 +1,7 @@
 // The ATA protocol as seen on the bus (ATA-8 ACS, PIO and bus-master DMA protocols), as an
-// xstate v5 statechart. Only `idle` is safe: between commands, with the last completion's
-// interrupt acknowledged (status read). Transitions follow what the driver observes: the
+// xstate v5 statechart. Safe are `idle` (between commands, the last completion's interrupt
+// acknowledged by a status read, or the last PIO data-in word read) and `error` (a command
+// failed and its status was read; its result registers are saved per guest). Transitions follow what the driver observes: the
 // command it writes, then the status it reads (BSY / DRQ / ready / ERR), the error register
 // after an error, the bus-master start/stop, and SRST. No guards, so the MUX runs it on the
 // compiled fast path.
@@ -19,6 +20,7 @@ export type AtaEvent =
   | { type: 'ALT_BUSY' } // alternate status: BSY (the IRQ stays pending)
   | { type: 'ALT_DRQ' } // alternate status: DRQ
   | { type: 'ERR_READ' } // error register read: the driver took note of the failure
+  | { type: 'DATA_END' } // the last data word of a PIO data-in command was read (words counted in window.ts)
   | { type: 'SRST' } // device control write with SRST set
   | { type: 'SRST_END' } // device control write with SRST clear after SRST
   | { type: 'BM_START' } // bus-master command: start
@@ -50,7 +52,8 @@ export const ataChart = setup({ types: { events: {} as AtaEvent } }).createMachi
       on: statusEnds,
       states: {
         busy: { on: { ST_DRQ: 'data', ALT_DRQ: 'data' } },
-        data: { on: { ST_BUSY: 'busy', ALT_BUSY: 'busy' } },
+        // No interrupt follows the last block of a data-in command: its last word ends it.
+        data: { on: { ST_BUSY: 'busy', ALT_BUSY: 'busy', DATA_END: '#ata.idle' } },
       },
     },
     pioOut: {
@@ -71,7 +74,10 @@ export const ataChart = setup({ types: { events: {} as AtaEvent } }).createMachi
         active: { on: statusEnds },
       },
     },
+    // A failed command is over: the device takes the next command. Safe, because the guest's
+    // STATUS and ERROR are saved when it loses the device and answered from there (window.ts).
     error: {
+      tags: ['safe'],
       on: { ...acceptCommands, ERR_READ: 'idle', BM_START: 'dma.early' },
     },
     reset: {

@@ -24,6 +24,18 @@ const TO_EXT: Record<number, number> = {
 };
 const EXT_OPS = new Set([0x24, 0x34, 0x29, 0x39, 0x25, 0x35, 0x42]);
 
+/** Pseudo context register: STATUS and ERROR of a guest's failed command, saved at switch-out. */
+export const ERRSAVE = 'ERRSAVE';
+export const ERRSAVE_VALID = 0x1_0000; // bits 15-8 status, 7-0 error
+
+/** Words a PIO data-in command transfers (0 for every other command). */
+function pioInWords(op: number, s: AtaScratch): number {
+  if (op === 0xec || op === 0xe4) return 256; // IDENTIFY DEVICE, READ BUFFER: one sector
+  if (op === 0x20 || op === 0x21 || op === 0xc4) return (s.cur[NSECT] || 256) * 256;
+  if (op === 0x24 || op === 0x29) return ((s.prev[NSECT] << 8 | s.cur[NSECT]) || 65536) * 256;
+  return 0;
+}
+
 /**
  * Commands a windowed guest may send besides the LBA ones. Anything else could change the
  * disk for every guest (SET MAX ADDRESS, security, microcode): it is replaced by an opcode
@@ -42,6 +54,7 @@ export interface AtaScratch {
   hobRead: boolean; // device control HOB bit: reads return the previous bytes
   rewritten: boolean; // the device's LBA registers hold a physical address: answer reads from the shadow
   written: boolean; // task-file bytes written since the last command: the device may hold another guest's
+  pioLeft: number; // PIO data-in words of the current command not read yet (0: none expected)
   patch: 'identify' | 'nativeMax' | null;
   byte: number; // IDENTIFY: next byte position of the data being read
   delta: number; // IDENTIFY: sum of patched-in minus patched-out bytes (checksum fix)
@@ -58,6 +71,7 @@ function scratchOf(g: GuestView): AtaScratch {
     hobRead: false,
     rewritten: false,
     written: false,
+    pioLeft: 0,
     patch: null,
     byte: 0,
     delta: 0,
@@ -199,16 +213,40 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         return;
       case 'DEVCTL':
         s.hobRead = (a.value & ATA_HOB) !== 0;
-        if (a.value & ATA_SRST) s.rewritten = s.written = false; // the device loads its signature
+        if (a.value & ATA_SRST) {
+          s.rewritten = s.written = false; // the device loads its signature
+          s.pioLeft = 0;
+          if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0);
+        }
         return;
       case 'CMD': {
         s.written = false;
         recordSettings(a.value & 0xff, g, s);
-        return command(a, s, windowOf(g));
+        if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0); // a new command: the old result is gone
+        const out = command(a, s, windowOf(g));
+        const op = out[out.length - 1].value & 0xff; // what the device really gets
+        s.pioLeft = pioInWords(op, s);
+        return out;
       }
       default:
         return;
     }
+  }
+  if (name === 'DATA' && s.pioLeft > 0) {
+    // Count the words of a PIO data-in command: after the last one the device is idle again
+    // (no interrupt follows the last block), so the chart need not wait for a status read.
+    s.pioLeft -= (a.count * a.size) >> 1;
+    if (s.pioLeft <= 0) {
+      s.pioLeft = 0;
+      return { ...a, event: 'DATA_END' };
+    }
+    return;
+  }
+  // The result of this guest's last command, saved when it lost the device after an error.
+  const saved = g.context.get(ERRSAVE) ?? 0;
+  if (saved & ERRSAVE_VALID) {
+    if (name === 'STATUS' || name === 'ALTSTATUS') return { answer: { value: (saved >> 8) & 0xff } };
+    if (name === 'ERROR') return { answer: { value: saved & 0xff } };
   }
   const win = windowOf(g);
   if (name === 'LBAL' || name === 'LBAM' || name === 'LBAH' || name === 'NSECT' || name === 'DEVICE') {

@@ -54,6 +54,11 @@ export interface MuxAccess {
   count: number;
   /** String write data (count*size bytes). */
   data?: Uint8Array;
+  /**
+   * Set by a translation hook: the statechart event this access stands for, sent after the
+   * device answered instead of classify()'s (e.g. "the last data word of the command").
+   */
+  event?: MuxEvent;
 }
 
 /** Per-guest view handed to translation hooks. */
@@ -117,6 +122,13 @@ export interface ContextRegister {
    * (registers the device changes by itself, e.g. write-1-to-clear status bits).
    */
   always?: boolean;
+  /**
+   * Save on switch-out: called for the guest whose context the device holds when another guest
+   * gets it; the result becomes that guest's value of `reg` (volatile device state such as a
+   * command's result registers, which translation hooks then answer from). Must not change
+   * the device's state.
+   */
+  save?(io: ReplayIo): number | Promise<number>;
 }
 
 /** The accesses that bring the device back to a safe state from anywhere. */

@@ -382,7 +382,7 @@ export class MuxEngine implements DeviceRouter {
       g.view.context.set(macc.reg.name, macc.value);
       this.deviceHolds.set(macc.reg.name, macc.value);
     }
-    const ev = this.def.classify(macc, value);
+    const ev = macc.event !== undefined ? macc.event : this.def.classify(macc, value);
     if (ev != null) this.step(ev);
     const tr = this.def.translate;
     if (tr?.reply && macc.dir === 'read') return tr.reply(macc, reply, g.view) ?? reply;
@@ -699,6 +699,18 @@ export class MuxEngine implements DeviceRouter {
       },
     };
     const ops: Array<() => MaybePromise<void>> = [];
+    // First save the volatile state of the guest whose context the device holds now.
+    const outgoing = this.contextOf;
+    if (outgoing && this.guests.get(outgoing.link.id) === outgoing && !outgoing.stats.faulted) {
+      for (const c of this.def.context ?? []) {
+        if (!c.save) continue;
+        ops.push(() => {
+          const v = c.save!(io);
+          const keep = (x: number): void => void outgoing.view.context.set(c.reg, x);
+          return isPromise(v) ? v.then(keep) : keep(v);
+        });
+      }
+    }
     for (const c of this.def.context ?? []) {
       const v = g.view.context.get(c.reg) ?? c.reset;
       if (!c.always && this.deviceHolds.get(c.reg) === v) continue; // already on the device

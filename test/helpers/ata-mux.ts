@@ -203,7 +203,7 @@ export function physical(blk: MemoryBackend, lba: number, count = 1): Uint8Array
 
 // ---- raw register sequences (what a driver does that AtaDriver has no method for) ----------
 
-const CMD = 0x1f0;
+export const CMD = 0x1f0;
 const CTL = 0x3f6;
 
 /** Poll the alternate status until BSY clears; returns it. */
