@@ -19,6 +19,10 @@ import {
   SIM_SR_DRQ,
   SIM_STATUS,
 } from './sim-device.ts';
+import { prng } from '../util/prng.ts';
+
+/** Deterministic PRNG (mulberry32): scripts are generated from a few integers so fast-check shrinks them fast. */
+export { prng };
 
 export type Op =
   | { op: 'read'; block: number; rep: boolean }
@@ -145,17 +149,6 @@ export async function runScript(ops: Op[], env: ScriptEnv): Promise<ScriptResult
   return res;
 }
 
-/** Deterministic PRNG (mulberry32): scripts are generated from a few integers so fast-check shrinks them fast. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface ScriptParams {
   seed: number;

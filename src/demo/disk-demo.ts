@@ -13,6 +13,7 @@ import { Supervisor } from '../supervisor.ts';
 import { muxRouterFactory } from '../mux/router-factory.ts';
 import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { AtaDriver } from '../guests/ata-driver.ts';
+import { deviceSummary, type DemoSummary } from './summary.ts';
 import { runWorkload, type TransferMode, type WorkloadProgress, type WorkloadResult } from '../guests/ata-workload.ts';
 
 export type DiskBackend = 'model' | 'nbd' | 'qemu';
@@ -36,26 +37,7 @@ export interface DiskDemoOptions {
   maxSectors?: number;
 }
 
-export interface DemoGuestSummary {
-  guest: string;
-  ops: number;
-  bytes: number;
-  errors: number;
-  verified: boolean;
-}
-
-export interface DemoDeviceSummary {
-  id: string;
-  kind: string;
-  switches: number;
-  unsafeSwitches: number;
-  resets: number;
-  perGuest: DemoGuestSummary[];
-}
-
-export interface DemoSummary {
-  devices: DemoDeviceSummary[];
-}
+export type { DemoDeviceSummary, DemoGuestSummary, DemoSummary } from './summary.ts';
 
 export interface DiskDemoResult {
   summary: DemoSummary;
@@ -143,18 +125,13 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     if (ticker) clearInterval(ticker);
     const elapsedNs = Number(process.hrtime.bigint() - started);
     opts.onProgress?.(results, elapsedNs / 1e9);
-    const stats = sup.stats().devices.find((d) => d.device === 'disk0');
-    if (!stats) throw new Error('demo: no statistics for disk0');
     const summary: DemoSummary = {
       devices: [
-        {
-          id: 'disk0',
-          kind: stats.kind,
-          switches: stats.switches,
-          unsafeSwitches: stats.unsafeSwitches,
-          resets: stats.resets,
-          perGuest: results.map((r) => ({ guest: r.guest, ops: r.ops, bytes: r.bytes, errors: r.errors + r.mismatches, verified: r.verified })),
-        },
+        deviceSummary(
+          sup,
+          'disk0',
+          results.map((r) => ({ guest: r.guest, ops: r.ops, bytes: r.bytes, errors: r.errors + r.mismatches, verified: r.verified })),
+        ),
       ],
     };
     return { summary, results, elapsedNs, backend: opts.backend, image };

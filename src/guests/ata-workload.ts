@@ -3,6 +3,9 @@
 // its LBA and a generation, so a read that returns another guest's or an old sector is caught.
 
 import { AtaDriver, AtaDriverError } from './ata-driver.ts';
+import { prng } from '../util/prng.ts';
+
+export { prng };
 
 export type TransferMode = 'pio' | 'dma' | 'mixed';
 
@@ -35,17 +38,6 @@ export interface WorkloadResult extends WorkloadProgress {
   firstError?: string;
 }
 
-/** Deterministic PRNG (mulberry32): the same seed replays the same workload. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function tagOf(guest: string): number {
   let h = 2166136261;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { parseConfig } from '../config/load.ts';
 import type { DemoSummary, DiskBackend } from '../demo/disk-demo.ts';
+import { deviceSummary } from '../demo/summary.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { muxRouterFactory } from '../mux/router-factory.ts';
 import { Supervisor } from '../supervisor.ts';
@@ -97,24 +98,19 @@ export async function runKvmDisk(opts: KvmDiskOptions): Promise<KvmDiskResult> {
       ),
     );
     const elapsedNs = Number(process.hrtime.bigint() - started);
-    const stats = sup.stats().devices.find((d) => d.device === 'disk0');
-    if (!stats) throw new KvmRunnerError('no statistics for disk0');
     const summary: DemoSummary = {
       devices: [
-        {
-          id: 'disk0',
-          kind: stats.kind,
-          switches: stats.switches,
-          unsafeSwitches: stats.unsafeSwitches,
-          resets: stats.resets,
-          perGuest: results.map((r) => ({
+        deviceSummary(
+          sup,
+          'disk0',
+          results.map((r) => ({
             guest: r.name,
             ops: r.counters?.forwarded ?? 0,
             bytes: r.verified ? Number(r.result?.fields.bytes ?? 0) : 0,
             errors: r.verified ? 0 : 1,
             verified: r.verified,
           })),
-        },
+        ),
       ],
     };
     return { summary, results, elapsedNs, backend, image };
