@@ -27,6 +27,8 @@ export interface PciIdentity {
   subsystem?: number;
   /** Interrupt pin: 1 = INTA; 0 = none. */
   interruptPin: number;
+  /** Device-specific configuration registers (0x40-0xFF): initial value and writable bits. */
+  config?: Array<{ offset: number; size: 1 | 2 | 4; value: number; writable?: number }>;
 }
 
 export interface PropertyInfo {

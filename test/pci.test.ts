@@ -183,3 +183,27 @@ describe('PCI view seen by an unmodified lspci', () => {
     expect(rows(two)).toEqual(['00:00.0 0600: 8086:1237', '00:05.0 00ff: 1b36:0005', '00:05.2 00ff: 1b36:0005']);
   });
 });
+
+describe('PIIX3 IDE function of the ATA disk', () => {
+  it('shows 8086:7010 with BAR4 and the IDETIM decode-enable bit Linux ata_piix checks, per guest', async () => {
+    const config = parseConfig({
+      devices: [{ id: 'disk', kind: 'ata', backend: { type: 'memory', sizeMiB: 1 }, pci: { slot: 1 } }],
+      guests: [
+        { name: 'a', grants: [{ device: 'disk' }] },
+        { name: 'b', grants: [{ device: 'disk' }] },
+      ],
+    });
+    const sup = new Supervisor({ config });
+    cleanups.push(() => sup.close());
+    await sup.start();
+    const a = sup.attachLocalGuest('a');
+    const b = sup.attachLocalGuest('b');
+    expect(await cfgRead(a, 1, 0, 0)).toBe(0x7010_8086);
+    expect((await cfgRead(a, 1, 0, 0x20)) & 1).toBe(1); // BAR4: I/O space (bus master)
+    expect(await cfgRead(a, 1, 0, 0x41, 1)).toBe(0x80); // primary channel decode enabled
+    expect(await cfgRead(a, 1, 0, 0x43, 1)).toBe(0x00); // secondary: no drive, not decoded
+    await cfgWrite(a, 1, 0, 0x40, 0xa307, 2); // a driver programs its timings
+    expect(await cfgRead(a, 1, 0, 0x40, 2)).toBe(0xa307);
+    expect(await cfgRead(b, 1, 0, 0x40, 2)).toBe(0x8000); // another guest's view is its own
+  });
+});

@@ -55,6 +55,11 @@ export class PciFunction {
     this.setMask(R.PCI_CACHE_LINE_SIZE, 1, 0xff);
     this.setMask(R.PCI_LATENCY_TIMER, 1, 0xff);
     this.setMask(R.PCI_INTERRUPT_LINE, 1, 0xff);
+    for (const c of id.config ?? []) {
+      if (c.offset < 0x40 || c.offset + c.size > 0x100) throw new Error(`PCI ${id.vendor.toString(16)}:${id.device.toString(16)}: device-specific register 0x${c.offset.toString(16)} is outside 0x40-0xff`);
+      this.set(c.offset, c.size, c.value);
+      if (c.writable) this.setMask(c.offset, c.size, c.writable);
+    }
     for (const bar of bars) {
       if (bar.index < 0 || bar.index > 5) throw new Error(`PCI ${id.vendor.toString(16)}:${id.device.toString(16)}: BAR index ${bar.index} is not 0..5`);
       const size = pow2AtLeast(bar.size, bar.io ? 4 : 16);

@@ -22,7 +22,19 @@ export function describeAta(info: DescribeInfo): DeviceDescription {
     irq: 14,
     // PIIX3 IDE: prog-if 80h = bus master, both channels in legacy mode; QEMU's piix.c
     // sets no interrupt pin (legacy IDE uses ISA IRQ 14/15).
-    pci: { vendor: 0x8086, device: 0x7010, revision: 0, classCode: 0x010180, interruptPin: 0 },
+    pci: {
+      vendor: 0x8086,
+      device: 0x7010,
+      revision: 0,
+      classCode: 0x010180,
+      interruptPin: 0,
+      // PIIX IDETIM (primary 40h, secondary 42h): bit 15 enables the channel's decode. Linux's
+      // ata_piix probes a channel only when it is set; the secondary channel has no drive here.
+      config: [
+        { offset: 0x40, size: 2, value: 0x8000, writable: 0xffff },
+        { offset: 0x42, size: 2, value: 0x0000, writable: 0xffff },
+      ],
+    },
     properties: [
       { name: 'model', value: info.model, help: 'IDENTIFY model string (words 27-46)' },
       { name: 'serial', value: info.serial, help: 'IDENTIFY serial number (words 10-19)' },
