@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { Supervisor, parseEndpoint } from '../supervisor.ts';
 import { muxRouterFactory } from '../mux/router-factory.ts';
+import { launchGuests } from './launch.ts';
 import { cliLogger, globalOptions, printJson } from './common.ts';
 
 function waitForSignal(): Promise<NodeJS.Signals> {
@@ -26,7 +27,8 @@ export function register(program: Command): void {
     .description('validate a configuration, start the supervisor on its socket, run until SIGINT/SIGTERM')
     .argument('<config>', 'configuration file (JSON, see src/config/muxvisor.schema.json)')
     .option('--socket <path>', 'listen here instead of the configured socket ("tcp:HOST:PORT" for TCP)')
-    .action(async (configPath: string, opts: { socket?: string }, cmd: Command) => {
+    .option('--exit-when-done', 'exit when every guest the config starts (`run`) has finished: status 0 when all succeeded', false)
+    .action(async (configPath: string, opts: { socket?: string; exitWhenDone: boolean }, cmd: Command) => {
       const { json } = globalOptions(cmd);
       const log = cliLogger(cmd);
       const registry = new DeviceRegistry();
@@ -40,12 +42,19 @@ export function register(program: Command): void {
       const where = typeof addr === 'string' ? addr : `tcp:${addr.address}:${addr.port}`;
       log.info({ config: configPath, socket: where, guests: supervisor.guestNames() }, 'muxvisor running; SIGINT or SIGTERM stops it');
       if (json) printJson({ event: 'listening', socket: where, devices: supervisor.layout(), guests: supervisor.guestNames() }, true);
-      const sig = await signal;
+      // The guests the config starts itself (scripted drivers, trapped programs, KVM guests).
+      const launched = await launchGuests(supervisor, config, typeof addr === 'string' ? addr : config.socket, log);
+      for (const l of launched) void l.done.then((o) => json && printJson({ event: 'guest', ...o }, true));
+      const allDone = Promise.all(launched.map((l) => l.done));
+      const ended = opts.exitWhenDone && launched.length > 0 ? await Promise.race([signal, allDone]) : await signal;
+      const sig: NodeJS.Signals | 'done' = Array.isArray(ended) ? 'done' : ended;
+      for (const l of launched) l.stop();
+      const outcomes = await allDone;
       log.info({ signal: sig }, 'stopping');
       const stats = supervisor.stats();
       await supervisor.close();
       if (json) printJson({ event: 'stopped', signal: sig, stats }, true);
       log.info('stopped');
-      process.exitCode = 0;
+      process.exitCode = sig === 'done' && outcomes.some((o) => !o.ok) ? 1 : 0;
     });
 }
