@@ -121,8 +121,12 @@ export class Supervisor {
   private server: ChannelServer | null = null;
   private started = false;
 
+  /** Log level `trace`: log every access (checked once: the hot path stays a branch). */
+  private readonly traceAccesses: boolean;
+
   constructor(private readonly options: SupervisorOptions) {
     this.log = options.logger ?? silentLogger;
+    this.traceAccesses = this.log.isLevelEnabled('trace');
     this.registry = options.registry ?? new DeviceRegistry();
     this.createRouter = options.createRouter ?? ((id, kind) => new PassthroughRouter(id, kind));
   }
@@ -187,7 +191,19 @@ export class Supervisor {
   }
 
   /** Route one access of a session. Exposed for the MUX tests and the bench. */
+  /** Route one access; at log level `trace` every access and its answer is logged (a driver developer's register trace). */
   route(session: Session, acc: Access): Reply | Promise<Reply> {
+    if (!this.traceAccesses) return this.routeAccess(session, acc);
+    const r = this.routeAccess(session, acc);
+    const logged = (rep: Reply): Reply => {
+      const shown = acc.dir === 'read' ? ` -> ${rep.data ? `${rep.data.length} bytes` : hex(rep.value)}` : '';
+      this.log.trace({ guest: session.guest.name, space: acc.space, addr: hex(acc.addr), ...(rep.error ? { error: rep.error } : {}) }, `${describeAccess(acc)}${shown}`);
+      return rep;
+    };
+    return r instanceof Promise ? r.then(logged) : logged(r);
+  }
+
+  private routeAccess(session: Session, acc: Access): Reply | Promise<Reply> {
     const g = session.guest;
     g.counters.inc('accesses');
     if (acc.space === 'pcicfg') return session.pci.cfgAccess(acc);
