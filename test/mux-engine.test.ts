@@ -226,6 +226,57 @@ describe('mux engine', () => {
     expect(line).toBe(false);
   });
 
+  it('does not re-raise to a guest an IRQ that was already up (stale) when it got the device', async () => {
+    // The toy device of the test above, plus NOP (no effect). a's interrupt stays pending while
+    // b owns the device and is switched out again without ever acknowledging it: that
+    // interrupt is a's, so b must not get it when it comes back (a guest sleeping in HLT for
+    // its own completion would wake early and abort its transfer).
+    const toy = defineMux({
+      kind: 'toy',
+      registers: {
+        RAISE: { region: 'r', offset: 0, width: 1 },
+        ACK: { region: 'r', offset: 1, width: 1 },
+        NOP: { region: 'r', offset: 2, width: 1 },
+      },
+      machine: setup({}).createMachine({ initial: 'idle', states: { idle: { tags: ['safe'] } } }),
+      classify: () => null,
+      reset: { writes: [{ reg: 'ACK', value: 1 }] },
+      deadlineNs: 1e6,
+      reraiseIrq: true,
+      irqLine: 9,
+    });
+    const vt = new VirtualTime();
+    const mux = createMux(toy, { deviceId: 'toy0', policy: roundRobin({ quantumNs: 0 }), clock: vt.clock, timers: vt.timersApi });
+    const dev: Device = {
+      describe: () => ({ kind: 'toy', regions: [{ name: 'r', space: 'pio', size: 3 }], properties: [] }),
+      read: () => 0,
+      write: (_r, off) => {
+        if (off < 2) mux.edges.irq.set(off === 0);
+      },
+      reset: () => {},
+      metrics: () => ({}),
+    };
+    mux.bind(dev);
+    const seen: string[] = [];
+    for (const id of ['a', 'b'])
+      mux.attach({ id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq: (n, l) => seen.push(`${id}:${n}:${l ? 1 : 0}`) });
+    const acc = (off: number): Access => ({ space: 'pio', addr: off, size: 1, dir: 'write', value: 1 });
+    const run = async (id: string, off: number): Promise<void> => {
+      const p = pending(mux.access(id, 0, off, acc(off)));
+      await settle();
+      expect(p.done()).toEqual({ value: 0 });
+      expect(mux.ownerId()).toBe(id);
+    };
+    await run('a', 0); // a's device IRQ goes up
+    await run('b', 2); // b gets the device with a's IRQ still up, does not acknowledge it
+    await run('a', 2); // a back: its own pending IRQ is re-raised
+    await run('b', 2); // b back: the line is still a's
+    expect(seen.filter((s) => s.startsWith('b:'))).toEqual([]);
+    await run('b', 1); // b acknowledges (a command write clears INTRQ on a real drive)
+    await run('b', 0); // b's own interrupt reaches b
+    expect(seen.filter((s) => s.startsWith('b:'))).toEqual(['b:9:1']);
+  });
+
   it('forwards a translation rewrite of several accesses and replays pseudo context registers with a custom replay', async () => {
     const log: string[] = [];
     const toy = defineMux({

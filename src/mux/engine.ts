@@ -117,6 +117,11 @@ export class MuxEngine implements DeviceRouter {
   private deviceIrq = false;
   /** The device IRQ was already up when the owner got the device: it is the previous owner's, not delivered. */
   private staleIrq = false;
+  /**
+   * Whose command raised the device IRQ that is up now: the owner at the rising edge (null: it
+   * rose during a replay or a reset, or with no owner). Only that guest gets it re-raised.
+   */
+  private irqRaisedBy: GuestRec | null = null;
   /** Context replay in progress: device IRQ edges are not delivered. */
   private replaying = false;
   private irqLine = 0;
@@ -667,7 +672,10 @@ export class MuxEngine implements DeviceRouter {
     const now = this.clock();
     const held = now - g.grantedAt;
     g.stats.usedNs += held;
-    g.irqPendingAtRelease = this.deviceIrq;
+    // Only the guest whose command raised the line has an interrupt pending: a line that was
+    // already up when g got the device (another guest's, e.g. after a PIO data-in block whose
+    // status was never read) re-raised to g would end g's next wait for its own completion.
+    g.irqPendingAtRelease = this.deviceIrq && this.irqRaisedBy === g;
     g.reraised = false;
     this.setGuestIrq(g, false);
     this.trace('release', g, `held ${(held / 1e6).toFixed(3)} ms`, held);
@@ -762,6 +770,8 @@ export class MuxEngine implements DeviceRouter {
   // ---- edges: IRQ and DMA --------------------------------------------------------------------
 
   private onDeviceIrq(level: boolean): void {
+    if (level && !this.deviceIrq) this.irqRaisedBy = this.replaying ? null : this.owner;
+    if (!level) this.irqRaisedBy = null;
     this.deviceIrq = level;
     if (!level) this.staleIrq = false;
     const o = this.owner;
