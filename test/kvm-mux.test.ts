@@ -91,4 +91,38 @@ describe.skipIf(kvmSkipReason() !== null)('KVM guests sharing one ATA disk throu
     expect(stats.resets).toBeGreaterThanOrEqual(1);
     expect(stats.perGuest.find((g) => g.guest === 'kvm1')?.faulted).toBe(true);
   });
+
+  for (const runner of ['in-process', 'helper'] as const) {
+    it(`a guest that triple-faults mid-command (${runner}) is cut off by its exit report; the others finish verified`, async () => {
+      rig = await kvmMuxRig(3, WINDOW);
+      const r = rig;
+      // kvm1 issues READ SECTORS for LBA 20 in its read phase and triple-faults right after,
+      // holding the device in an unsafe state while the others are in the middle of their runs.
+      const cmd = (name: string, extra: string) => `mode=pio tag=${name}${extra}`;
+      const start = (name: string, extra: string, helper: boolean) =>
+        helper
+          ? runKvmGuest({ name, connect: r.socket, cmdline: cmd(name, extra), timeoutMs: 50_000 })
+          : runKvmGuest({ name, attach: r.attach, cmdline: cmd(name, extra), timeoutMs: 50_000 });
+      const results = await Promise.all([
+        start('kvm1', ' crash=20', runner === 'helper'),
+        start('kvm2', '', false),
+        start('kvm3', '', true),
+      ]);
+      const [crashed, ...others] = results;
+      expect(crashed.output).toContain('CRASH mid-command lba=20');
+      expect(crashed.exitReason, crashed.stderr).toBe('shutdown');
+      expect(crashed.verified).toBe(false);
+      expectVerified(others, 'pio');
+      const stats = r.sup.stats().devices[0];
+      expect(stats.unsafeSwitches).toBe(0);
+      expect(stats.resets).toBeGreaterThanOrEqual(1);
+      expect(stats.perGuest.find((g) => g.guest === 'kvm1')?.faulted).toBe(true);
+      expect(stats.perGuest.find((g) => g.guest === 'kvm2')?.faulted).toBe(false);
+      // Cut off by the runner's exit report (in-process: detach 'crash'; helper: `bye` with
+      // reason shutdown), not by the watchdog.
+      const cut = r.warnings.filter((w) => w.msg === 'guest cut off');
+      expect(cut.map((w) => w.guest)).toEqual(['kvm1']);
+      expect(cut[0].why).toMatch(/^detached \(crash\) while owning/);
+    });
+  }
 });

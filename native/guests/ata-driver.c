@@ -10,6 +10,7 @@
  *   sectors=N      test only the first N sectors (default: the whole disk)
  *   chunk=N        sectors per command (default 16 for PIO, 64 for DMA)
  *   hang=N         issue READ SECTORS for sector N in the read phase and never read it
+ *   crash=N        issue READ SECTORS for sector N in the read phase, then triple-fault
  *   bench=inb port=P n=N   only time N reads of port P between two MARK lines
  *   verify=only    skip the write phase: check data a previous run left on the disk
  *   probe=mmio addr=A   MMIO round trips at A (dword, word, byte), then RESULT
@@ -181,6 +182,8 @@ void guest_main(u32 magic, struct mb_info *mb) {
     if (chunk < 1 || chunk > MAX_CHUNK) chunk = 16;
     int hang = cmdline_get(cmdline, "hang", val, sizeof val);
     u32 hang_lba = hang ? parse_u32(val) : 0;
+    int crash = cmdline_get(cmdline, "crash", val, sizeof val);
+    u32 crash_lba = crash ? parse_u32(val) : 0;
 
     int verify_only = cmdline_get(cmdline, "verify", val, sizeof val) && str_eq(val, "only");
     put_str("MARK verify-start\n");
@@ -193,6 +196,7 @@ void guest_main(u32 magic, struct mb_info *mb) {
     for (u32 lba = 0; lba < total; lba += chunk) {
         u32 n = total - lba < chunk ? total - lba : chunk;
         if (hang && hang_lba >= lba && hang_lba < lba + n) ata_hang_mid_command(&a, hang_lba);
+        if (crash && crash_lba >= lba && crash_lba < lba + n) ata_crash_mid_command(&a, crash_lba);
         poison(n * 512);   /* stale data must not pass as verified */
         r = dma ? ata_dma(&a, 0, lba, n, buffer) : ata_pio(&a, 0, lba, n, buffer);
         if (r) { report_io_error("read", lba, r); return; }

@@ -170,3 +170,16 @@ void ata_hang_mid_command(struct ata *a, u32 lba) {
     put_str("\n");
     for (;;) __asm__ volatile("sti; hlt");   /* alive, but never reads the data it asked for */
 }
+
+void ata_crash_mid_command(struct ata *a, u32 lba) {
+    static const struct { u16 limit; u32 base; } __attribute__((packed)) null_idt = { 0, 0 };
+    wait_not_busy(a);
+    select_lba(a, lba, 1);
+    outb(a->cmd + ATA_REG_CMD, ATA_CMD_PIO_READ);
+    put_str("CRASH mid-command lba=");
+    put_dec(lba);
+    put_str("\n");
+    /* An empty IDT makes the #UD unhandleable: #DF, then a triple fault (shutdown). */
+    __asm__ volatile("lidt %0; ud2" : : "m"(null_idt));
+    for (;;) __asm__ volatile("cli; hlt");
+}

@@ -18,5 +18,6 @@ int ata_pio(struct ata *a, int write, u32 lba, u32 count, void *buf);
 int ata_dma(struct ata *a, int write, u32 lba, u32 count, void *buf);
 /* Issues READ SECTORS and never reads the data: a driver that hangs mid-command. */
 void ata_hang_mid_command(struct ata *a, u32 lba);
+void ata_crash_mid_command(struct ata *a, u32 lba);
 
 #endif

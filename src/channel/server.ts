@@ -23,6 +23,11 @@ import {
   validatePeerMessage,
 } from './messages.ts';
 
+export type CloseReason = 'bye' | 'crash' | 'disconnect';
+
+/** `bye` reasons that report a crash of the guest, not an orderly end (PROTOCOL.md). */
+export const CRASH_BYE_REASONS: ReadonlySet<string> = new Set(['shutdown', 'internal-error', 'host-error', 'crash', 'fault']);
+
 export type Endpoint = { path: string } | { host?: string; port: number };
 
 /** What the handler returns for an accepted hello. */
@@ -32,8 +37,12 @@ export interface ChannelSession {
   /** Called right after `welcome` is sent: virtual IRQs may flow from here on. */
   started?(): void;
   access(acc: Access): Reply | Promise<Reply>;
-  /** The connection ended (bye or disconnect). Called once. */
-  close(reason: 'bye' | 'disconnect'): void;
+  /**
+   * The connection ended: an orderly bye, a bye whose reason says the peer crashed
+   * (CRASH_BYE_REASONS, e.g. a KVM runner whose guest triple-faulted), or a disconnect.
+   * Called once.
+   */
+  close(reason: CloseReason): void;
 }
 
 export interface ChannelHandler {
@@ -198,7 +207,7 @@ export class PeerConnection {
         this.server.log.info({ conn: this.label, guest: this.guest, reason: m.reason }, 'peer said bye');
         this.closed = true;
         this.socket.end();
-        this.finish('bye');
+        this.finish(typeof m.reason === 'string' && CRASH_BYE_REASONS.has(m.reason) ? 'crash' : 'bye');
         return;
       case 'err':
         this.server.log.warn({ conn: this.label, guest: this.guest, code: m.code }, `peer reported an error: ${m.msg}`);
@@ -254,7 +263,7 @@ export class PeerConnection {
   }
 
   private finished = false;
-  private finish(reason: 'bye' | 'disconnect'): void {
+  private finish(reason: CloseReason): void {
     if (this.finished) return;
     this.finished = true;
     this.server.connections.delete(this);

@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import { muxRouterFactory } from '../../src/mux/router-factory.ts';
 import { Supervisor } from '../../src/supervisor.ts';
@@ -16,6 +17,8 @@ export interface KvmMuxRig {
   image: string;
   names: string[];
   window: number;
+  /** Messages the supervisor and the MUX logged at warn and above, as {msg, guest, why}. */
+  warnings: Array<{ msg: string; guest?: string; why?: string }>;
   close(): Promise<void>;
 }
 
@@ -31,7 +34,9 @@ export async function kvmMuxRig(guests: number, window: number): Promise<KvmMuxR
     },
     'kvm test config',
   );
-  const sup = new Supervisor({ config, createRouter: await muxRouterFactory(config) });
+  const warnings: KvmMuxRig['warnings'] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+  const sup = new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger }) });
   await sup.listen({ path: socket });
   return {
     sup,
@@ -40,6 +45,7 @@ export async function kvmMuxRig(guests: number, window: number): Promise<KvmMuxR
     image: disk.path,
     names,
     window,
+    warnings,
     async close() {
       await sup.close();
       disk.dispose();
