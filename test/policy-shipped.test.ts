@@ -68,6 +68,17 @@ describe('policy loader', () => {
     await expect(loadPolicy('test/fixtures/policies/no-such.ts')).rejects.toThrow(PolicyLoadError);
     await expect(loadPolicy('test/fixtures/policies/bad-shape.ts')).rejects.toThrow(/fairness must be one of/);
   });
+
+  it('loads plain JavaScript policies: an ES module (.mjs) and CommonJS (exports.default)', async () => {
+    const mjs = await loadPolicy('test/fixtures/policies/js/longest-waiting.mjs', { quantumNs: 10 });
+    expect(mjs.name).toBe('longest-waiting-mjs');
+    expect(mjs.pick({ now: 0, owner: owner({ heldNs: 10 }), waiting: [waiter('a'), waiter('b', { waitedNs: 5 })] })).toBe('b');
+    const cjs = await loadPolicy('test/fixtures/policies/js/first-waiting.cjs.js');
+    expect(cjs.name).toBe('first-waiting-cjs');
+    expect(cjs.pick({ now: 0, owner: null, waiting: [waiter('a'), waiter('b')] })).toBe('a');
+    const r = await checkPolicy('test/fixtures/policies/js/longest-waiting.mjs', { runs: 10, seed: 7 });
+    expect(r.ok, r.report).toBe(true);
+  });
 });
 
 describe('shipped policies pass the property suite', () => {

@@ -98,11 +98,18 @@ export async function loadPolicyFactory(nameOrPath: string): Promise<PolicyFacto
   try {
     mod = await import(policyUrl(nameOrPath));
   } catch (err) {
-    throw new PolicyLoadError(nameOrPath, `cannot load module: ${(err as Error).message}`);
+    const msg = (err as Error).message;
+    // Node reads a .js file outside a "type": "module" package as CommonJS.
+    const hint = /\.js$/.test(nameOrPath) && /require\(\) ES Module|Unexpected token 'export'|Cannot use import statement/.test(msg)
+      ? ' (an ES module in a .js file needs "type": "module" in its package.json; or name it .mjs)'
+      : '';
+    throw new PolicyLoadError(nameOrPath, `cannot load module: ${msg}${hint}`);
   }
-  if (typeof mod.default !== 'function')
+  // A CommonJS module's `exports.default = create` arrives as default: { default: create }.
+  const cjs = mod.default as { default?: unknown } | undefined;
+  const create = (typeof mod.default === 'function' ? mod.default : typeof cjs?.default === 'function' ? cjs.default : null) as PolicyFactory | null;
+  if (!create)
     throw new PolicyLoadError(nameOrPath, 'the module must default-export a function create(options?) => policy');
-  const create = mod.default as PolicyFactory;
   return (options) => validatePolicy(create(options), nameOrPath);
 }
 
