@@ -182,55 +182,11 @@ describe('mux engine', () => {
     expect(x.irqs.filter(([g, l]) => g === 'a' && l).length).toBe(1);
   });
 
-  it('re-raises a virtual IRQ that was pending when the guest lost the device', async () => {
-    // A toy device: writing RAISE sets its IRQ line, writing ACK clears it; always safe.
-    const toy = defineMux({
-      kind: 'toy',
-      registers: { RAISE: { region: 'r', offset: 0, width: 1 }, ACK: { region: 'r', offset: 1, width: 1 } },
-      machine: setup({}).createMachine({ initial: 'idle', states: { idle: { tags: ['safe'] } } }),
-      classify: () => null,
-      reset: { writes: [{ reg: 'ACK', value: 1 }] },
-      deadlineNs: 1e6,
-      reraiseIrq: true,
-      irqLine: 9,
-    });
-    const vt = new VirtualTime();
-    const mux = createMux(toy, { deviceId: 'toy0', policy: roundRobin({ quantumNs: 0 }), clock: vt.clock, timers: vt.timersApi });
-    let line = false;
-    const dev: Device = {
-      describe: () => ({ kind: 'toy', regions: [{ name: 'r', space: 'pio', size: 2 }], properties: [] }),
-      read: () => 0,
-      write: (_r, off) => {
-        line = off === 0;
-        mux.edges.irq.set(line);
-      },
-      reset: () => {},
-      metrics: () => ({}),
-    };
-    mux.bind(dev);
-    const seen: string[] = [];
-    for (const id of ['a', 'b'])
-      mux.attach({ id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq: (n, l) => seen.push(`${id}:${n}:${l ? 1 : 0}`) });
-    const acc = (off: number): Access => ({ space: 'pio', addr: off, size: 1, dir: 'write', value: 1 });
-    await now(mux.access('a', 0, 0, acc(0))); // a's device IRQ goes up
-    const held = pending(mux.access('b', 0, 1, acc(1))); // b waits; the device is safe: b gets it, acks
-    await settle();
-    expect(held.done()).toEqual({ value: 0 });
-    // a's line dropped when it lost the device; b never saw a's interrupt.
-    expect(seen).toEqual(['a:9:1', 'a:9:0']);
-    const back = pending(mux.access('a', 0, 1, acc(1)));
-    await settle();
-    expect(back.done()).toEqual({ value: 0 });
-    // a owns again: its pending IRQ was raised again (before its access ran), then followed the device (low).
-    expect(seen).toEqual(['a:9:1', 'a:9:0', 'a:9:1', 'a:9:0']);
-    expect(line).toBe(false);
-  });
-
-  it('does not re-raise to a guest an IRQ that was already up (stale) when it got the device', async () => {
-    // The toy device of the test above, plus NOP (no effect). a's interrupt stays pending while
-    // b owns the device and is switched out again without ever acknowledging it: that
-    // interrupt is a's, so b must not get it when it comes back (a guest sleeping in HLT for
-    // its own completion would wake early and abort its transfer).
+  /**
+   * A toy device, always safe: writing RAISE (0) sets its IRQ line, ACK (1) clears it, NOP (2)
+   * does nothing. Guests a and b; `seen` lists the virtual IRQ edges as guest:line:level.
+   */
+  function irqToy() {
     const toy = defineMux({
       kind: 'toy',
       registers: {
@@ -247,11 +203,14 @@ describe('mux engine', () => {
     });
     const vt = new VirtualTime();
     const mux = createMux(toy, { deviceId: 'toy0', policy: roundRobin({ quantumNs: 0 }), clock: vt.clock, timers: vt.timersApi });
+    const state = { line: false };
     const dev: Device = {
       describe: () => ({ kind: 'toy', regions: [{ name: 'r', space: 'pio', size: 3 }], properties: [] }),
       read: () => 0,
       write: (_r, off) => {
-        if (off < 2) mux.edges.irq.set(off === 0);
+        if (off > 1) return;
+        state.line = off === 0;
+        mux.edges.irq.set(state.line);
       },
       reset: () => {},
       metrics: () => ({}),
@@ -261,12 +220,33 @@ describe('mux engine', () => {
     for (const id of ['a', 'b'])
       mux.attach({ id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq: (n, l) => seen.push(`${id}:${n}:${l ? 1 : 0}`) });
     const acc = (off: number): Access => ({ space: 'pio', addr: off, size: 1, dir: 'write', value: 1 });
+    /** Guest id writes register off; the access completes and id owns the device. */
     const run = async (id: string, off: number): Promise<void> => {
       const p = pending(mux.access(id, 0, off, acc(off)));
       await settle();
       expect(p.done()).toEqual({ value: 0 });
       expect(mux.ownerId()).toBe(id);
     };
+    return { mux, seen, state, run };
+  }
+
+  it('re-raises a virtual IRQ that was pending when the guest lost the device', async () => {
+    const { seen, state, run } = irqToy();
+    await run('a', 0); // a's device IRQ goes up
+    await run('b', 1); // b waits; the device is safe: b gets it, acks
+    // a's line dropped when it lost the device; b never saw a's interrupt.
+    expect(seen).toEqual(['a:9:1', 'a:9:0']);
+    await run('a', 1);
+    // a owns again: its pending IRQ was raised again (before its access ran), then followed the device (low).
+    expect(seen).toEqual(['a:9:1', 'a:9:0', 'a:9:1', 'a:9:0']);
+    expect(state.line).toBe(false);
+  });
+
+  it('does not re-raise to a guest an IRQ that was already up (stale) when it got the device', async () => {
+    // a's interrupt stays pending while b owns the device and is switched out again without
+    // ever acknowledging it: that interrupt is a's, so b must not get it when it comes back
+    // (a guest sleeping in HLT for its own completion would wake early and abort its transfer).
+    const { seen, run } = irqToy();
     await run('a', 0); // a's device IRQ goes up
     await run('b', 2); // b gets the device with a's IRQ still up, does not acknowledge it
     await run('a', 2); // a back: its own pending IRQ is re-raised

@@ -161,24 +161,25 @@ int ata_dma(struct ata *a, int write, u32 lba, u32 count, void *buf) {
     return 0;
 }
 
-void ata_hang_mid_command(struct ata *a, u32 lba) {
+/* READ SECTORS of one sector at lba, announced on the debug port; the caller never reads it. */
+static void start_read_and_abandon(struct ata *a, u32 lba, const char *what) {
     wait_not_busy(a);
     select_lba(a, lba, 1);
     outb(a->cmd + ATA_REG_CMD, ATA_CMD_PIO_READ);
-    put_str("HANG mid-command lba=");
+    put_str(what);
+    put_str(" mid-command lba=");
     put_dec(lba);
     put_str("\n");
+}
+
+void ata_hang_mid_command(struct ata *a, u32 lba) {
+    start_read_and_abandon(a, lba, "HANG");
     for (;;) __asm__ volatile("sti; hlt");   /* alive, but never reads the data it asked for */
 }
 
 void ata_crash_mid_command(struct ata *a, u32 lba) {
     static const struct { u16 limit; u32 base; } __attribute__((packed)) null_idt = { 0, 0 };
-    wait_not_busy(a);
-    select_lba(a, lba, 1);
-    outb(a->cmd + ATA_REG_CMD, ATA_CMD_PIO_READ);
-    put_str("CRASH mid-command lba=");
-    put_dec(lba);
-    put_str("\n");
+    start_read_and_abandon(a, lba, "CRASH");
     /* An empty IDT makes the #UD unhandleable: #DF, then a triple fault (shutdown). */
     __asm__ volatile("lidt %0; ud2" : : "m"(null_idt));
     for (;;) __asm__ volatile("cli; hlt");
