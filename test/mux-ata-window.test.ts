@@ -3,9 +3,10 @@
 // run in shared mode (no window). What each guest sees is checked against the physical disk
 // (the MemoryBackend's bytes and call counters) and against what a lone guest would see.
 
-import { existsSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, readSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AtaDriverError } from '../src/guests/ata-driver.ts';
+import { makeImage, qemuMissingReason } from './helpers/qemu.ts';
 import {
   attachGuest,
   identifyRaw,
@@ -61,6 +62,13 @@ describe('ATA MUX partition windows', () => {
         expect(identifyWord(id, 60) + identifyWord(id, 61) * 0x10000).toBe(w.sectors);
         const lba48 = identifyWord(id, 100) + identifyWord(id, 101) * 2 ** 16 + identifyWord(id, 102) * 2 ** 32 + identifyWord(id, 103) * 2 ** 48;
         expect(lba48).toBe(w.sectors);
+        // CHS (default words 1/3/6, current 54-58) fits in the window; no TRIM (DSM is not translated).
+        const chs = identifyWord(id, 1) * identifyWord(id, 3) * identifyWord(id, 6);
+        expect(identifyWord(id, 1)).toBe(Math.floor(w.sectors / (16 * 63))); // 0 (no CHS) under one cylinder
+        expect(chs).toBeLessThanOrEqual(w.sectors);
+        expect(identifyWord(id, 57) + identifyWord(id, 58) * 0x10000).toBe(identifyWord(id, 54) * identifyWord(id, 55) * identifyWord(id, 56));
+        expect(identifyWord(id, 57) + identifyWord(id, 58) * 0x10000).toBeLessThanOrEqual(w.sectors);
+        expect([identifyWord(id, 105), identifyWord(id, 169)]).toEqual([0, 0]);
         expect(id[510]).toBe(0xa5); // the signature: byte 511 is a checksum
         expect(id.reduce((s, b) => (s + b) & 0xff, 0)).toBe(0);
       });
@@ -208,6 +216,8 @@ describe('ATA MUX partition windows', () => {
       await rig.g('g3').driver.writeDma(0, tagged(3, 0));
       const whole = rig.g('whole').driver;
       expect((await whole.identify()).sectors).toBe(DISK);
+      const id = await identifyRaw(whole.io); // unpatched: the drive's own TRIM words
+      expect([identifyWord(id, 105) > 0, identifyWord(id, 169)]).toEqual([true, 1]);
       expect((await readNativeMax(whole.io, true)).max).toBe(DISK - 1);
       expect(bytesDiff(await whole.readPio(WINDOWS.g1.startLba + 3, 1), tagged(1, 3))).toBe('');
       expect(bytesDiff(await whole.readDma(WINDOWS.g3.startLba, 1), tagged(3, 0))).toBe('');
@@ -308,3 +318,39 @@ describe('ATA MUX partition windows', () => {
     }
   });
 });
+
+const qemuSkip = qemuMissingReason();
+if (qemuSkip) console.log(`mux-ata-window: QEMU part skipped: ${qemuSkip}`);
+
+describe.skipIf(qemuSkip !== null)('ATA MUX partition windows on QEMU’s IDE (qtest)', () => {
+  it('a command beyond the window reads IDNF although QEMU itself answers only ABRT, and never reaches the image', async () => {
+    const img = makeImage(DISK);
+    const rig = await openAtaRig({ guests: [{ name: 'g1', window: WINDOWS.g1 }, { name: 'g2', window: WINDOWS.g2 }], backend: 'qemu', image: img.path });
+    try {
+      const d = rig.g('g1').driver;
+      const last = WINDOWS.g1.sectors;
+      expect((await d.identify()).sectors).toBe(last);
+      for (const op of [() => d.readPio(last - 1, 2), () => d.writePio(last, new Uint8Array(512).fill(0xee)), () => d.readPio(2500, 1)]) {
+        const e = await failure(op());
+        expect(e.status & 0x01, e.message).toBe(0x01);
+        expect(e.error & IDNF, e.message).toBe(IDNF);
+      }
+      // The guest's next good command reads a clean ERROR again; its data lands in its window.
+      await d.writePio(last - 1, tagged(1, last - 1));
+      expect(bytesDiff(await d.readPio(last - 1, 1), tagged(1, last - 1))).toBe('');
+      expect(await readError(d.io)).toBe(0);
+      expect(rig.stats().unsafeSwitches).toBe(0);
+      await rig.close();
+      // In the image: the good sector at the window's end; the sector right after it (g2's
+      // first, where the refused write would have landed) still zero.
+      const disk = readFileSync(img.path);
+      const at = (WINDOWS.g1.startLba + last - 1) * 512;
+      expect(bytesDiff(disk.subarray(at, at + 512), tagged(1, last - 1))).toBe('');
+      expect(disk.subarray(at + 512, at + 1024).every((b) => b === 0)).toBe(true);
+    } finally {
+      await rig.close();
+      img.dispose();
+    }
+  });
+});
+

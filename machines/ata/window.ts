@@ -2,12 +2,13 @@
 // The guest's task-file writes are shadowed; when it writes the command, the whole task
 // file is written again with the physical LBA (converted to the EXT form when the physical
 // LBA needs 48 bits). A command reaching beyond the window is sent with an LBA no disk has,
-// so the device itself fails it with IDNF (and raises its interrupt) without touching the
-// medium. IDENTIFY and READ NATIVE MAX are patched to show the window's size.
+// so the device itself fails it (and raises its interrupt) without touching the medium; the
+// guest reads IDNF in ERROR whether the device says IDNF (our model) or only ABRT (QEMU 7.2's
+// ide_sect_range_ok failure). IDENTIFY and READ NATIVE MAX are patched to show the window's size.
 
 import type { Reply } from '../../src/access.ts';
 import type { GuestView, MuxAccess, Answer } from '../../src/mux/define.ts';
-import { ATA_HOB, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
+import { ATA_HOB, ATA_IDNF, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
 
 const LBA28_LIMIT = 0x0fff_ffff; // last LBA a 28-bit command can address (exclusive end - 1)
 const NO_SUCH_LBA = 2 ** 48 - 1; // beyond every disk: the device answers IDNF
@@ -55,6 +56,7 @@ export interface AtaScratch {
   rewritten: boolean; // the device's LBA registers hold a physical address: answer reads from the shadow
   written: boolean; // task-file bytes written since the last command: the device may hold another guest's
   pioLeft: number; // PIO data-in words of the current command not read yet (0: none expected)
+  outOfWindow: boolean; // the current command reached beyond the window: ERROR reads carry IDNF
   patch: 'identify' | 'nativeMax' | null;
   byte: number; // IDENTIFY: next byte position of the data being read
   delta: number; // IDENTIFY: sum of patched-in minus patched-out bytes (checksum fix)
@@ -72,6 +74,7 @@ function scratchOf(g: GuestView): AtaScratch {
     rewritten: false,
     written: false,
     pioLeft: 0,
+    outOfWindow: false,
     patch: null,
     byte: 0,
     delta: 0,
@@ -136,12 +139,19 @@ function command(cmd: MuxAccess, s: AtaScratch, win: { startLba: number; sectors
   const op = cmd.value & 0xff;
   s.patch = null;
   s.rewritten = false;
+  s.outOfWindow = false;
   const ext = TO_EXT[op];
   if (win && ext !== undefined) {
-    if (!(s.device & ATA_LBA)) return lbaTaskfile(cmd, ext, NO_SUCH_LBA, 1, s); // CHS is not translated
+    if (!(s.device & ATA_LBA)) {
+      s.outOfWindow = true; // CHS is not translated
+      return lbaTaskfile(cmd, ext, NO_SUCH_LBA, 1, s);
+    }
     const { lba, count } = guestRange(s, EXT_OPS.has(op));
     s.rewritten = true;
-    if (lba + count > win.sectors) return lbaTaskfile(cmd, ext, NO_SUCH_LBA, count, s);
+    if (lba + count > win.sectors) {
+      s.outOfWindow = true;
+      return lbaTaskfile(cmd, ext, NO_SUCH_LBA, count, s);
+    }
     const phys = win.startLba + lba;
     const useExt = EXT_OPS.has(op) || phys + count - 1 > LBA28_LIMIT;
     return lbaTaskfile(cmd, useExt ? ext : op, phys, count, s);
@@ -164,6 +174,15 @@ function startIdentifyPatch(s: AtaScratch, sectors: number): void {
     bytes.set(2 * w, v & 0xff);
     bytes.set(2 * w + 1, (v >> 8) & 0xff);
   };
+  // CHS geometry (default and current) that fits in the window: 16 heads, 63 sectors per track,
+  // no CHS at all for a window under one cylinder (CHS commands are refused anyway).
+  const cylinders = Math.min(16383, Math.floor(sectors / (16 * 63)));
+  const [heads, spt] = cylinders ? [16, 63] : [0, 0];
+  const chs = cylinders * heads * spt;
+  for (const [w, v] of [[1, cylinders], [3, heads], [6, spt], [54, cylinders], [55, heads], [56, spt], [57, chs & 0xffff], [58, chs >>> 16]]) word(w, v);
+  // DATA SET MANAGEMENT is not translated (ALLOWED): a windowed guest sees no TRIM.
+  word(105, 0);
+  word(169, 0);
   const lba28 = Math.min(sectors, LBA28_LIMIT);
   word(60, lba28 & 0xffff);
   word(61, Math.floor(lba28 / 0x10000) & 0xffff);
@@ -216,6 +235,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         if (a.value & ATA_SRST) {
           s.rewritten = s.written = false; // the device loads its signature
           s.pioLeft = 0;
+          s.outOfWindow = false;
           if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0);
         }
         return;
@@ -246,7 +266,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
   const saved = g.context.get(ERRSAVE) ?? 0;
   if (saved & ERRSAVE_VALID) {
     if (name === 'STATUS' || name === 'ALTSTATUS') return { answer: { value: (saved >> 8) & 0xff } };
-    if (name === 'ERROR') return { answer: { value: saved & 0xff } };
+    if (name === 'ERROR') return { answer: { value: (saved & 0xff) | (s.outOfWindow ? ATA_IDNF : 0) } };
   }
   const win = windowOf(g);
   if (name === 'LBAL' || name === 'LBAM' || name === 'LBAH' || name === 'NSECT' || name === 'DEVICE') {
@@ -279,9 +299,10 @@ function recordSettings(op: number, g: GuestView, s: AtaScratch): void {
   }
 }
 
-/** Translation hook: reply side (IDENTIFY patching). */
+/** Translation hook: reply side (IDENTIFY patching, IDNF for a command beyond the window). */
 export function translateReply(a: MuxAccess, reply: Reply, g: GuestView): Reply | void {
   const s = scratchOf(g);
+  if (s.outOfWindow && a.reg?.name === 'ERROR') return { ...reply, value: Number(reply.value) | ATA_IDNF };
   if (s.patch !== 'identify' || a.reg?.name !== 'DATA') return;
   if (reply.data) {
     const data = reply.data.slice();
