@@ -62,6 +62,8 @@ export interface GuestStats {
   grants: number;
   denials: number;
   faults: number;
+  /** Device resets this guest's fault caused (watchdog, crash or detach mid-command). */
+  resets: number;
   dmaRefused: number;
   usedNs: number;
   faulted: boolean;

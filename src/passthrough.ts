@@ -10,7 +10,7 @@ import type { AttachOptions, DetachReason, DeviceRouter, GuestLink, GuestStats, 
 import { monotonicNs } from './metrics.ts';
 
 function emptyStats(guest: string): GuestStats {
-  return { guest, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, dmaRefused: 0, usedNs: 0, faulted: false };
+  return { guest, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, resets: 0, dmaRefused: 0, usedNs: 0, faulted: false };
 }
 
 export class PassthroughRouter implements DeviceRouter {

@@ -384,7 +384,8 @@ describe('mux engine', () => {
     expect(x.mux.ownerId()).toBe('b');
     const st = x.mux.stats();
     expect(st).toMatchObject({ resets: 1, faults: 1, unsafeSwitches: 0 });
-    expect(st.perGuest.find((s) => s.guest === 'a')).toMatchObject({ faulted: true, faults: 1 });
+    expect(st.perGuest.find((s) => s.guest === 'a')).toMatchObject({ faulted: true, faults: 1, resets: 1 });
+    expect(st.perGuest.find((s) => s.guest === 'b')).toMatchObject({ faulted: false, faults: 0, resets: 0 });
     expect(x.resets[0]).toMatch(/^a: watchdog/);
     expect(x.dev.idle()).toBe(true);
     // The faulted guest's later accesses are refused with all-ones.

@@ -170,7 +170,7 @@ export class MuxEngine implements DeviceRouter {
     const stats: GuestStats =
       prev >= 0
         ? { ...this.departed.splice(prev, 1)[0], faulted: false }
-        : { guest: link.id, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, dmaRefused: 0, usedNs: 0, faulted: false };
+        : { guest: link.id, accesses: 0, stalls: 0, grants: 0, denials: 0, faults: 0, resets: 0, dmaRefused: 0, usedNs: 0, faulted: false };
     const context = new Map<string, number>();
     const setContext = (name: string, value: number): void => {
       context.set(name, value);
@@ -462,6 +462,7 @@ export class MuxEngine implements DeviceRouter {
     this.owner = null;
     this.removeWaiting(g);
     for (const h of g.queue.splice(0)) h.resolve(deniedReply(h.acc, `guest ${g.link.id} faulted on ${this.deviceId}: ${why}`));
+    g.stats.resets++;
     this.runReset(why);
     try {
       g.link.notifyReset?.(this.deviceId, why);
@@ -611,6 +612,14 @@ export class MuxEngine implements DeviceRouter {
     return this.waiting[0];
   }
 
+  /** A throwing accounting hook is a policy error like a bad pick: counted, logged, traced. */
+  private hookFailed(hook: 'onGrant' | 'onRelease', g: GuestRec, err: unknown): void {
+    this.counters.policyErrors++;
+    const why = `${hook}(${JSON.stringify(g.link.id)}) threw: ${err instanceof Error ? err.message : String(err)}`;
+    this.log.error({ policy: this.policy.name, guest: g.link.id, err }, `policy ${hook} threw`);
+    this.trace('policy-error', g, why);
+  }
+
   /** Hand the device to `next` (called in a safe state, or with no owner after a reset). */
   private switchTo(next: GuestRec): MaybePromise<void> {
     const prev = this.owner;
@@ -632,8 +641,7 @@ export class MuxEngine implements DeviceRouter {
     try {
       this.policy.onGrant?.(next.link.id, now);
     } catch (err) {
-      this.counters.policyErrors++;
-      this.log.error({ err }, 'policy onGrant threw');
+      this.hookFailed('onGrant', next, err);
     }
     this.replaying = true;
     const replay = this.replay(next);
@@ -682,8 +690,7 @@ export class MuxEngine implements DeviceRouter {
     try {
       this.policy.onRelease?.(g.link.id, now, held);
     } catch (err) {
-      this.counters.policyErrors++;
-      this.log.error({ err }, 'policy onRelease threw');
+      this.hookFailed('onRelease', g, err);
     }
     // A guest switched out with accesses still held waits again.
     if (g.queue.length > 0 && g.waitingSince < 0 && !g.stats.faulted) {
