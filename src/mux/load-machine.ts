@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { defineMux, MuxDefinitionError, type MuxDefinition } from './define.ts';
+import { defaultExport, importUserModule } from '../util/import-module.ts';
 
 /** Where a machine name or path points: `sim` -> machines/sim.ts (or machines/sim/index.ts), else a path. */
 export function machineUrl(nameOrPath: string): string {
@@ -21,12 +22,13 @@ export function machineUrl(nameOrPath: string): string {
 export async function loadMux(nameOrPath: string): Promise<MuxDefinition> {
   let mod: { default?: unknown };
   try {
-    mod = await import(machineUrl(nameOrPath));
+    mod = await importUserModule(machineUrl(nameOrPath));
   } catch (err) {
     if (err instanceof MuxDefinitionError) throw err;
     throw new MuxDefinitionError(nameOrPath, `cannot load module: ${(err as Error).message}`);
   }
-  if (!mod.default || typeof mod.default !== 'object')
+  const def = defaultExport(mod);
+  if (!def || typeof def !== 'object')
     throw new MuxDefinitionError(nameOrPath, 'the module must default-export defineMux({...})');
-  return defineMux(mod.default as MuxDefinition);
+  return defineMux(def as MuxDefinition);
 }

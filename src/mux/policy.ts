@@ -11,6 +11,7 @@
 
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { defaultExport, importUserModule } from '../util/import-module.ts';
 
 export type Fairness = 'equal' | 'weighted' | 'none';
 
@@ -96,7 +97,7 @@ export function policyUrl(nameOrPath: string): string {
 export async function loadPolicyFactory(nameOrPath: string): Promise<PolicyFactory> {
   let mod: { default?: unknown };
   try {
-    mod = await import(policyUrl(nameOrPath));
+    mod = await importUserModule(policyUrl(nameOrPath));
   } catch (err) {
     const msg = (err as Error).message;
     // Node reads a .js file outside a "type": "module" package as CommonJS.
@@ -105,9 +106,8 @@ export async function loadPolicyFactory(nameOrPath: string): Promise<PolicyFacto
       : '';
     throw new PolicyLoadError(nameOrPath, `cannot load module: ${msg}${hint}`);
   }
-  // A CommonJS module's `exports.default = create` arrives as default: { default: create }.
-  const cjs = mod.default as { default?: unknown } | undefined;
-  const create = (typeof mod.default === 'function' ? mod.default : typeof cjs?.default === 'function' ? cjs.default : null) as PolicyFactory | null;
+  const exported = defaultExport(mod);
+  const create = typeof exported === 'function' ? (exported as PolicyFactory) : null;
   if (!create)
     throw new PolicyLoadError(nameOrPath, 'the module must default-export a function create(options?) => policy');
   return (options) => validatePolicy(create(options), nameOrPath);

@@ -1,0 +1,31 @@
+// Users' own policy and machine modules load wherever they live: TypeScript in a folder whose
+// package.json says "type": "commonjs" (as in a folder without one), plain .mjs, and CommonJS
+// .js. Through the real CLI, whose tsx loader is what a user runs.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const FIX = 'test/fixtures';
+const cli = (...args: string[]) => spawnSync(process.execPath, ['src/bin/muxvisor.mjs', ...args], { encoding: 'utf8' });
+
+describe('user modules outside an ES-module package', () => {
+  it('check-machine loads a TypeScript machine from a "type": "commonjs" folder', () => {
+    const r = cli('check-machine', `${FIX}/commonjs-scope/toy-machine.ts`);
+    expect(r.stderr).not.toMatch(/cannot load module/);
+    expect(r.stdout).toMatch(/^ok: a safe state exists/m);
+    expect(r.status).toBe(0);
+  });
+
+  it('check-policy loads TypeScript, .mjs and CommonJS .js policies', () => {
+    for (const [file, name] of [
+      ['commonjs-scope/keep-owner.ts', 'keep-owner-cjs-scope'],
+      ['policies/js/longest-waiting.mjs', 'longest-waiting-mjs'],
+      ['policies/js/first-waiting.cjs.js', 'first-waiting-cjs'],
+    ]) {
+      const r = cli('check-policy', `${FIX}/${file}`, '--runs', '5', '--seed', '1');
+      expect(r.stderr, file).not.toMatch(/cannot load module/);
+      expect(r.stdout, file).toContain(`policy "${name}"`);
+      expect(r.stdout, file).toMatch(/^ok: safety/m);
+      expect(r.status, file).toBe(0);
+    }
+  });
+});
