@@ -36,6 +36,13 @@ describe('check-machine', () => {
     expect(r.problems).toEqual([{ state: 'orphan', problem: expect.stringMatching(/unreachable/) }]);
   });
 
+  it('reports a context that grows without bound instead of crashing', async () => {
+    const r = await checkMachine(`${FIX}/unbounded.ts`);
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([{ problem: expect.stringMatching(/context grows without bound/) }]);
+    expect(r.report).toMatch(/FAILED: 1 problem/);
+  });
+
   it('names the states from which the reset path does not reach safety', async () => {
     const r = await checkMachine(`${FIX}/bad-reset.ts`);
     expect(r.problems.map((p) => p.state).sort()).toEqual(['aborting', 'busy']);

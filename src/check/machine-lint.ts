@@ -30,6 +30,9 @@ export interface LintResult {
 
 type Entry = { state: AnyMachineSnapshot; transitions: Record<string, { event: { type: string }; state: AnyMachineSnapshot }> };
 
+/** How many distinct states (with context, for a guarded machine) the exploration may visit. */
+const EXPLORE_LIMIT = 20_000;
+
 /** Lint a definition already loaded. */
 export function lintDefinition(def: MuxDefinition): Omit<LintResult, 'report'> {
   const problems: LintProblem[] = [];
@@ -40,7 +43,18 @@ export function lintDefinition(def: MuxDefinition): Omit<LintResult, 'report'> {
   // Without guards the state value decides everything; with guards the context may matter too.
   const simple = fastPathObstacle(machine) === null;
   const key = (s: AnyMachineSnapshot) => (simple ? JSON.stringify(s.value) : JSON.stringify([s.value, s.context]));
-  const adj = getAdjacencyMap(machine, { events: events as never, serializeState: key as never, limit: 20_000 }) as unknown as Record<string, Entry>;
+  let adj: Record<string, Entry>;
+  try {
+    adj = getAdjacencyMap(machine, { events: events as never, serializeState: key as never, limit: EXPLORE_LIMIT }) as unknown as Record<string, Entry>;
+  } catch (err) {
+    if (!/limit/i.test((err as Error).message)) throw err;
+    problems.push({
+      problem:
+        `more than ${EXPLORE_LIMIT} distinct (state, context) pairs: the machine's context grows without bound under its events, ` +
+        'so its states cannot be checked. Keep guards on bounded context (reset counters when a command ends), or give the definition `events` with the payloads that matter',
+    });
+    return { ok: false, kind: def.kind, states: [], safeStates: [], problems, diagram: mermaid(machine) };
+  }
   const keys = Object.keys(adj);
   const name = (k: string) => statePath(adj[k].state.value);
   const safe = new Set(keys.filter((k) => adj[k].state.hasTag('safe')));
