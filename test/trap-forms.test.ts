@@ -64,4 +64,16 @@ describe('user-mode trap shim: instruction forms', () => {
     expect(r.stdout).toContain('back from own handler');
     expect(r.code).toBe(0);
   });
+
+  it('a SIGSEGV sent by kill() gets the program its own disposition: ignored, or the default (death)', async () => {
+    const ignored = await runTrapped(FORMS, ['sent-ignored'], { localEcho: true, mmioPath: MMIO_PATH });
+    expect(ignored.stdout).toContain('ok port I/O still trapped after kill');
+    expect(ignored.stdout).toContain('alive after kill');
+    expect(ignored.code).toBe(0);
+    const dfl = await runTrapped(FORMS, ['sent-default'], { localEcho: true, mmioPath: MMIO_PATH });
+    expect(dfl.stdout).toContain('ok port I/O trapped before kill');
+    expect(dfl.stdout).not.toContain('alive after kill');
+    expect(dfl.signal).toBe('SIGSEGV');
+  });
 });
+

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -267,7 +268,17 @@ static void pass_on(int sig, siginfo_t *si, void *ctx)
 		app.sa_sigaction(sig, si, ctx);
 	} else if (app.sa_handler != SIG_DFL && app.sa_handler != SIG_IGN) {
 		app.sa_handler(sig);
-	} else { // default action: returning re-executes the instruction, which faults again
+	} else if (si->si_code <= 0) {
+		// Sent by kill()/tgkill()/sigqueue(), not a fault: nothing re-executes, so the
+		// default action must be asked for. SIGSEGV is blocked in this handler: the signal
+		// sent here stays pending and is delivered, with SIG_DFL, as the handler returns.
+		if (app.sa_handler == SIG_IGN)
+			return; // the program ignores a sent SIGSEGV; our handler stays for its port I/O
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigemptyset(&dfl.sa_mask);
+		mt_real_sigaction(SIGSEGV, &dfl, NULL);
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGSEGV);
+	} else { // a fault, default action: returning re-executes the instruction, which faults again
 		struct sigaction dfl = { .sa_handler = SIG_DFL };
 		sigemptyset(&dfl.sa_mask);
 		mt_real_sigaction(SIGSEGV, &dfl, NULL);

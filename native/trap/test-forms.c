@@ -3,7 +3,9 @@
 // access each form must produce ("expect ..." on stdout); the test compares that with
 // the shim's trace (MUXVISOR_TRACE_FD). Modes: `forms` (default), `unsupported` (an
 // `add` to MMIO: must die by SIGSEGV), `own-handler` (the program's SIGSEGV handler
-// still runs for faults that are not the shim's).
+// still runs for faults that are not the shim's), `sent-ignored` (a SIGSEGV sent by kill()
+// while the program ignores it changes nothing), `sent-default` (a SIGSEGV sent by kill()
+// with the default action ends the program, as without the shim).
 #include "test-forms.h"
 
 #include <fcntl.h>
@@ -224,6 +226,15 @@ int main(int argc, char **argv)
 		printf("back from own handler\n");
 		return failures ? 1 : 0;
 	}
-	fprintf(stderr, "usage: test-forms [forms|unsupported|own-handler]\n");
+	if (!strcmp(mode, "sent-ignored") || !strcmp(mode, "sent-default")) {
+		if (mode[5] == 'i' && signal(SIGSEGV, SIG_IGN) == SIG_ERR)
+			return 4;
+		check("port I/O trapped before kill", inb(0x80), pat(PIO, 0x80, 1));
+		kill(getpid(), SIGSEGV);
+		check("port I/O still trapped after kill", inb(0x80), pat(PIO, 0x80, 1));
+		printf("alive after kill\n");
+		return failures ? 1 : 0;
+	}
+	fprintf(stderr, "usage: test-forms [forms|unsupported|own-handler|sent-ignored|sent-default]\n");
 	return 2;
 }
