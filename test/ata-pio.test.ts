@@ -385,6 +385,50 @@ describe('guest mistakes are counted, never thrown', () => {
     expect(inner.calls.flush).toBe(0);
   });
 
+  it('taskfile writes while BSY or DRQ are dropped and counted (as QEMU ide_ioport_write)', async () => {
+    const inner = new MemoryBackend(100, { data: pattern(100, 3) });
+    const blk = new GatedBackend(inner);
+    const { drv, dev } = makeRig(blk);
+    drv.issue28(0x20, 4, 2);
+    drv.outb(0x1f3, 0x50); // BSY: the first block is being fetched
+    blk.release();
+    await dev.whenIdle();
+    expect(drv.altStatus() & (BSY | DRQ)).toBe(DRQ);
+    const regs = () => {
+      const low = [2, 3, 4, 5, 6].map((r) => drv.inb(0x1f0 + r));
+      drv.outb(0x3f6, 0x80);
+      const hob = [1, 2, 3, 4, 5].map((r) => drv.inb(0x1f0 + r));
+      drv.outb(0x3f6, 0x00);
+      return [...low, ...hob];
+    };
+    const before = regs();
+    for (const [reg, v] of [[1, 0x11], [2, 0x22], [3, 0x33], [4, 0x44], [5, 0x55], [6, 0xb0]]) drv.outb(0x1f0 + reg, v); // DRQ
+    expect(regs()).toEqual(before); // no HOB byte moved, device 1 was not selected
+    expect(dev.metrics().taskfileWriteWhileBusy).toBe(7);
+    // The command goes on with the registers it was issued with.
+    expect(firstDiff(drv.insw(0x1f0, 256), inner.data.subarray(4 * 512, 5 * 512))).toBe(-1);
+    blk.release();
+    await new Promise((r) => setImmediate(r));
+    blk.release();
+    await dev.whenIdle();
+    expect(firstDiff(drv.insw(0x1f0, 256), inner.data.subarray(5 * 512, 6 * 512))).toBe(-1);
+    expect(drv.status() & (BSY | DRQ | ERR)).toBe(0);
+    drv.outb(0x1f3, 0x33); // idle again: taken
+    expect(drv.inb(0x1f3)).toBe(0x33);
+    expect(dev.metrics().taskfileWriteWhileBusy).toBe(7);
+  });
+
+  it('taskfile writes while a DMA command waits for the bus master (DRQ) are dropped', async () => {
+    const blk = new MemoryBackend(100, { data: pattern(100, 4) });
+    const { drv, dev } = makeRig(blk);
+    drv.issue28(0xc8, 9, 1);
+    expect(drv.altStatus() & DRQ).toBe(DRQ);
+    drv.outb(0x1f2, 5);
+    drv.outb(0x1f3, 50);
+    expect([drv.inb(0x1f2), drv.inb(0x1f3)]).toEqual([1, 9]);
+    expect(dev.metrics().taskfileWriteWhileBusy).toBe(2);
+  });
+
   it('an absurd string read length is capped, not allocated', () => {
     const { dev } = makeRig(new MemoryBackend(10));
     expect(dev.readString(0, 0, 2, 2 ** 31).length).toBe(1 << 20);

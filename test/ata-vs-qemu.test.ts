@@ -97,6 +97,13 @@ async function script(dev: Device, irq: IrqRecorder, mem: BufferMemory): Promise
   await wr(0, 7, 0x20);
   await obs('read.cmd');
   for (const i of [0, 1]) {
+    if (i === 0) {
+      // Command block writes in the data phase (DRQ) are dropped; the read goes on unchanged.
+      await wr(0, 2, 0x66);
+      await wr(0, 3, 0x77);
+      await wr(0, 6, 0xf0);
+      out.set('read.drq.write', await regs());
+    }
     const d = await Promise.resolve(dev.readString!(0, 0, 2, 256));
     out.set(`read.data${i}`, `${d[0]},${d[511]}`);
     await obs(`read.blk${i}`);
@@ -185,6 +192,9 @@ async function script(dev: Device, irq: IrqRecorder, mem: BufferMemory): Promise
   await wr(2, 2, 0x06);
   await load28(100, 3);
   await wr(0, 7, 0xc8);
+  await wr(0, 2, 0x07); // DRQ while the command waits for the bus master: dropped
+  await wr(0, 3, 0x42);
+  out.set('dma.wait.write', `alt=${hex(await rd(1, 0))} regs=${await regs()}`);
   await wr(2, 0, 0x09);
   for (let i = 0; i < 2000 && !((await rd(2, 2)) & 0x04); i++) await new Promise((r) => setTimeout(r, 1));
   out.set('dma.read', `bm=${hex(await rd(2, 2))} irq=${irq.level} alt=${hex(await settle())} regs=${await regs()}`);

@@ -104,7 +104,10 @@ export class AtaDevice extends DriveCore implements Device {
 
   private writeCmdReg(reg: number, v: number): void {
     if (reg === R.ATA_REG_CMD) return this.command(v);
-    if (this.status & R.ATA_BUSY) return this.mistake('taskfileWriteWhileBusy', undefined);
+    // ATA leaves command block writes while BSY or DRQ undefined (the host shall not make
+    // them); QEMU's ide_ioport_write drops them, and so do we: a command in progress, its
+    // data phase included, keeps the registers it was issued with.
+    if (this.status & (R.ATA_BUSY | R.ATA_DRQ)) return this.mistake('taskfileWriteWhileBusy', undefined);
     this.tf.write(reg, v);
     this.devctl &= ~R.ATA_HOB; // a taskfile write clears HOB (ATA-8 7.1)
   }
