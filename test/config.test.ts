@@ -94,6 +94,58 @@ describe('config', () => {
     expect(err.message).toContain(`${join(dir, 'ok.json')}: invalid configuration:\n  devices[0].kind: unknown device kind "ata"`);
   });
 
+  it('a policy name must be a shipped policy; a file is given as module', () => {
+    const c = clone(good) as any;
+    c.devices[0].policy = { name: 'round-robbin' };
+    expect(issuesOf(c)).toEqual(['devices[0].policy.name: unknown policy "round-robbin"; shipped: round-robin, weighted-fair, priority, edf (a policy file is given as {"module": "path"})']);
+    c.devices[0].policy = { module: 'round-robbin.ts' };
+    expect(() => parseConfig(c)).not.toThrow();
+  });
+
+  it('loadConfig names the JSON path of a bad backend or properties of a built-in kind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mvcfg-'));
+    const file = join(dir, 'devs.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        devices: [
+          { id: 'd0', kind: 'ata', backend: { type: 'nbd' } },
+          { id: 'd1', kind: 'ata', backend: { type: 'memory', sizeMiB: 1 }, properties: { deadlineNs: -5, modle: 'x' } },
+          { id: 'd2', kind: 'ata' },
+          { id: 'd3', kind: 'qemu-ide', backend: { type: 'qemu' } },
+        ],
+      }),
+    );
+    const err = await loadConfig(file).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    const issues = (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+    expect(issues).toContainEqual('devices[0].backend: give either `socket` (a Unix socket path) or `host` (+ `port`)');
+    expect(issues).toContainEqual(expect.stringMatching(/^devices\[1\]\.properties\.deadlineNs: /));
+    expect(issues).toContainEqual('devices[1].properties: unknown field "modle"');
+    expect(issues).toContainEqual('devices[2].backend: a device of kind ata needs a backend: file | memory | nbd');
+    expect(issues).toContainEqual(expect.stringMatching(/^devices\[3\]\.backend\.image: /));
+    expect(err.message).toContain(`${file}: invalid configuration:`);
+  });
+
+  it('loadConfig resolves a properties.machine path against the file, not a shipped machine name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mvcfg-'));
+    const file = join(dir, 'm.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        devices: [
+          { id: 'd0', kind: 'ata', backend: { type: 'memory', sizeMiB: 1 }, properties: { machine: 'machines/my-ata.ts' } },
+          { id: 'd1', kind: 'ata', backend: { type: 'memory', sizeMiB: 1 }, properties: { machine: 'ata' } },
+          { id: 'd2', kind: 'scratch', properties: { machine: 'local-machine' } },
+        ],
+      }),
+    );
+    const c = await loadConfig(file);
+    expect(c.devices[0].properties.machine).toBe(join(dir, 'machines/my-ata.ts'));
+    expect(c.devices[1].properties.machine).toBe('ata');
+    expect(c.devices[2].properties.machine).toBe(join(dir, 'local-machine'));
+  });
+
   it('ships the JSON Schema generated from the zod schema', () => {
     expect(readFileSync(SCHEMA_FILE, 'utf8')).toBe(schemaFileText());
     const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8'));

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimDevice } from '../src/check/sim-device.ts';
 import { MuxEngine } from '../src/mux/engine.ts';
-import { hasMachine, prepareMuxRouters } from '../src/mux/router-factory.ts';
+import { hasMachine, MuxConfigError, prepareMuxRouters } from '../src/mux/router-factory.ts';
 import { PolicyLoadError } from '../src/mux/policy.ts';
 
 describe('prepareMuxRouters', () => {
@@ -23,7 +23,35 @@ describe('prepareMuxRouters', () => {
     expect(r!.stats()).toMatchObject({ device: 'sim0', kind: 'sim', switches: 1 });
   });
 
-  it('names a policy that cannot be loaded', async () => {
-    await expect(prepareMuxRouters([{ id: 'sim0', kind: 'sim', policy: { module: 'no/such/policy.ts' } }])).rejects.toThrow(PolicyLoadError);
+  it('names a policy that cannot be loaded, with its JSON path', async () => {
+    const err = await prepareMuxRouters([{ id: 'sim0', kind: 'sim', policy: { module: 'no/such/policy.ts' } }]).catch((e) => e);
+    expect(err).toBeInstanceOf(MuxConfigError);
+    expect(err.cause).toBeInstanceOf(PolicyLoadError);
+    expect(err.issues).toEqual([{ path: 'devices[0].policy.module', message: expect.stringMatching(/^policy no\/such\/policy\.ts: cannot load module/) }]);
+  });
+
+  it('a policy name must be a shipped policy, not a path', async () => {
+    const err = await prepareMuxRouters([{ id: 's', kind: 'scratch' }, { id: 'sim0', kind: 'sim', policy: { name: 'round-robbin' } }]).catch((e) => e);
+    expect(err).toBeInstanceOf(MuxConfigError);
+    expect(err.message).toBe('devices[1].policy.name: unknown policy "round-robbin"; shipped: round-robin, weighted-fair, priority, edf (a policy file is given as {module: path})');
+    expect(err.message).not.toMatch(/cannot load module/);
+  });
+
+  it('a policy on a device without a MUX is an error naming its path', async () => {
+    const err = await prepareMuxRouters([{ id: 'scratch0', kind: 'scratch', policy: { name: 'round-robin' } }]).catch((e) => e);
+    expect(err).toBeInstanceOf(MuxConfigError);
+    expect(err.issues).toEqual([{ path: 'devices[0].policy', message: expect.stringMatching(/device kind "scratch" has no MUX/) }]);
+    // With a machine in properties.machine, the policy has something to arbitrate.
+    const make = await prepareMuxRouters([{ id: 'scratch0', kind: 'scratch', policy: { name: 'round-robin' }, properties: { machine: 'sim' } }]);
+    expect(make('scratch0', 'scratch')).toBeInstanceOf(MuxEngine);
+  });
+
+  it('names the JSON path of a bad deadline and of a machine that cannot be loaded', async () => {
+    const bad = await prepareMuxRouters([{ id: 'sim0', kind: 'sim', properties: { deadlineNs: -1 } }]).catch((e) => e);
+    expect(bad).toBeInstanceOf(MuxConfigError);
+    expect(bad.message).toBe('devices[0].properties.deadlineNs: expected a positive number of ns, got -1');
+    const missing = await prepareMuxRouters([{ id: 'sim0', kind: 'sim', properties: { machine: 'no/such/machine.ts' } }]).catch((e) => e);
+    expect(missing).toBeInstanceOf(MuxConfigError);
+    expect(missing.issues[0]).toMatchObject({ path: 'devices[0].properties.machine', message: expect.stringMatching(/cannot load module/) });
   });
 });

@@ -3,7 +3,7 @@
 // ChannelHandler. A protocol error sends `err`, closes that connection only, is counted
 // and logged. A reply for a peer that went away is dropped, never thrown.
 
-import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Access, Reply } from '../access.ts';
 import { type Logger, silentLogger } from '../log.ts';
@@ -287,19 +287,21 @@ export class ChannelServer {
     readonly log: Logger = silentLogger,
   ) {}
 
-  /** Listen; a stale Unix socket file is replaced. Resolves with the path or the TCP address. */
+  /**
+   * Listen. A Unix socket file nobody listens on (a crashed supervisor's) is replaced; one
+   * another supervisor is listening on is an error. Resolves with the path or the TCP address.
+   */
   async listen(endpoint: Endpoint): Promise<string | AddressInfo> {
+    if ('path' in endpoint) await removeStaleSocket(endpoint.path);
     const server = createServer((socket) => this.connections.add(new PeerConnection(socket, this)));
     this.server = server;
-    if ('path' in endpoint) {
-      if (existsSync(endpoint.path) && lstatSync(endpoint.path).isSocket()) unlinkSync(endpoint.path);
-      this.unixPath = endpoint.path;
-    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${'path' in endpoint ? endpoint.path : `${endpoint.host ?? '127.0.0.1'}:${endpoint.port}`}: ${e.message}`)));
       if ('path' in endpoint) server.listen(endpoint.path, resolve);
       else server.listen(endpoint.port, endpoint.host ?? '127.0.0.1', resolve);
     });
+    // Only a socket file we created is ours to unlink on close.
+    if ('path' in endpoint) this.unixPath = endpoint.path;
     const addr = server.address();
     return typeof addr === 'string' || addr === null ? ('path' in endpoint ? endpoint.path : '') : addr;
   }
@@ -317,6 +319,42 @@ export class ChannelServer {
         // Already gone: nothing to clean.
       }
     }
+  }
+}
+
+/** How long a connect to an existing socket file may take before we call it taken. */
+const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * Unlink `path` when it is a socket file nobody listens on (connect: ECONNREFUSED, or ENOENT
+ * when it vanished meanwhile). A socket something accepts on, or does not answer on in time,
+ * belongs to another supervisor: an error, and the file is left alone. Anything that is not
+ * a socket is left for listen() to refuse.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path) || !lstatSync(path).isSocket()) return;
+  const probe = await new Promise<'live' | 'stale' | Error>((resolve) => {
+    const s = connect(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve('live');
+    }, PROBE_TIMEOUT_MS);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve('live');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? 'stale' : e);
+    });
+  });
+  if (probe === 'live') throw new Error(`another supervisor is listening on ${path}`);
+  if (probe instanceof Error) throw new Error(`cannot listen on ${path}: cannot tell whether the existing socket is in use: ${probe.message}`);
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot listen on ${path}: cannot remove the stale socket: ${(e as Error).message}`);
   }
 }
 

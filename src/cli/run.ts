@@ -2,10 +2,10 @@
 // until SIGINT/SIGTERM, then close cleanly (peers get `bye`, devices are closed).
 
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { Supervisor, parseEndpoint } from '../supervisor.ts';
-import { muxRouterFactory } from '../mux/router-factory.ts';
+import { MuxConfigError, muxRouterFactory } from '../mux/router-factory.ts';
 import { launchGuests } from './launch.ts';
 import { cliLogger, globalOptions, printJson } from './common.ts';
 
@@ -35,7 +35,10 @@ export function register(program: Command): void {
       const config = await loadConfig(configPath, { knownKinds: registry.kinds() });
       if (opts.socket) config.socket = opts.socket;
       // A MUX for every device whose kind has a machine in machines/; pass-through otherwise.
-      const createRouter = await muxRouterFactory(config, { logger: log });
+      const createRouter = await muxRouterFactory(config, { logger: log }).catch((e: unknown) => {
+        // A bad policy or machine is a configuration error: name the file with the JSON paths.
+        throw e instanceof MuxConfigError ? new ConfigError(configPath, e.issues) : e;
+      });
       const supervisor = new Supervisor({ config, logger: log, registry, createRouter });
       const signal = waitForSignal();
       const addr = await supervisor.listen(parseEndpoint(config.socket));

@@ -1,9 +1,12 @@
 // Loading and validating the configuration file. Errors name the file and the JSON path.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { type Config, ConfigSchema, type ConfigIssue, crossCheck, formatPath } from './schema.ts';
+import { deviceShapeIssues } from './device-shapes.ts';
+import { type Config, ConfigSchema, type ConfigIssue, crossCheck, flattenIssues } from './schema.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -24,23 +27,10 @@ export interface ParseOptions {
   baseDir?: string;
 }
 
-type Issue = z.core.$ZodIssue;
-
-/** Flatten zod issues; for a union, report the branch that came closest (fewest issues). */
-function flatten(issues: readonly Issue[], prefix: readonly PropertyKey[] = []): ConfigIssue[] {
-  const out: ConfigIssue[] = [];
-  for (const issue of issues) {
-    const path = [...prefix, ...issue.path];
-    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      const best = [...issue.errors].sort((a, b) => a.length - b.length)[0];
-      out.push(...flatten(best, path));
-      continue;
-    }
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    out.push({ path: formatPath(path), message });
-  }
-  return out;
+/** A machine name shipped in machines/ (machines/<name>.ts or machines/<name>/index.ts), as src/mux/load-machine.ts looks it up. */
+function isShippedMachine(name: string): boolean {
+  if (!/^[a-z0-9_-]+$/i.test(name)) return false;
+  return [`../../machines/${name}.ts`, `../../machines/${name}/index.ts`].some((rel) => existsSync(fileURLToPath(new URL(rel, import.meta.url))));
 }
 
 function resolvePaths(config: Config, baseDir: string): Config {
@@ -49,6 +39,9 @@ function resolvePaths(config: Config, baseDir: string): Config {
   for (const d of config.devices) {
     if (d.backend?.type === 'file') d.backend.path = abs(d.backend.path);
     if (d.policy?.module) d.policy.module = abs(d.policy.module);
+    // `properties.machine`: a shipped machine name, else a module path (src/mux/router-factory.ts).
+    const m = d.properties.machine;
+    if (typeof m === 'string' && m !== '' && !isShippedMachine(m)) d.properties.machine = abs(m);
   }
   for (const g of config.guests) {
     if (g.run?.type === 'kvm') g.run.image = abs(g.run.image);
@@ -61,7 +54,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
 /** Validate an already-parsed JSON value. Throws ConfigError. */
 export function parseConfig(value: unknown, source = '<inline>', options: ParseOptions = {}): Config {
   const r = ConfigSchema.safeParse(value);
-  if (!r.success) throw new ConfigError(source, flatten(r.error.issues));
+  if (!r.success) throw new ConfigError(source, flattenIssues(r.error.issues));
   const issues = crossCheck(r.data, options.knownKinds);
   if (issues.length > 0) throw new ConfigError(source, issues);
   return options.baseDir ? resolvePaths(r.data, options.baseDir) : r.data;
@@ -69,7 +62,9 @@ export function parseConfig(value: unknown, source = '<inline>', options: ParseO
 
 /**
  * Read, parse and validate a configuration file. Relative paths inside it (socket,
- * backend files, policy modules, images, driver files) are resolved against its directory.
+ * backend files, policy and machine modules, images, driver files) are resolved against
+ * its directory. The backend and properties of a built-in device kind are checked against
+ * that kind's own shapes too (src/config/device-shapes.ts), so their errors name the JSON path.
  */
 export async function loadConfig(file: string, options: Omit<ParseOptions, 'baseDir'> = {}): Promise<Config> {
   let text: string;
@@ -86,7 +81,10 @@ export async function loadConfig(file: string, options: Omit<ParseOptions, 'base
   } catch (e) {
     throw new ConfigError(file, [], `${file}: not valid JSON: ${(e as Error).message}`);
   }
-  return parseConfig(value, file, { ...options, baseDir: dirname(resolve(file)) });
+  const config = parseConfig(value, file, { ...options, baseDir: dirname(resolve(file)) });
+  const issues = await deviceShapeIssues(config.devices);
+  if (issues.length > 0) throw new ConfigError(file, issues);
+  return config;
 }
 
 /** The JSON Schema of the configuration file, generated from the zod schema. */

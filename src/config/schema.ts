@@ -3,6 +3,7 @@
 // between fields (unknown device ids, duplicate names, ranges) are in `crossCheck`.
 
 import { z } from 'zod';
+import { SHIPPED_POLICIES } from '../mux/policy.ts';
 
 const ADDRESS_HELP = 'an address: a non-negative integer or a string such as "0x1f0"';
 
@@ -123,6 +124,25 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+type Issue = z.core.$ZodIssue;
+
+/** Flatten zod issues; for a union, report the branch that came closest (fewest issues). */
+export function flattenIssues(issues: readonly Issue[], prefix: readonly PropertyKey[] = []): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      const best = [...issue.errors].sort((a, b) => a.length - b.length)[0];
+      out.push(...flattenIssues(best, path));
+      continue;
+    }
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    out.push({ path: formatPath(path), message });
+  }
+  return out;
+}
+
 const hex = (n: number) => '0x' + n.toString(16);
 
 /** Checks across fields, after the shapes are valid. `knownKinds`: device kinds that exist (unchecked when absent). */
@@ -139,6 +159,12 @@ export function crossCheck(config: Config, knownKinds?: readonly string[]): Conf
     }
     if (d.policy && (d.policy.name === undefined) === (d.policy.module === undefined)) {
       issues.push({ path: `${at}.policy`, message: 'expected exactly one of "name" or "module"' });
+    } else if (d.policy?.name !== undefined && !(SHIPPED_POLICIES as readonly string[]).includes(d.policy.name)) {
+      // A name is never a path: a policy file is `{"module": "./my-policy.ts"}`.
+      issues.push({
+        path: `${at}.policy.name`,
+        message: `unknown policy "${d.policy.name}"; shipped: ${SHIPPED_POLICIES.join(', ')} (a policy file is given as {"module": "path"})`,
+      });
     }
     if (d.pci) {
       const key = `${d.pci.slot}.${d.pci.function}`;

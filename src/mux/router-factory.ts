@@ -6,18 +6,22 @@
 //   new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger }) });
 //
 // or, to compose with another factory, prepareMuxRouters(config.devices) -> (id, kind, cfg) => MuxEngine | null.
+//
+// A mistake in a device's policy or machine is a MuxConfigError whose issues name the JSON
+// path in `devices` (`devices[0].policy.name: ...`); `muxvisor run` reports them with the file.
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import type { ConfigIssue } from '../config/schema.ts';
 import type { Clock } from '../device.ts';
 import type { DeviceRouter } from '../guest-link.ts';
 import { PassthroughRouter } from '../passthrough.ts';
 import type { StepperMode } from './compile.ts';
-import { MuxDefinitionError, type MuxDefinition } from './define.ts';
+import type { MuxDefinition } from './define.ts';
 import { createMux, type MuxEngine, type Timers } from './engine.ts';
 import { loadMux, machineUrl } from './load-machine.ts';
-import { loadPolicyFactory, type PolicyFactory } from './policy.ts';
+import { loadPolicyFactory, SHIPPED_POLICIES, type PolicyFactory } from './policy.ts';
 
 /** The part of a device config this needs (src/config/schema.ts DeviceConfig). */
 export interface MuxDeviceConfig {
@@ -37,13 +41,45 @@ export function machineFor(d: MuxDeviceConfig): string {
   return typeof m === 'string' ? m : (MACHINE_OF_KIND[d.kind] ?? d.kind);
 }
 
-function deadlineOf(d: MuxDeviceConfig): number | undefined {
-  const v = d.properties?.deadlineNs;
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !(v > 0))
-    throw new MuxDefinitionError(`device ${d.id}`, `properties.deadlineNs: expected a positive number of ns, got ${JSON.stringify(v)}`);
-  return v;
+/** Devices' MUX settings that are wrong, each with its JSON path (`devices[0].policy.name`). */
+export class MuxConfigError extends Error {
+  constructor(
+    readonly issues: ConfigIssue[],
+    options?: ErrorOptions,
+  ) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join('\n'), options);
+    this.name = 'MuxConfigError';
+  }
 }
+
+/** The index of a device in the config, for its JSON path. */
+const at = (i: number) => `devices[${i}]`;
+
+/** Whether a device runs under a MUX: a `machine` property, or a machine for its kind. */
+function hasMux(d: MuxDeviceConfig): boolean {
+  return typeof d.properties?.machine === 'string' || hasMachine(machineFor(d));
+}
+
+/** What is wrong with a device's MUX settings before anything is loaded. */
+function deviceIssues(d: MuxDeviceConfig, i: number): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const mux = hasMux(d);
+  if (d.policy && !mux)
+    issues.push({ path: `${at(i)}.policy`, message: `device kind "${d.kind}" has no MUX (no machines/${d.kind}), so nothing arbitrates it: remove the policy, or give a machine in properties.machine` });
+  const name = d.policy?.name;
+  if (mux && d.policy?.module === undefined && name !== undefined && !(SHIPPED_POLICIES as readonly string[]).includes(name))
+    issues.push({ path: `${at(i)}.policy.name`, message: `unknown policy "${name}"; shipped: ${SHIPPED_POLICIES.join(', ')} (a policy file is given as {module: path})` });
+  const m = d.properties?.machine;
+  if (m !== undefined && (typeof m !== 'string' || m === ''))
+    issues.push({ path: `${at(i)}.properties.machine`, message: `expected a machine name or module path, got ${JSON.stringify(m)}` });
+  const v = d.properties?.deadlineNs;
+  if (mux && v !== undefined && (typeof v !== 'number' || !(v > 0)))
+    issues.push({ path: `${at(i)}.properties.deadlineNs`, message: `expected a positive number of ns, got ${JSON.stringify(v)}` });
+  return issues;
+}
+
+/** The policy a device uses: its module path, its shipped name, or round-robin. */
+const policySource = (d: MuxDeviceConfig | undefined) => d?.policy?.module ?? d?.policy?.name ?? 'round-robin';
 
 export interface MuxRouterOptions {
   logger?: Logger;
@@ -65,28 +101,43 @@ export function hasMachine(kind: string): boolean {
 /**
  * Load what the devices need; returns a synchronous factory that makes a MUX for a device
  * with a machine, or null (the caller then uses a pass-through router). Throws
- * MuxDefinitionError / PolicyLoadError naming the device's machine or policy.
+ * MuxConfigError naming the JSON path of each bad policy, machine or deadline (the
+ * MuxDefinitionError / PolicyLoadError of a module that cannot be loaded is its cause).
  */
 export async function prepareMuxRouters(
   devices: MuxDeviceConfig[],
   opts: MuxRouterOptions = {},
 ): Promise<(deviceId: string, kind: string, cfg?: MuxDeviceConfig) => DeviceRouter | null> {
+  const issues = devices.flatMap(deviceIssues);
+  if (issues.length > 0) throw new MuxConfigError(issues);
   const defs = new Map<string, MuxDefinition>();
   const policies = new Map<string, PolicyFactory>();
-  for (const d of devices) {
+  for (const [i, d] of devices.entries()) {
+    if (!hasMux(d)) continue;
     const machine = machineFor(d);
-    if (typeof d.properties?.machine !== 'string' && !hasMachine(machine)) continue;
-    const deadlineNs = deadlineOf(d);
-    const def = await loadMux(machine);
+    const deadlineNs = d.properties?.deadlineNs as number | undefined; // checked in deviceIssues
+    let def: MuxDefinition;
+    try {
+      def = await loadMux(machine);
+    } catch (e) {
+      const path = typeof d.properties?.machine === 'string' ? `${at(i)}.properties.machine` : `${at(i)}.kind`;
+      throw new MuxConfigError([{ path, message: (e as Error).message }], { cause: e });
+    }
     defs.set(d.id, deadlineNs === undefined ? def : { ...def, deadlineNs });
-    const src = d.policy?.module ?? d.policy?.name ?? 'round-robin';
-    if (!policies.has(src)) policies.set(src, await loadPolicyFactory(src));
+    const src = policySource(d);
+    if (policies.has(src)) continue;
+    try {
+      policies.set(src, await loadPolicyFactory(src));
+    } catch (e) {
+      const path = d.policy?.module !== undefined ? `${at(i)}.policy.module` : d.policy?.name !== undefined ? `${at(i)}.policy.name` : `${at(i)}.policy`;
+      throw new MuxConfigError([{ path, message: (e as Error).message }], { cause: e });
+    }
   }
   return (deviceId, kind, cfg) => {
     const def = defs.get(deviceId);
     if (!def) return null;
     const conf = cfg ?? devices.find((d) => d.id === deviceId);
-    const src = conf?.policy?.module ?? conf?.policy?.name ?? 'round-robin';
+    const src = policySource(conf);
     const factory = policies.get(src);
     if (!factory) throw new Error(`mux for device ${deviceId}: policy ${src} was not prepared (call prepareMuxRouters with this device)`);
     const { onEngine, ...engineOpts } = opts;
