@@ -1,23 +1,49 @@
 // Disk sharing figures: aggregate verified throughput of 1, 2, 4 and 8 scripted guests on
 // one model-backed ATA disk (raw image file) through the MUX, and the sharing efficiency
 // (aggregate with 4 guests over aggregate with 1; target >= 0.9). All in one run.
+//
+// The machine is shared and noisy: one long sample per guest count let a busy second swing
+// the efficiency from 0.55 to 1.2 between runs. So the guest counts run in interleaved rounds
+// of short samples (the order rotates each round: 1,4,2,8 then 4,2,8,1, ...), each figure is
+// the median of its samples, and the efficiency is the ratio of the two medians of this run.
 
 import { runDiskDemo } from '../demo/disk-demo.ts';
 
+const GUEST_COUNTS = [1, 4, 2, 8];
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
 export async function run(opts: { quick: boolean }): Promise<Record<string, unknown>> {
-  const seconds = opts.quick ? 1 : 3;
-  const aggregate: Record<string, number> = {};
+  const rounds = opts.quick ? 3 : 7; // odd: the median is a sample
+  const seconds = opts.quick ? 0.25 : 0.5;
+  const samples = new Map<number, number[]>(GUEST_COUNTS.map((g) => [g, []]));
   const unverified: string[] = [];
-  for (const guests of [1, 2, 4, 8]) {
-    const r = await runDiskDemo({ guests, seconds, policy: 'round-robin', backend: 'model', mode: 'mixed', seed: 7 });
-    // Bytes moved in the timed loop (the final verification pass is not counted).
-    const bytes = r.results.reduce((a, g) => a + g.bytes, 0);
-    aggregate[String(guests)] = Number((bytes / 1e6 / seconds).toFixed(2));
+  const sample = async (guests: number, secs: number): Promise<number> => {
+    const r = await runDiskDemo({ guests, seconds: secs, policy: 'round-robin', backend: 'model', mode: 'mixed', seed: 7 });
     for (const g of r.results) if (!g.verified) unverified.push(`${guests} guests: ${g.guest}`);
+    // Bytes moved in the timed loop (the final verification pass is not counted).
+    return r.results.reduce((a, g) => a + g.bytes, 0) / 1e6 / secs;
+  };
+  // Warm-up, not counted: the first second runs at half speed or less (JIT of the MUX, the
+  // model and the scripted driver), one and many guests take different paths.
+  await sample(1, seconds);
+  await sample(8, seconds);
+  for (let i = 0; i < rounds; i++) {
+    for (let k = 0; k < GUEST_COUNTS.length; k++) {
+      const guests = GUEST_COUNTS[(i + k) % GUEST_COUNTS.length];
+      samples.get(guests)!.push(await sample(guests, seconds)); // every count has its list
+    }
   }
+  const med = new Map([...samples].map(([g, xs]) => [g, median(xs)]));
+  const aggregate: Record<string, number> = {};
+  for (const g of [1, 2, 4, 8]) aggregate[String(g)] = Number(med.get(g)!.toFixed(2));
   const figures: Record<string, unknown> = {
     'disk.aggregateMBps': aggregate,
-    'disk.sharingEfficiency': Number((aggregate['4'] / aggregate['1']).toFixed(3)),
+    'disk.sharingEfficiency': Number((med.get(4)! / med.get(1)!).toFixed(3)),
   };
   if (unverified.length) figures['disk.error'] = `unverified: ${unverified.join(', ')}`;
   return figures;
