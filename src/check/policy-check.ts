@@ -4,8 +4,10 @@
 // guest that is not waiting as a failure.
 
 import fc from 'fast-check';
-import sim from '../../machines/sim.ts';
+import simMachine from '../../machines/sim.ts';
+import type { MuxDefinition } from '../mux/define.ts';
 import { loadPolicyFactory, type Policy, type PolicyFactory } from '../mux/policy.ts';
+import type { Violation } from './harness.ts';
 import {
   checkScenario,
   DEFAULT_BOUNDS,
@@ -28,13 +30,15 @@ export interface CheckPolicyOptions {
   /** Fairness: virtual time of each saturating run, and the largest relative share error allowed. */
   fairnessWindowNs?: number;
   fairnessTolerance?: number;
+  /** The simulated device's MUX (default machines/sim.ts); tests hand in a broken one to see the check catch it. */
+  machine?: MuxDefinition;
 }
 
 export interface CheckPolicyResult {
   ok: boolean;
   policy: string | null;
   fairness: string | null;
-  /** The property that failed (safety, isolation, liveness, policy, progress, fairness, load). */
+  /** The property that failed (safety, solo-equivalence, isolation, liveness, policy, progress, fairness, load). */
   failed?: string;
   seed?: number;
   path?: string;
@@ -64,6 +68,72 @@ class PropertyFailure extends Error {
   }
 }
 
+/** A shell word: as is when it is plain, else in single quotes. */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_/.,:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command line that replays a run: the module and every option given (so the replay
+ * checks the same policy against the same bounds), then `extra` (--seed, --path).
+ */
+export function replayCommand(module: string, o: CheckPolicyOptions, extra: string[]): string {
+  const args = ['muxvisor', 'check-policy', module];
+  if (o.runs !== undefined) args.push('--runs', String(o.runs));
+  if (o.policyOptions !== undefined) args.push('--options', JSON.stringify(o.policyOptions));
+  if (o.bounds?.quantumBoundNs !== undefined) args.push('--quantum-bound-ms', String(o.bounds.quantumBoundNs / 1e6));
+  if (o.bounds?.slackNs !== undefined) args.push('--slack-ms', String(o.bounds.slackNs / 1e6));
+  if (o.fairnessTolerance !== undefined) args.push('--fairness-tolerance', String(o.fairnessTolerance));
+  return [...args, ...extra].map(shellQuote).join(' ');
+}
+
+/**
+ * The property a violation belongs to, under its own name. The scenario checks file a solo
+ * equivalence failure (a guest reads what it would not read alone) under isolation with a
+ * "solo equivalence:" prefix; it is reported as solo-equivalence.
+ */
+export function propertyOf(v: Pick<Violation, 'property' | 'message'>): { property: string; message: string } {
+  const solo = /^solo equivalence: /;
+  if ((v.property as string) === 'solo-equivalence' || solo.test(v.message)) return { property: 'solo-equivalence', message: v.message.replace(solo, '') };
+  return { property: v.property, message: v.message };
+}
+
+export const PICK_PROMISE = 'pick must return a guest id synchronously, got a Promise';
+
+/**
+ * The policy with a `pick` that refuses a Promise (an async pick): the engine would take the
+ * Promise for a guest id that is not waiting. Its rejection, if any, is swallowed (reported once).
+ */
+function syncPick(p: Policy): Policy {
+  // A new object delegating to p: p's methods keep their `this`, and p itself is not changed.
+  return {
+    name: p.name,
+    fairness: p.fairness,
+    pick(view) {
+      const id: unknown = p.pick(view);
+      if (id !== null && typeof id === 'object' && typeof (id as { then?: unknown }).then === 'function') {
+        (id as Promise<unknown>).then(undefined, () => undefined);
+        throw new Error(PICK_PROMISE);
+      }
+      return id as string;
+    },
+    ...(p.onGrant ? { onGrant: (id: string, now: number) => p.onGrant!(id, now) } : {}), // checked just before
+    ...(p.onRelease ? { onRelease: (id: string, now: number, usedNs: number) => p.onRelease!(id, now, usedNs) } : {}),
+  };
+}
+
+/** A policy error's message (or a timeline) as the engine traced it, without the "pick threw" of the async-pick wrapper. */
+function cleanMessage(message: string): string {
+  return message.replaceAll(`pick threw: ${PICK_PROMISE}`, PICK_PROMISE);
+}
+
+/** When a liveness failure comes from a quantum longer than the bound the check allows, say so. */
+function quantumHint(property: string, options: Record<string, unknown> | undefined, b: Bounds): string[] {
+  const q = options?.quantumNs;
+  if (property !== 'liveness' || typeof q !== 'number' || !(q > b.quantumBoundNs)) return [];
+  return [`note: the policy's quantumNs (${fmtMs(q)}) is longer than the quantum bound (${fmtMs(b.quantumBoundNs)}); if that is meant, give --quantum-bound-ms ${q / 1e6}`];
+}
+
 function describeScenario(s: Scenario): string {
   return s.guests
     .map(
@@ -77,7 +147,9 @@ function describeScenario(s: Scenario): string {
 /** Run the property suite on a policy module (path or shipped name). Never throws for a bad policy: reports it. */
 export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): Promise<CheckPolicyResult> {
   const runs = o.runs ?? 50;
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`runs must be a whole number >= 1, got ${runs}`);
   const bounds: Bounds = { ...DEFAULT_BOUNDS, ...o.bounds };
+  const sim = o.machine ?? simMachine;
   let factory: PolicyFactory;
   let probe: Policy;
   try {
@@ -86,7 +158,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
   } catch (err) {
     return { ok: false, policy: null, fairness: null, failed: 'load', report: `check-policy ${module}: FAILED to load\n${(err as Error).message}` };
   }
-  const make = () => factory(o.policyOptions);
+  const make = () => syncPick(factory(o.policyOptions));
   const head = `policy "${probe.name}" (fairness: ${probe.fairness}) from ${module}`;
   const lines: string[] = [head];
 
@@ -95,7 +167,10 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
     fc.asyncProperty(scenarioArb, async (s) => {
       const out = await checkScenario(s, sim, make(), bounds);
       const v = out.violations[0];
-      if (v) throw new PropertyFailure(v.property, v.message);
+      if (v) {
+        const named = propertyOf(v);
+        throw new PropertyFailure(named.property, cleanMessage(named.message));
+      }
     }),
     { numRuns: runs, seed: o.seed, path: o.path, endOnFailure: false },
   );
@@ -110,11 +185,15 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
       `counterexample (shrunk ${details.numShrinks} times, after ${details.numRuns} runs):`,
       describeScenario(s),
       `liveness bound of this run: ${fmtMs(again.boundNs)} (= guests x (quantum bound ${fmtMs(bounds.quantumBoundNs)} + longest unsafe span ${fmtMs(again.run.stats.maxUnsafeNs)} + recheck + 2 accesses) + slack ${fmtMs(bounds.slackNs)})`,
+      ...quantumHint(property, o.policyOptions, bounds),
       'all violations in the replay:',
-      ...again.violations.slice(0, 8).map((v) => `  [${fmtMs(v.t)}] ${v.property}: ${v.message}`),
+      ...again.violations.slice(0, 8).map((v) => {
+        const named = propertyOf(v);
+        return `  [${fmtMs(v.t)}] ${named.property}: ${cleanMessage(named.message)}`;
+      }),
       'timeline (who owned, who waited how long):',
-      formatTimeline(again.run, again.boundNs),
-      `replay: muxvisor check-policy ${module} --seed ${details.seed} --path "${details.counterexamplePath}"`,
+      cleanMessage(formatTimeline(again.run, again.boundNs)),
+      `replay: ${replayCommand(module, o, ['--seed', String(details.seed), ...(details.counterexamplePath ? ['--path', details.counterexamplePath] : [])])}`,
     );
     return {
       ok: false,
@@ -143,7 +222,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
       fc.asyncProperty(weightsArb, async (weights) => {
         last = await measureFairness(weights, sim, make(), window, bounds);
         const policyErr = last.run.violations.find((v) => v.property === 'policy');
-        if (policyErr) throw new PropertyFailure('policy', policyErr.message);
+        if (policyErr) throw new PropertyFailure('policy', cleanMessage(policyErr.message));
         if (last.error > tol)
           throw new PropertyFailure(
             'fairness',
@@ -161,8 +240,8 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
         `FAILED: ${err.property ?? 'fairness'} — ${err.detail ?? String(err)}`,
         `counterexample: ${weights.length} guests saturating the device for ${fmtMs(window)}, weights ${weights.join(':')}`,
         'timeline (first and last grants):',
-        formatTimeline(again.run, Infinity, 30),
-        `replay: muxvisor check-policy ${module} --seed ${fair.seed}`,
+        cleanMessage(formatTimeline(again.run, Infinity, 30)),
+        `replay: ${replayCommand(module, o, ['--seed', String(fair.seed)])}`,
       );
       return { ok: false, policy: probe.name, fairness: probe.fairness, failed: err.property ?? 'fairness', seed: fair.seed, counterexample: weights, report: lines.join('\n') };
     }

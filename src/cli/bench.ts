@@ -1,20 +1,40 @@
-// `muxvisor bench [--quick] [--only NAME]`: collect figures from every src/bench/*.ts module
+// `muxvisor bench [--quick] [--only NAMES]`: collect figures from every src/bench/*.ts module
 // (each exports run({quick}) -> flat object of dotted keys; src/cli/README.md). A module that
 // fails reports `<name>.error` and the others go on. Prints a table, or JSON with --json.
 
 import { readdirSync } from 'node:fs';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { globalOptions, printJson } from './common.ts';
 
 type BenchModule = { run?: (opts: { quick: boolean }) => Promise<Record<string, unknown>> };
 
-export async function collect(opts: { quick: boolean; only?: string[] }, progress?: (name: string) => void): Promise<Record<string, unknown>> {
-  const dir = new URL('../bench/', import.meta.url);
-  const names = readdirSync(dir)
+const BENCH_DIR = new URL('../bench/', import.meta.url);
+
+/** The bench modules there are: the file names in src/bench without .ts. */
+export function benchModules(): string[] {
+  return readdirSync(BENCH_DIR)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     .map((f) => f.slice(0, -3))
-    .filter((n) => !opts.only || opts.only.includes(n))
     .sort();
+}
+
+/** `--only` as a list of bench modules; a name that is none of them is an error listing them. */
+export function parseOnly(value: string): string[] {
+  const available = benchModules();
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError(`expected comma-separated bench modules; available: ${available.join(', ')}`);
+  const unknown = names.filter((n) => !available.includes(n));
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(`unknown bench module${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; available: ${available.join(', ')}`);
+  return names;
+}
+
+export async function collect(opts: { quick: boolean; only?: string[] }, progress?: (name: string) => void): Promise<Record<string, unknown>> {
+  const dir = BENCH_DIR;
+  const available = benchModules();
+  const unknown = (opts.only ?? []).filter((n) => !available.includes(n));
+  if (unknown.length > 0) throw new Error(`unknown bench module(s) ${unknown.join(', ')}; available: ${available.join(', ')}`);
+  const names = available.filter((n) => !opts.only || opts.only.includes(n));
   const figures: Record<string, unknown> = {};
   for (const name of names) {
     progress?.(name);
@@ -38,10 +58,10 @@ export function register(program: Command): void {
     .command('bench')
     .description('measure: MUX decision cost, fairness figures, and whatever other src/bench modules report')
     .option('--quick', 'fewer iterations', false)
-    .option('--only <names>', 'comma-separated bench modules (file names in src/bench without .ts)')
-    .action(async (opts: { quick: boolean; only?: string }, cmd: Command) => {
+    .option('--only <names>', `comma-separated bench modules: ${benchModules().join(', ')}`, parseOnly)
+    .action(async (opts: { quick: boolean; only?: string[] }, cmd: Command) => {
       const { json } = globalOptions(cmd);
-      const only = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
+      const only = opts.only;
       const figures = await collect({ quick: opts.quick, only }, json ? undefined : (n) => process.stderr.write(`bench: ${n}...\n`));
       if (json) printJson(figures);
       else {

@@ -10,7 +10,7 @@ export function register(program: Command): void {
   program
     .command('check-machine')
     .description('lint a device statechart: a safe state exists and is reachable from every state, the reset path reaches one, no unreachable states, registers resolve')
-    .argument('<module>', 'machine module default-exporting defineMux({...}), or a shipped name (sim, ata)')
+    .argument('<module>', 'machine module default-exporting defineMux({...}), or a shipped name in machines/: sim, ata, uart16550')
     .option('--diagram <file>', 'write a Mermaid state diagram with the safe states marked')
     .action(async (module: string, opts: { diagram?: string }, cmd: Command) => {
       const { json } = globalOptions(cmd);

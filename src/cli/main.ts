@@ -1,11 +1,12 @@
 // The muxvisor CLI: builds the commander program, registers each sub-command module that
 // exists (src/cli/README.md), runs it and returns the exit code. Errors go to stderr;
-// with --json only JSON goes to stdout.
+// with --json only JSON goes to stdout, and every error, a usage error too, prints
+// {"ok": false, "error": ...} there.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { LOG_LEVELS } from '../log.ts';
-import { reportError } from './common.ts';
+import { printJson, reportError } from './common.ts';
 
 /**
  * Sub-command modules, in help order. Each is ./<name>.ts exporting
@@ -44,9 +45,17 @@ export async function buildProgram(): Promise<Command> {
   return program;
 }
 
+/** A usage error as commander reports it, for the JSON document: without its "error: " and help placeholder. */
+function usageMessage(e: CommanderError): string {
+  if (e.code === 'commander.help') return 'no command given (see muxvisor --help)';
+  return e.message.replace(/^error: /, '');
+}
+
 /** Run the CLI on `argv` (as process.argv: node, script, args...). Returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
+  // --json among muxvisor's own arguments, not a program's after `--` (exec -- PROGRAM --json).
+  const end = argv.indexOf('--');
+  const json = (end < 0 ? argv : argv.slice(0, end)).includes('--json');
   let program: Command;
   try {
     program = await buildProgram();
@@ -61,8 +70,11 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      // Help and version are "errors" with code 0; usage errors were already printed.
-      return e.exitCode;
+      // Help and version are "errors" with code 0; usage errors were already printed on
+      // stderr (commander's text and the help hint). With --json stdout gets the error too.
+      if (e.exitCode === 0) return 0;
+      if (json) printJson({ ok: false, error: usageMessage(e), usage: true });
+      return e.exitCode || 1;
     }
     return reportError(e, json);
   }
