@@ -12,7 +12,7 @@ const FIX = 'test/fixtures/policies';
 
 describe('check-policy catches bad policies', () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['lowest-id.ts', 'liveness', /g\d waited [\d.]+ ms .* bound [\d.]+ ms/],
+    ['lowest-id.ts', 'liveness', /g\d (waited [\d.]+ ms .* bound|kept the device [\d.]+ ms .* while g\d waited, hold bound) [\d.]+ ms/],
     ['ignores-weights.ts', 'fairness', /device-time shares .* expected .*\(weighted\)/],
     ['throws.ts', 'policy', /pick threw: three-way contention not implemented/],
     ['not-waiting.ts', 'policy', /pick returned "g\d", which is neither the owner nor waiting/],

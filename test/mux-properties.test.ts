@@ -28,6 +28,21 @@ function explain(o: Awaited<ReturnType<typeof checkScenario>>): string {
 }
 
 describe('mux engine properties', () => {
+  it('the liveness check catches an owner kept past the hold bound while others wait', async () => {
+    // Keeps the owner 5 ms, then round-robin: with 4 guests every wait may stay under the
+    // waiting bound (3 holds + slack), but no single hold while someone waits may pass
+    // quantum bound + unsafe span + recheck + 2 accesses + slack (about 4.2 ms).
+    const sticky = { ...roundRobin({ quantumNs: 5_000_000 }), name: 'sticky' };
+    const busy = (seed: number): GuestParams => ({ weight: 1, priority: 0, deadlineNs: Infinity, sectors: 2, commands: 400, seed, thinkEvery: 0, thinkNs: 1_000, hang: false });
+    const o = await checkScenario({ guests: [busy(1), busy(2)] }, sim, sticky);
+    const holds = o.violations.filter((v) => /kept the device/.test(v.message));
+    expect(holds.length, explain(o)).toBeGreaterThan(0);
+    expect(holds[0]).toMatchObject({ property: 'liveness', message: expect.stringMatching(/^g\d kept the device [\d.]+ ms .* while g\d waited, hold bound [\d.]+ ms$/) });
+    // The shipped round-robin on the same scenario keeps every hold within the bound.
+    const fair = await checkScenario({ guests: [busy(1), busy(2)] }, sim, roundRobin());
+    expect(fair.violations, explain(fair)).toEqual([]);
+  });
+
   for (const mode of ['fast', 'xstate'] as const)
     it(`holds safety, solo equivalence, isolation and liveness (${mode} statechart)`, async () => {
       await fc.assert(

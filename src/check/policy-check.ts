@@ -13,6 +13,7 @@ import {
   DEFAULT_BOUNDS,
   fmtMs,
   formatTimeline,
+  holdBound,
   measureFairness,
   type Bounds,
   type GuestParams,
@@ -184,7 +185,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
       `FAILED: ${property} — ${message}`,
       `counterexample (shrunk ${details.numShrinks} times, after ${details.numRuns} runs):`,
       describeScenario(s),
-      `liveness bound of this run: ${fmtMs(again.boundNs)} (= guests x (quantum bound ${fmtMs(bounds.quantumBoundNs)} + longest unsafe span ${fmtMs(again.run.stats.maxUnsafeNs)} + recheck + 2 accesses) + slack ${fmtMs(bounds.slackNs)})`,
+      `liveness bounds of this run: a hold while others wait ${fmtMs(holdBound(again.run.stats.maxUnsafeNs, bounds) + bounds.slackNs)} (= quantum bound ${fmtMs(bounds.quantumBoundNs)} + longest unsafe span ${fmtMs(again.run.stats.maxUnsafeNs)} + recheck + 2 accesses + slack ${fmtMs(bounds.slackNs)}); a wait ${fmtMs(again.boundNs)} (= (guests - 1) holds + slack)`,
       ...quantumHint(property, o.policyOptions, bounds),
       'all violations in the replay:',
       ...again.violations.slice(0, 8).map((v) => {

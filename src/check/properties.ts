@@ -46,9 +46,48 @@ export function specsOf(s: Scenario): GuestSpec[] {
   });
 }
 
-/** The liveness bound of a run: each other guest may hold the device for a quantum plus its longest unsafe span. */
+/**
+ * The longest an owner may keep the device while another guest waits: a quantum, then the
+ * rest of its command (the longest unsafe span), plus the engine's recheck and two accesses.
+ */
+export function holdBound(maxUnsafeNs: number, b: Bounds): number {
+  return b.quantumBoundNs + maxUnsafeNs + b.recheckNs + 2 * b.accessCostNs;
+}
+
+/**
+ * The liveness bound of a run (DESIGN.md property 4): each of the n-1 other guests may hold
+ * the device once for the hold bound before the waiter's turn, plus the slack a policy may
+ * add (priority aging, deadlines).
+ */
 export function livenessBound(n: number, maxUnsafeNs: number, b: Bounds): number {
-  return n * (b.quantumBoundNs + maxUnsafeNs + b.recheckNs + 2 * b.accessCostNs) + b.slackNs;
+  return Math.max(1, n - 1) * holdBound(maxUnsafeNs, b) + b.slackNs;
+}
+
+/** Each hold of the device while someone else waited longer than the hold bound (+ slack). */
+function longHolds(run: SharedRun, limitNs: number): Violation[] {
+  const out: Violation[] = [];
+  const grantedAt = new Map<string, number>();
+  for (const e of run.trace) {
+    if (e.kind === 'grant' && e.guest) grantedAt.set(e.guest, e.t);
+    if (e.kind !== 'release' || !e.guest || !grantedAt.has(e.guest)) continue;
+    const from = grantedAt.get(e.guest)!;
+    grantedAt.delete(e.guest);
+    // The first moment in this hold at which another guest was waiting.
+    let first = Infinity;
+    let who = '';
+    for (const w of run.waits)
+      if (w.guest !== e.guest && w.from < e.t && w.to > from && Math.max(w.from, from) < first) {
+        first = Math.max(w.from, from);
+        who = w.guest;
+      }
+    if (first === Infinity || e.t - first <= limitNs) continue;
+    out.push({
+      t: first,
+      property: 'liveness',
+      message: `${e.guest} kept the device ${fmtMs(e.t - first, limitNs)} (from ${fmtMs(first)} to ${fmtMs(e.t)}) while ${who} waited, hold bound ${fmtMs(limitNs, e.t - first)}`,
+    });
+  }
+  return out;
 }
 
 export interface ScenarioOutcome {
@@ -94,6 +133,7 @@ export async function checkScenario(
   }
 
   const boundNs = livenessBound(specs.length, run.stats.maxUnsafeNs, b);
+  violations.push(...longHolds(run, holdBound(run.stats.maxUnsafeNs, b) + b.slackNs));
   for (const w of run.waits) {
     if (faulted.has(w.guest) && w.to === Infinity) continue;
     if (w.to - w.from > boundNs)

@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .option('--seed <s>', 'fast-check seed (replays a reported failure)', int('seed'))
     .option('--path <p>', 'fast-check replay path printed with a failure')
     .option('--options <json>', 'options for the policy create(), as JSON')
-    .option('--quantum-bound-ms <ms>', 'longest hold the policy may give an owner while others wait (liveness bound)', num('quantum-bound-ms'), 1)
+    .option('--quantum-bound-ms <ms>', 'longest hold the policy may give an owner while others wait; the checked bound adds the longest unsafe span, the recheck, two accesses and the slack', num('quantum-bound-ms'), 1)
     .option('--slack-ms <ms>', 'extra waiting allowed on top (aging, deadlines) in the liveness bound', num('slack-ms'), 3)
     .option('--fairness-tolerance <x>', 'largest relative error of a device-time share', num('fairness-tolerance'), 0.1)
     .action(async (module: string, opts: Opts, cmd: Command) => {
