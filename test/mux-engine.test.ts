@@ -436,20 +436,24 @@ describe('mux engine', () => {
     expect(x.io('b', r(SIM_KEY))).toEqual({ value: 0 });
   });
 
-  it('contains a policy that throws or returns a guest that is not waiting', async () => {
-    for (const bad of [
-      () => {
-        throw new Error('boom');
-      },
-      () => 'nobody',
-    ]) {
+  it('contains a policy that throws, returns a guest that is not waiting, or returns a Promise', async () => {
+    for (const [bad, why] of [
+      [
+        () => {
+          throw new Error('boom');
+        },
+        /pick threw: boom/,
+      ],
+      [() => 'nobody', /pick returned "nobody", which is neither the owner nor waiting/],
+      [(async () => 'b') as unknown as () => string, /pick must return a guest id synchronously, got a Promise/],
+    ] as const) {
       const x = rig(['a', 'b'], { name: 'bad', fairness: 'none', pick: bad });
       await now(x.io('a', w(SIM_KEY, 1)));
       const held = pending(x.io('b', r(SIM_KEY)));
       await settle();
       expect(held.done()).toEqual({ value: 0 }); // fallback handed the device on
       expect(x.mux.stats().policyErrors).toBe(1);
-      expect(x.trace.some((e) => e.kind === 'policy-error')).toBe(true);
+      expect(x.trace.find((e) => e.kind === 'policy-error')?.detail).toMatch(why);
     }
   });
 

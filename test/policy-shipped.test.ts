@@ -1,5 +1,6 @@
 // The shipped policies: their pick() rules on hand-made views, the loader, and the property
 // suite passing on each (the user-facing `check-policy`).
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import edf from '../policies/edf.ts';
 import priority from '../policies/priority.ts';
@@ -8,7 +9,7 @@ import weightedFair from '../policies/weighted-fair.ts';
 import sim from '../machines/sim.ts';
 import { checkPolicy } from '../src/check/policy-check.ts';
 import { measureFairness } from '../src/check/properties.ts';
-import { loadPolicy, PolicyLoadError, SHIPPED_POLICIES, type OwnerView, type WaiterView } from '../src/mux/policy.ts';
+import { loadPolicy, policyConfigOf, PolicyLoadError, SHIPPED_POLICIES, type OwnerView, type WaiterView } from '../src/mux/policy.ts';
 
 const owner = (o: Partial<OwnerView> = {}): OwnerView => ({ id: 'o', weight: 1, priority: 0, deadlineNs: Infinity, usedNs: 0, heldNs: 0, ...o });
 const waiter = (id: string, o: Partial<WaiterView> = {}): WaiterView => ({ id, weight: 1, priority: 0, deadlineNs: Infinity, waitedNs: 0, usedNs: 0, ...o });
@@ -67,6 +68,13 @@ describe('policy loader', () => {
     expect((await loadPolicy('test/fixtures/policies/lowest-id.ts')).name).toBe('lowest-id');
     await expect(loadPolicy('test/fixtures/policies/no-such.ts')).rejects.toThrow(PolicyLoadError);
     await expect(loadPolicy('test/fixtures/policies/bad-shape.ts')).rejects.toThrow(/fairness must be one of/);
+  });
+
+  it('reads a command line --policy as a shipped name or a module path', () => {
+    expect(policyConfigOf('edf')).toEqual({ name: 'edf' });
+    expect(policyConfigOf('nosuch')).toEqual({ name: 'nosuch' }); // the config check names it unknown
+    expect(policyConfigOf('./p.ts')).toEqual({ module: resolve('p.ts') });
+    expect(policyConfigOf('my.mjs')).toEqual({ module: resolve('my.mjs') });
   });
 
   it('loads plain JavaScript policies: an ES module (.mjs) and CommonJS (exports.default)', async () => {

@@ -50,7 +50,7 @@ export interface Wait {
 
 export interface Violation {
   t: number;
-  property: 'safety' | 'isolation' | 'liveness' | 'policy' | 'progress';
+  property: 'safety' | 'solo-equivalence' | 'isolation' | 'liveness' | 'policy' | 'progress';
   message: string;
 }
 

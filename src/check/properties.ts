@@ -123,7 +123,7 @@ export async function checkScenario(
     if (at >= 0)
       violations.push({
         t: run.endNs,
-        property: 'isolation',
+        property: 'solo-equivalence',
         message: `solo equivalence: ${spec.id} read ${show(shared.seen, at)} where alone it reads ${show(solo.result.seen, at)} (item ${at})`,
       });
     const mem = run.memories.get(spec.id)!;

@@ -15,6 +15,7 @@ import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { AtaDriver } from '../guests/ata-driver.ts';
 import { deviceSummary, type DemoSummary } from './summary.ts';
 import { runWorkload, type TransferMode, type WorkloadProgress, type WorkloadResult } from '../guests/ata-workload.ts';
+import { policyConfigOf } from '../mux/policy.ts';
 
 export type DiskBackend = 'model' | 'nbd' | 'qemu';
 
@@ -78,7 +79,7 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     } else {
       device = { id: 'disk0', kind: 'ata', backend: { type: 'file', path: image } };
     }
-    device.policy = { name: opts.policy };
+    device.policy = policyConfigOf(opts.policy);
     const part = Math.floor(sectors / opts.guests);
     const names = Array.from({ length: opts.guests }, (_, i) => `guest${i + 1}`);
     const config = parseConfig(

@@ -598,6 +598,10 @@ export class MuxEngine implements DeviceRouter {
     } catch (err) {
       return this.policyFailed(`pick threw: ${(err as Error)?.message ?? String(err)}`);
     }
+    if (isPromise(id)) {
+      (id as Promise<unknown>).catch(() => {}); // its rejection, if any, is this error's
+      return this.policyFailed('pick must return a guest id synchronously, got a Promise');
+    }
     if (o && id === o.link.id) return o;
     const w = this.waiting.find((x) => x.link.id === id);
     if (!w) return this.policyFailed(`pick returned ${JSON.stringify(id)}, which is neither the owner nor waiting`);

@@ -93,6 +93,15 @@ export function policyUrl(nameOrPath: string): string {
   return pathToFileURL(resolve(nameOrPath)).href;
 }
 
+/**
+ * A config's `policy` for a name or a path given on a command line: a path (a slash or a
+ * module extension) is a module, anything else a name (checked against the shipped ones).
+ */
+export function policyConfigOf(nameOrPath: string): { name: string } | { module: string } {
+  const isPath = /[\\/]/.test(nameOrPath) || /\.(m|c)?[jt]s$/.test(nameOrPath);
+  return isPath ? { module: resolve(nameOrPath) } : { name: nameOrPath };
+}
+
 /** Load a policy module's factory (its default export `create`). */
 export async function loadPolicyFactory(nameOrPath: string): Promise<PolicyFactory> {
   let mod: { default?: unknown };

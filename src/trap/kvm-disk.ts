@@ -13,6 +13,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { muxRouterFactory } from '../mux/router-factory.ts';
 import { Supervisor } from '../supervisor.ts';
 import { type KvmGuestResult, KvmRunnerError, kvmUnavailableReason, runKvmGuest } from './kvm.ts';
+import { policyConfigOf } from '../mux/policy.ts';
 
 export interface KvmDiskOptions {
   guests: number;
@@ -74,7 +75,7 @@ export async function runKvmDisk(opts: KvmDiskOptions): Promise<KvmDiskResult> {
       nbd = await startNbdkit(['file', image]);
       device = { id: 'disk0', kind: 'ata', backend: { type: 'nbd', socket: nbd.socket } };
     } else device = { id: 'disk0', kind: 'ata', backend: { type: 'file', path: image } };
-    device.policy = { name: opts.policy ?? 'round-robin' };
+    device.policy = policyConfigOf(opts.policy ?? 'round-robin');
     const names = Array.from({ length: opts.guests }, (_, i) => `kvm${i + 1}`);
     const socket = join(tmp, 'muxvisor.sock');
     const config = parseConfig(
