@@ -4,6 +4,7 @@
 // deadline goes next.
 
 import type { Policy, PolicyView } from '../src/mux/policy.ts';
+import { durationNs, policyOptions, positiveNs } from '../src/mux/policy-options.ts';
 
 export interface EdfOptions {
   quantumNs?: number;
@@ -12,8 +13,9 @@ export interface EdfOptions {
 }
 
 export default function create(options: EdfOptions = {}): Policy {
-  const quantumNs = options.quantumNs ?? 500_000;
-  const fallback = options.defaultDeadlineNs ?? 2_000_000;
+  const opts = policyOptions('edf', { quantumNs: durationNs.optional(), defaultDeadlineNs: positiveNs.optional() }, options);
+  const quantumNs = opts.quantumNs ?? 500_000;
+  const fallback = opts.defaultDeadlineNs ?? 2_000_000;
   return {
     name: 'edf',
     fairness: 'none',

@@ -4,6 +4,7 @@
 // per `agingNs` so that a low-priority guest is not starved.
 
 import type { Policy, PolicyView } from '../src/mux/policy.ts';
+import { durationNs, policyOptions, positiveNs } from '../src/mux/policy-options.ts';
 
 export interface PriorityOptions {
   /** Waiting time that raises a guest's effective priority by one (default 250 µs). */
@@ -12,8 +13,9 @@ export interface PriorityOptions {
 }
 
 export default function create(options: PriorityOptions = {}): Policy {
-  const agingNs = options.agingNs ?? 250_000;
-  const quantumNs = options.quantumNs ?? 500_000;
+  const opts = policyOptions('priority', { agingNs: positiveNs.optional(), quantumNs: durationNs.optional() }, options);
+  const agingNs = opts.agingNs ?? 250_000;
+  const quantumNs = opts.quantumNs ?? 500_000;
   return {
     name: 'priority',
     fairness: 'none',

@@ -3,6 +3,7 @@
 // every guest gets an equal share.
 
 import type { Policy, PolicyView } from '../src/mux/policy.ts';
+import { durationNs, policyOptions } from '../src/mux/policy-options.ts';
 
 export interface RoundRobinOptions {
   /** Device time an owner may keep while others wait (default 500 µs). */
@@ -10,7 +11,7 @@ export interface RoundRobinOptions {
 }
 
 export default function create(options: RoundRobinOptions = {}): Policy {
-  const quantumNs = options.quantumNs ?? 500_000;
+  const quantumNs = policyOptions('round-robin', { quantumNs: durationNs.optional() }, options).quantumNs ?? 500_000;
   return {
     name: 'round-robin',
     fairness: 'equal',

@@ -4,6 +4,7 @@
 // owed the time it did not ask for: its virtual time is raised to the least among the others.
 
 import type { Policy, PolicyView } from '../src/mux/policy.ts';
+import { durationNs, policyOptions } from '../src/mux/policy-options.ts';
 
 export interface WeightedFairOptions {
   /** Device time an owner keeps before virtual times are compared (default 250 µs). */
@@ -11,7 +12,7 @@ export interface WeightedFairOptions {
 }
 
 export default function create(options: WeightedFairOptions = {}): Policy {
-  const quantumNs = options.quantumNs ?? 250_000;
+  const quantumNs = policyOptions('weighted-fair', { quantumNs: durationNs.optional() }, options).quantumNs ?? 250_000;
   /** Virtual-time offset per guest (weighted ns added when it came back after a pause). */
   const lag = new Map<string, number>();
   /** When each guest was last seen waiting or owning. */

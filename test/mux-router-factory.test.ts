@@ -30,6 +30,23 @@ describe('prepareMuxRouters', () => {
     expect(err.issues).toEqual([{ path: 'devices[0].policy.module', message: expect.stringMatching(/^policy no\/such\/policy\.ts: cannot load module/) }]);
   });
 
+  it('checks a shipped policy\'s options: unknown keys, wrong types and bad values name the option', async () => {
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['round-robin', { quantumNs: 'fast' }, /^policy round-robin: options\.quantumNs: .*expected number/],
+      ['round-robin', { quantum: 5 }, /^policy round-robin: options: unknown option "quantum" \(known: quantumNs\)/],
+      ['priority', { agingNs: 0 }, /^policy priority: options\.agingNs: .*>0/],
+      ['edf', { defaultDeadlineNs: -1 }, /^policy edf: options\.defaultDeadlineNs/],
+      ['weighted-fair', { quantumNs: 1, weights: [1] }, /unknown option "weights"/],
+    ];
+    for (const [name, options, message] of cases) {
+      const err = await prepareMuxRouters([{ id: 'sim0', kind: 'sim' }, { id: 'sim1', kind: 'sim', policy: { name, options } }]).catch((e) => e);
+      expect(err, name).toBeInstanceOf(MuxConfigError);
+      expect(err.issues, name).toEqual([{ path: 'devices[1].policy.options', message: expect.stringMatching(message) }]);
+    }
+    // Good options and no options are fine.
+    await expect(prepareMuxRouters([{ id: 'sim0', kind: 'sim', policy: { name: 'priority', options: { agingNs: 1000, quantumNs: 0 } } }])).resolves.toBeTypeOf('function');
+  });
+
   it('a policy name must be a shipped policy, not a path', async () => {
     const err = await prepareMuxRouters([{ id: 's', kind: 'scratch' }, { id: 'sim0', kind: 'sim', policy: { name: 'round-robbin' } }]).catch((e) => e);
     expect(err).toBeInstanceOf(MuxConfigError);

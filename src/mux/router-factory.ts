@@ -125,12 +125,19 @@ export async function prepareMuxRouters(
     }
     defs.set(d.id, deadlineNs === undefined ? def : { ...def, deadlineNs });
     const src = policySource(d);
-    if (policies.has(src)) continue;
+    if (!policies.has(src)) {
+      try {
+        policies.set(src, await loadPolicyFactory(src));
+      } catch (e) {
+        const path = d.policy?.module !== undefined ? `${at(i)}.policy.module` : d.policy?.name !== undefined ? `${at(i)}.policy.name` : `${at(i)}.policy`;
+        throw new MuxConfigError([{ path, message: (e as Error).message }], { cause: e });
+      }
+    }
+    // Create it once now, so bad options are a config error here, not when the device starts.
     try {
-      policies.set(src, await loadPolicyFactory(src));
+      policies.get(src)!(d.policy?.options);
     } catch (e) {
-      const path = d.policy?.module !== undefined ? `${at(i)}.policy.module` : d.policy?.name !== undefined ? `${at(i)}.policy.name` : `${at(i)}.policy`;
-      throw new MuxConfigError([{ path, message: (e as Error).message }], { cause: e });
+      throw new MuxConfigError([{ path: `${at(i)}.policy.options`, message: (e as Error).message }], { cause: e });
     }
   }
   return (deviceId, kind, cfg) => {
