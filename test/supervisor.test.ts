@@ -8,6 +8,8 @@ import { DeviceRegistry } from '../src/devices/registry.ts';
 import { PassthroughRouter } from '../src/passthrough.ts';
 import { PeerClient, PeerClosedError } from '../src/channel/peer-client.ts';
 import { encodeFrame, framePayload } from '../src/channel/codec.ts';
+import { pack } from 'msgpackr';
+import { pino } from 'pino';
 import type { Access } from '../src/access.ts';
 import type { Device, DevSize } from '../src/device.ts';
 import type { DetachReason } from '../src/guest-link.ts';
@@ -222,6 +224,22 @@ describe('supervisor over a Unix socket', () => {
     expect(b2.irqs).toEqual([7]);
     await b2.bye();
     await a.bye();
+  });
+
+  it('names the guest in the log of a protocol error that follows its hello in the same write', async () => {
+    const lines: Array<{ msg: string; guest?: string | null; code?: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const { sup, sock } = await started({ logger });
+    await sup.listen();
+    const { connect } = await import('node:net');
+    const raw = connect(sock);
+    await new Promise((r) => raw.once('connect', r));
+    // hello for b, then a frame of an unknown type before the welcome could be sent.
+    raw.resume(); // read (and drop) the err, so the close arrives
+    raw.write(Buffer.concat([encodeFrame({ t: 'hello', v: 1, guest: 'b', caps: ['pio'] }), framePayload(pack({ t: 'nonsense' }))]));
+    await new Promise((r) => raw.once('close', r));
+    const err = lines.find((l) => /^protocol error/.test(l.msg));
+    expect(err).toMatchObject({ guest: 'b', code: 'unknown-type' });
   });
 
   it('survives a guest disconnecting mid-access; the router is told', async () => {

@@ -192,6 +192,7 @@ export class PeerConnection {
         if (this.session || this.helloPending) throw new ProtocolError('malformed', 'second hello');
         if (m.v !== PROTOCOL_VERSION) throw new ProtocolError('version', `protocol version ${m.v} is not supported; this supervisor speaks ${PROTOCOL_VERSION}`);
         this.helloPending = true;
+        this.guest = m.guest; // the name it claims: logs of its errors name it even before the welcome
         void this.accept(m);
         return;
       case 'dmad':
