@@ -3,7 +3,6 @@
 //   map(path, size) -> ArrayBuffer over a MAP_SHARED mapping of the file (unmapped when
 //                      the buffer is collected, so no JS view can outlive the mapping)
 //   wake(buffer, byteOffset) -> number of waiters woken on the 32-bit word there
-//   preemptions() -> involuntary context switches of the calling thread so far
 // The futex is a shared one (no FUTEX_PRIVATE_FLAG): the waiter is another process.
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -95,24 +93,9 @@ static napi_value wake(napi_env env, napi_callback_info info)
 	return r;
 }
 
-// How often the calling thread was preempted (involuntary context switches): a polling
-// loop that was preempted is competing for the cores and should stop spinning.
-static napi_value preemptions(napi_env env, napi_callback_info info)
-{
-	(void)info;
-	struct rusage ru;
-	if (getrusage(RUSAGE_THREAD, &ru) < 0)
-		return fail(env, "getrusage(RUSAGE_THREAD)", "for the slot poller");
-	napi_value r;
-	napi_create_double(env, (double)ru.ru_nivcsw, &r);
-	return r;
-}
-
 NAPI_MODULE_INIT()
 {
 	napi_value f;
-	napi_create_function(env, "preemptions", NAPI_AUTO_LENGTH, preemptions, NULL, &f);
-	napi_set_named_property(env, exports, "preemptions", f);
 	napi_create_function(env, "map", NAPI_AUTO_LENGTH, map, NULL, &f);
 	napi_set_named_property(env, exports, "map", f);
 	napi_create_function(env, "wake", NAPI_AUTO_LENGTH, wake, NULL, &f);

@@ -19,7 +19,6 @@
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,10 +28,9 @@ static struct mt_slot *slot; // non-NULL once the supervisor accepted the slot
 static uint32_t seq;
 static uint64_t spin_ns;
 static int always; // MUXVISOR_SLOT=always: the slot even while the supervisor sleeps (tests)
-#define GAP_NS 10000              // a spin iteration this long means we were descheduled
-#define CALM_SAMPLE 32            // getrusage once per this many accesses (a syscall)
-#define CALM_MIN_NS 5000000ull    // acc frames this long after a preemption, doubling...
-#define CALM_MAX_NS 1000000000ull // ...up to this while it recurs
+#define GAP_NS 500000             // a spin iteration this long: we lost the core for a slice
+#define CALM_MIN_NS 5000000ull    // acc frames this long after such a gap, doubling...
+#define CALM_MAX_NS 100000000ull  // ...up to this while it recurs
 static int gap_seen;
 
 static uint64_t now_ns(void)
@@ -116,30 +114,21 @@ static int frames_behind(void)
 	return __atomic_load_n(&slot->sent, __ATOMIC_SEQ_CST) != mt_chan_frames();
 }
 
-// Whether this thread was preempted lately (sampled every CALM_SAMPLE accesses, or seen
-// as a gap while spinning): then the cores are contended, and for a while we use `acc`
-// frames, which block, since the scheduler favours a sleeper over a spinner (or a hog).
-// A try of the fast path on contended cores costs scheduler slices, so the while doubles
-// (up to CALM_MAX_NS) when preemption comes back soon after it. The counters are the
-// process's (accesses are serialized); threads that take turns look preempted to it,
-// which only means acc frames.
+// Whether this thread lost its core lately (a gap of GAP_NS while it spun for an answer):
+// then the cores are contended, and for a while we send `acc` frames, which block, since
+// the scheduler favours a sleeper over a spinner (or a hog). A try of the fast path on
+// contended cores costs scheduler slices, so the while doubles (up to CALM_MAX_NS) when
+// the gap comes back soon after. Short preemptions (a kernel worker) do not count.
 static int calm(struct mt_slot *s, uint64_t now)
 {
-	static uint64_t calm_until, calm_ns = CALM_MIN_NS, accesses;
-	static long nivcsw;
-	struct rusage ru;
-	int preempted = gap_seen;
-	gap_seen = 0;
-	if (++accesses % CALM_SAMPLE == 0 && syscall(SYS_getrusage, RUSAGE_THREAD, &ru) == 0) {
-		preempted |= ru.ru_nivcsw != nivcsw && accesses > CALM_SAMPLE;
-		nivcsw = ru.ru_nivcsw;
-	}
-	if (preempted && now >= calm_until) {
+	static uint64_t calm_until, calm_ns = CALM_MIN_NS;
+	if (gap_seen && now >= calm_until) {
 		calm_ns = now - calm_until < 4 * calm_ns ? calm_ns * 2 : CALM_MIN_NS;
 		if (calm_ns > CALM_MAX_NS)
 			calm_ns = CALM_MAX_NS;
 		calm_until = now + calm_ns;
 	}
+	gap_seen = 0;
 	int on = now < calm_until;
 	if (__atomic_load_n(&s->calm, __ATOMIC_RELAXED) != (uint32_t)on)
 		__atomic_store_n(&s->calm, (uint32_t)on, __ATOMIC_RELAXED); // tells the supervisor not to poll for us
@@ -181,15 +170,14 @@ int mt_slot_access(const struct mt_acc *a, struct mt_rep *r)
 			break;
 		}
 		uint64_t t = until ? now_ns() : 0;
-		// A gap between two looks means we were descheduled: the cores are contended, and
-		// spinning on would only delay the supervisor; a sleeper is woken with priority.
-		if (t && t < until && t - last < GAP_NS) {
+		if (t && t - last >= GAP_NS) { // we lost the core meanwhile: see calm()
+			gap_seen = 1;
+			until = 0;
+		} else if (t && t < until) {
 			last = t;
 			__builtin_ia32_pause();
 			continue;
 		}
-		if (t && t < until)
-			gap_seen = 1;
 		// Sleep until the supervisor rings the bell: it bumps `bell` after storing
 		// `rep` or `sent` whenever it sees `waiting`, so a wake-up cannot be missed.
 		// The timeout is for a supervisor that died: it stores nothing more, but the

@@ -181,7 +181,10 @@ export class PeerConnection {
           // next access (which usually follows at once) takes the slot.
           if (this.slot && !this.slot.peerCalm) this.server.kickSlots();
         });
-        if (this.slot) this.server.counters.inc('slotPeerFrames');
+        if (this.slot) {
+          this.server.counters.inc('slotPeerFrames');
+          this.slot.touch();
+        }
         return;
       }
       case 'ring':

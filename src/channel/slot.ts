@@ -25,15 +25,14 @@ const DATA_MAX = 4096;
 /** A peer is active when it posted a request this recently (ms); the spin hint is redone this often. */
 const ACTIVE_MS = 20;
 const HINT_MS = 1;
-/** How often the poller asks whether it was preempted (ms), and how long it then stays calm (ms). */
-const CHECK_MS = 0.01;
+/** An idle look at the slots taking this long (ms) means the poller lost its core: it stays calm a while (ms). */
+const GAP_MS = 1;
 const CALM_MIN_MS = 5;
-const CALM_MAX_MS = 1000;
+const CALM_MAX_MS = 100;
 
 interface ShmAddon {
   map(path: string, size: number): ArrayBuffer;
   wake(buf: ArrayBuffer, byteOffset: number): number;
-  preemptions(): number;
 }
 
 let addon: ShmAddon | null | undefined;
@@ -128,6 +127,11 @@ export class AccessSlot {
     return true;
   }
 
+  /** The peer sent an `acc` frame: it is active all the same. */
+  touch(): void {
+    this.lastRequest = performance.now();
+  }
+
   /** Whether the peer may busy-wait for answers (a hint; it sleeps on the bell otherwise). */
   allowSpin(on: boolean): void {
     if (this.closed || this.spin === +on) return;
@@ -199,9 +203,9 @@ export class AccessSlot {
  * every `sliceUs` even while busy, so socket peers, timers and devices still run.
  *
  * Polling pays only while the poller and the peers it waits for each have a core. When
- * the poller finds itself preempted (the kernel counts involuntary context switches) the
- * cores are contended: it stops polling for CALM_MS, the slots say `asleep`, and peers
- * send their accesses as `acc` frames, which costs no more than before the slot existed.
+ * the poller finds it lost its core for a while (a gap between two idle looks), the cores
+ * are contended: it stops polling for a while, the slots say `asleep`, and peers send
+ * their accesses as `acc` frames, which costs no more than before the slot existed.
  */
 export class SlotPoller {
   private readonly slots = new Set<AccessSlot>();
@@ -210,17 +214,19 @@ export class SlotPoller {
   /** Until then (performance.now() ms) the cores are contended: serve, but do not poll on. */
   private calmUntil = 0;
   private calmMs = CALM_MIN_MS;
+  /** More peers active than `spinners` (see hint()). */
+  private crowded = false;
 
-  /** Preempted while polling: calm for a while, twice as long if it comes back soon after. */
+  /** Lost the core while polling: calm for a while, twice as long if it comes back soon after. */
   private calm(now: number): void {
     this.calmMs = now - this.calmUntil < 4 * this.calmMs ? Math.min(this.calmMs * 2, CALM_MAX_MS) : CALM_MIN_MS;
     this.calmUntil = now + this.calmMs;
   }
 
   /**
-   * `spinners`: how many peers may busy-wait for answers at once. With more runnable
-   * spinners than cores, a spinning peer keeps the supervisor (or the peer it waits
-   * for) off the CPU for a scheduler slice: then they all sleep on their bell instead.
+   * `spinners`: how many active peers the fast path serves (cores - 1). With more runnable
+   * spinners than cores, a spinner keeps the one it waits for off the CPU for a
+   * scheduler slice.
    */
   constructor(
     private readonly windowUs = 100,
@@ -236,11 +242,16 @@ export class SlotPoller {
     this.slots.delete(s);
   }
 
-  /** Peers that posted within the last ACTIVE_MS may spin while they are at most `spinners`. */
+  /**
+   * More peers active (an access within ACTIVE_MS) than `spinners`: then polling would
+   * keep a core busy while the peers queue for the other, so nobody polls or spins and
+   * the peers send `acc` frames; the fast path is for the few.
+   */
   private hint(now: number): void {
     let active = 0;
     for (const s of this.slots) if (now - s.lastRequest < ACTIVE_MS) active++;
-    for (const s of this.slots) s.allowSpin(active <= this.spinners);
+    this.crowded = active > this.spinners;
+    for (const s of this.slots) s.allowSpin(!this.crowded);
   }
 
   /** A request may be waiting (doorbell, an answer given, an `acc` served): poll. */
@@ -249,10 +260,8 @@ export class SlotPoller {
     this.running = true;
     try {
       for (const s of this.slots) s.awake();
-      const shm = shmAddon();
       const start = performance.now();
-      let last = start, checked = start, hinted = start;
-      let preempted = shm ? shm.preemptions() : 0;
+      let last = start, prev = start, hinted = start;
       this.hint(start);
       for (;;) {
         let busy = false, live = false;
@@ -265,15 +274,11 @@ export class SlotPoller {
           if (!s.pending && !s.closed) live = true;
         }
         const now = performance.now();
-        if (shm && now - checked > CHECK_MS) {
-          checked = now;
-          const p = shm.preemptions();
-          if (p !== preempted) this.calm(now);
-          preempted = p;
-        }
+        if (!busy && now - prev > GAP_MS) this.calm(now); // an idle look took that long: we lost the core
+        prev = now;
         if (now - hinted > HINT_MS) this.hint((hinted = now));
         if (busy) last = now;
-        else if (!live || now < this.calmUntil || now - last >= this.windowUs / 1000) {
+        else if (!live || this.crowded || now < this.calmUntil || now - last >= this.windowUs / 1000) {
           let again = false;
           for (const s of this.slots) if (!s.sleep()) again = true;
           if (!again) return;
