@@ -9,6 +9,7 @@
 // the addon the capability is simply not offered back and the socket path is used.
 
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,8 @@ const ACTIVE_MS = 20;
 const HINT_MS = 1;
 /** An idle look at the slots taking this long (ms) means the poller lost its core: it stays calm a while (ms). */
 const GAP_MS = 1;
+/** How often the poller counts the runnable tasks of the machine (ms). */
+const LOAD_MS = 1;
 const CALM_MIN_MS = 5;
 const CALM_MAX_MS = 100;
 
@@ -47,6 +50,15 @@ export function shmAddon(): ShmAddon | null {
     }
   }
   return addon;
+}
+
+/** Runnable tasks right now (the 4th field of /proc/loadavg: "running/total"); 0 when unknown. */
+function runnableTasks(): number {
+  try {
+    return Number(/ (\d+)\//.exec(readFileSync('/proc/loadavg', 'latin1'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 /** A broken slot (bad magic, size or request): the connection ends with a protocol error. */
@@ -216,6 +228,18 @@ export class SlotPoller {
   private calmMs = CALM_MIN_MS;
   /** More peers active than `spinners` (see hint()). */
   private crowded = false;
+  private sampled = -Infinity;
+  private readonly cores = availableParallelism();
+
+  /**
+   * More runnable tasks than cores (we and a spinning peer are two of them): someone
+   * waits for a core, and our polling would be what it waits behind.
+   */
+  private overloaded(now: number): boolean {
+    if (now - this.sampled < LOAD_MS) return false;
+    this.sampled = now;
+    return runnableTasks() > this.cores;
+  }
 
   /** Lost the core while polling: calm for a while, twice as long if it comes back soon after. */
   private calm(now: number): void {
@@ -274,7 +298,7 @@ export class SlotPoller {
           if (!s.pending && !s.closed) live = true;
         }
         const now = performance.now();
-        if (!busy && now - prev > GAP_MS) this.calm(now); // an idle look took that long: we lost the core
+        if ((!busy && now - prev > GAP_MS) || (now >= this.calmUntil && this.overloaded(now))) this.calm(now); // we lost the core, or would take it from someone
         prev = now;
         if (now - hinted > HINT_MS) this.hint((hinted = now));
         if (busy) last = now;
