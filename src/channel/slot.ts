@@ -232,13 +232,14 @@ export class SlotPoller {
   private readonly cores = availableParallelism();
 
   /**
-   * More runnable tasks than cores (we and a spinning peer are two of them): someone
-   * waits for a core, and our polling would be what it waits behind.
+   * More runnable tasks than cores, and one more (we and a spinning peer are two of them):
+   * someone waits for a core, and our polling would be what it waits behind. A CPU hog
+   * alone is caught by the lost-core gap instead.
    */
   private overloaded(now: number): boolean {
     if (now - this.sampled < LOAD_MS) return false;
     this.sampled = now;
-    return runnableTasks() > this.cores;
+    return runnableTasks() > this.cores + 1; // one more: a kernel worker or a passing process
   }
 
   /** Lost the core while polling: calm for a while, twice as long if it comes back soon after. */
