@@ -31,8 +31,11 @@ export interface SupervisorOptions {
   registry?: DeviceRegistry;
   /** Router per device: the MUX engine plugs in here. Pass-through when absent. */
   createRouter?: RouterFactory;
-  /** Directories a socket peer's dma.path may be in (default /dev/shm). */
+  /** Directories a socket peer's dma.path (and its access slot file) may be in (default /dev/shm). */
   dmaDirs?: string[];
+  /** The shared-memory access slot of trapped programs (src/channel/slot.ts): accept it, poll window in µs (default: the config's `slot`). */
+  slot?: boolean;
+  slotPollUs?: number;
 }
 
 /** A device on the machine: what was built and where it sits. */
@@ -72,6 +75,8 @@ export interface SupervisorStats {
   deviceMetrics: Record<string, DeviceMetrics>;
   guests: { guest: string; connected: boolean; accesses: number; denials: number; unmapped: number; faults: number; irqDropped: number; pciMistakes: number }[];
   protocolErrors: Record<string, number>;
+  /** Channel counters: slotSessions, slotAccesses, slotRings, slotRefused, droppedToClosed, ... */
+  channel: Record<string, number>;
   unmapped: Record<BusSpace, number>;
 }
 
@@ -159,7 +164,11 @@ export class Supervisor {
   /** Listen for peers (default: the config's socket; "tcp:HOST:PORT" for TCP). */
   async listen(endpoint: Endpoint = parseEndpoint(this.config.socket)): Promise<string | import('node:net').AddressInfo> {
     if (!this.started) await this.start();
-    const server = new ChannelServer({ hello: (msg, conn) => this.acceptPeer(msg, conn) }, this.log);
+    const server = new ChannelServer({ hello: (msg, conn) => this.acceptPeer(msg, conn) }, this.log, {
+      slot: this.options.slot ?? this.config.slot.enabled,
+      slotPollUs: this.options.slotPollUs ?? this.config.slot.pollUs,
+      ...(this.options.dmaDirs ? { slotDirs: this.options.dmaDirs } : {}),
+    });
     this.server = server;
     const addr = await server.listen(endpoint);
     this.log.info({ endpoint: typeof addr === 'string' ? addr : `${addr.address}:${addr.port}` }, 'listening');
@@ -244,6 +253,7 @@ export class Supervisor {
         pciMistakes: g.counters.get('pciMistakes') + (g.session?.pci.mistakes ?? 0),
       })),
       protocolErrors,
+      channel: this.server ? this.server.counters.snapshot() : {},
       unmapped: { pio: this.buses.pio.unmappedCount, mmio: this.buses.mmio.unmappedCount },
     };
   }

@@ -1,11 +1,13 @@
 // The user-mode trap shim against a scripted supervisor over the real channel codec:
 // unmodified lspci through conf1 ports, interrupts through the UIO fd (also between an
 // access and its answer), shared DMA memory and dmaw/dmar, a sysfs BAR, string I/O split
-// over several accesses, and a lost channel.
+// over several accesses, and a lost channel. Each runs twice: accesses as `acc` frames
+// (the socket path), and through the shared-memory access slot, where every answer is
+// given later (the stalled-answer path) while irq/dma frames still use the socket.
 import { existsSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AccMsg } from '../src/channel/messages.ts';
-import { runTrapped, TRAP_BUILD_DIR, TRAP_EXIT_CHANNEL_LOST } from '../src/trap/user.ts';
+import { runTrapped as runTrappedRaw, TRAP_BUILD_DIR, TRAP_EXIT_CHANNEL_LOST } from '../src/trap/user.ts';
 import { buildTrap } from './helpers/trap-build.ts';
 import { type AccAnswer, fakeConf1, type PeerConn, TrapPeer } from './helpers/trap-peer.ts';
 
@@ -81,7 +83,17 @@ function scripted(): (acc: AccMsg, conn: PeerConn) => Promise<AccAnswer> {
   };
 }
 
-describe('user-mode trap shim over the channel', () => {
+describe.each(['socket', 'slot'] as const)('user-mode trap shim over the channel (%s)', (path) => {
+  const start = (h: Parameters<typeof TrapPeer.start>[0]): Promise<TrapPeer> => TrapPeer.start(h, [14], { slot: path === 'slot' });
+  // 'always': every access through the slot (the doorbell rings whenever the peer is not polling).
+  const runTrapped = (...[prog, args, opts]: Parameters<typeof runTrappedRaw>): ReturnType<typeof runTrappedRaw> =>
+    runTrappedRaw(prog, args, { ...opts, ...(path === 'slot' ? { slot: 'always' as const } : {}) });
+  /** Accesses went the way this run says, and not the other. */
+  const wentThrough = (p: TrapPeer): void => {
+    if (path === 'slot') expect(p.slotAccesses).toBe(p.accesses.length);
+    else expect(p.slotAccesses).toBe(0);
+    expect(p.accesses.length).toBeGreaterThan(0);
+  };
   let peer: TrapPeer | null = null;
   beforeAll(() => buildTrap());
   afterEach(async () => {
@@ -90,10 +102,11 @@ describe('user-mode trap shim over the channel', () => {
   });
 
   it('runs unmodified lspci -A intel-conf1 through trapped conf1 ports', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped('lspci', ['-A', 'intel-conf1', '-nn'], { socket: peer.path, guest: 'lspci' });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
+    wentThrough(peer);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/^00:01\.0 .*\[8086:7000\]/);
@@ -106,18 +119,20 @@ describe('user-mode trap shim over the channel', () => {
   });
 
   it('delivers interrupts through the UIO fd, also when they arrive inside an access', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped(CHAN, ['uio'], { socket: peer.path, guest: 'g1' });
     expect(r.stdout).not.toContain('FAIL');
     expect(r.stdout).toContain('ok second interrupt count');
     expect(r.code).toBe(0);
+    wentThrough(peer);
   });
 
   it('shares DMA memory announced in hello, and answers dmaw/dmar', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped(CHAN, ['dma'], { socket: peer.path, guest: 'g2', dmaBase: 0x2000_0000, dmaSize: 0x10000 });
     expect(r.stdout).not.toContain('FAIL');
     expect(r.code).toBe(0);
+    wentThrough(peer);
     const dma = peer.conns[0].hello.dma!;
     expect(dma).toMatchObject({ base: 0x2000_0000, size: 0x10000 });
     expect(dma.path).toMatch(/^\/dev\/shm\/muxvisor-dma-\d+-g2$/);
@@ -125,19 +140,21 @@ describe('user-mode trap shim over the channel', () => {
   });
 
   it('maps a sysfs BAR at the address from PCI config and forwards 4- and 8-byte MMIO', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped(CHAN, ['resource'], { socket: peer.path, guest: 'g3' });
     expect(r.stdout).not.toContain('FAIL');
     expect(r.code).toBe(0);
+    wentThrough(peer);
     const mmio = peer.accesses.filter((a) => a.sp === 'mmio').map((a) => [a.d, a.a - BAR0, a.s]);
     expect(mmio).toEqual([['r', 0x10, 4], ['r', 0x18, 8], ['w', 0x40, 4], ['r', 0x40, 4]]);
   });
 
   it('splits long string I/O into accesses of at most 4 KiB with the data intact', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped(CHAN, ['string'], { socket: peer.path, guest: 'g4' });
     expect(r.stdout).not.toContain('FAIL');
     expect(r.code).toBe(0);
+    wentThrough(peer);
     const writes = peer.accesses.filter((a) => a.a === 0x1f0 && a.d === 'w');
     expect(writes.map((a) => a.n)).toEqual([2048, 2048, 904]);
     const all = Buffer.concat(writes.map((a) => Buffer.from(a.b!)));
@@ -145,7 +162,7 @@ describe('user-mode trap shim over the channel', () => {
   });
 
   it('exits with a clear message when the supervisor goes away', async () => {
-    peer = await TrapPeer.start((acc, conn) => {
+    peer = await start((acc, conn) => {
       conn.socket.destroy();
       return new Promise(() => {});
     });
@@ -155,36 +172,40 @@ describe('user-mode trap shim over the channel', () => {
   });
 
   it('connects only the process that reaches for hardware, not the shell that inherits the shim', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped('sh', ['-c', 'true; lspci -A intel-conf1 -n; true'], { socket: peer.path, guest: 'sh' });
     expect(r.code).toBe(0);
+    wentThrough(peer);
     expect(r.stdout).toContain('8086:7010');
     expect(peer.conns).toHaveLength(1); // one hello: lspci's, not sh's
   });
 
   it('answers each of several threads trapping at once (irqs arriving inside their accesses)', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped(CHAN, ['threads'], { socket: peer.path, guest: 'threads' });
     expect(r.stdout).not.toContain('FAIL');
     expect(r.stdout).toContain('ok wrong answers over 4 threads x 300 inb');
     expect(r.code).toBe(0);
+    wentThrough(peer);
     expect(peer.accesses.filter((a) => a.a === 0x511)).toHaveLength(1200);
   });
 
   it('gives a fork()ed child its own connection instead of sharing the parent\'s', async () => {
-    peer = await TrapPeer.start(scripted());
+    peer = await start(scripted());
     const r = await runTrapped(CHAN, ['fork'], { socket: peer.path, guest: 'forker' });
     expect(r.stdout).not.toContain('FAIL');
     expect(r.code).toBe(0);
+    wentThrough(peer);
     expect(peer.conns.map((c) => c.hello.guest)).toEqual(['forker', 'forker']);
     // The child _exit()s without destructors: its DMA file must be gone all the same.
-    const names = peer.conns.map((c) => c.hello.dma!.path!.slice('/dev/shm/'.length));
+    const names = peer.conns.flatMap((c) => [c.hello.dma!.path!, ...(c.hello.slot ? [c.hello.slot.path] : [])]).map((p) => p.slice('/dev/shm/'.length));
+    expect(names).toHaveLength(4); // the shim offers its slot to either peer
     expect(readdirSync('/dev/shm').filter((f) => names.includes(f))).toEqual([]);
     expect(peer.protocolErrors).toEqual([]);
   });
 
   it('ends the program with a message when the supervisor sends a malformed frame', async () => {
-    peer = await TrapPeer.start((acc, conn) => {
+    peer = await start((acc, conn) => {
       conn.socket.write(Buffer.from([3, 0, 0, 0, 0x81, 0xa1, 0x74])); // a map whose value is cut off
       return new Promise(() => {});
     });

@@ -1,11 +1,15 @@
 // The peer side of the channel protocol (src/channel/PROTOCOL.md) over a Unix stream
-// socket: hello/welcome at load time, then one `acc` frame per trapped access, answered
-// by `rep`. `irq`, `dmar`, `dmaw`, `reset`, `err` and `bye` are handled wherever they
-// arrive: inside an access round trip, or in the reader thread when no access is in
-// flight. A futex lock keeps frames whole; everything here is async-signal-safe.
+// socket (framing in frame.c): hello/welcome at load time, then one `acc` frame per
+// trapped access, answered by `rep`, or, when the supervisor accepted the access slot,
+// one request in shared memory (slot.c). `irq`, `dmar`, `dmaw`, `reset`, `err` and `bye`
+// are handled wherever they arrive: inside an access, or in the reader thread when no
+// access is in flight. A futex lock keeps frames whole and serializes accesses of all
+// threads; everything here is async-signal-safe.
 #include "muxtrap.h"
 #include "msgpack.h"
 #include "wire.h"
+#include "frame.h"
+#include "slot.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -15,17 +19,11 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#define MAX_FRAME (1u << 20) // PROTOCOL.md: 1..1 MiB
-
-static int sock = -1;
 static uint64_t seq;
 static int closing; // set by mt_chan_bye: the end of the connection is expected
 static int lockw; // 0 free, 1 held, 2 held with waiters ("Futexes Are Tricky", mutex 2)
-static uint8_t rx[2 * (MAX_FRAME + 4)];
-static uint8_t tx[MAX_FRAME + 4];
 
 static void lock(void)
 {
@@ -48,7 +46,7 @@ static void unlock(void)
 	}
 }
 
-static void lost(const char *why)
+void mt_chan_lost(const char *why)
 {
 	struct mt_msg m = { .n = 0 };
 	msg_s(&m, "muxtrap: channel to the supervisor lost (");
@@ -56,110 +54,6 @@ static void lost(const char *why)
 	msg_s(&m, "); exiting\n");
 	msg_out(&m, 2);
 	_exit(MT_EXIT_CHANNEL);
-}
-
-// A frame: 4-byte little-endian length, then the msgpack map. w writes after the header.
-static struct mp_w frame_begin(void)
-{
-	return (struct mp_w){ tx + 4, tx + sizeof tx, 0 };
-}
-
-static int frame_send(struct mp_w *w)
-{
-	if (w->overflow)
-		return -1;
-	uint32_t n = (uint32_t)(w->p - (tx + 4));
-	tx[0] = (uint8_t)n, tx[1] = (uint8_t)(n >> 8), tx[2] = (uint8_t)(n >> 16), tx[3] = (uint8_t)(n >> 24);
-	// send, not write: a closed socket must give EPIPE and our message, not a silent SIGPIPE.
-	const uint8_t *p = tx;
-	size_t left = n + 4;
-	while (left) {
-		ssize_t k = send(sock, p, left, MSG_NOSIGNAL);
-		if (k < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		left -= (size_t)k;
-	}
-	return 0;
-}
-
-// Buffered receive: one recv() usually brings a whole `rep` (and any irq before it).
-static size_t rb_start, rb_end;
-
-static int buffered_frame(uint32_t *n)
-{
-	size_t have = rb_end - rb_start;
-	if (have < 4)
-		return 0;
-	const uint8_t *h = rx + rb_start;
-	*n = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
-	return have >= 4 + (size_t)*n;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t); // vDSO, async-signal-safe
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-// Reads more bytes; spins with non-blocking reads for up to spin_ns first, since the
-// answer usually comes within microseconds and a sleeping thread wakes up slowly.
-static int fill(uint64_t spin_ns)
-{
-	if (rb_start == rb_end)
-		rb_start = rb_end = 0;
-	if (sizeof rx - rb_end < MAX_FRAME + 4 - (rb_end - rb_start)) { // make room for a whole frame
-		memmove(rx, rx + rb_start, rb_end - rb_start);
-		rb_end -= rb_start;
-		rb_start = 0;
-	}
-	uint64_t until = spin_ns ? now_ns() + spin_ns : 0;
-	for (;;) {
-		int spin = until && now_ns() < until;
-		ssize_t k = recv(sock, rx + rb_end, sizeof rx - rb_end, spin ? MSG_DONTWAIT : 0);
-		if (k > 0) {
-			rb_end += (size_t)k;
-			return 0;
-		}
-		if (k == 0) {
-			errno = ECONNRESET;
-			return -1;
-		}
-		if (errno != EINTR && errno != EAGAIN)
-			return -1;
-	}
-}
-
-static uint64_t spin_ns;
-
-static int recv_frame(struct mt_wire *m)
-{
-	uint32_t n = 0;
-	while (!buffered_frame(&n)) {
-		if (rb_end - rb_start >= 4 && (n == 0 || n > MAX_FRAME)) {
-			errno = EPROTO;
-			return -1;
-		}
-		if (fill(spin_ns))
-			return -1;
-	}
-	const uint8_t *body = rx + rb_start + 4;
-	rb_start += 4 + (size_t)n;
-	if (mt_wire_parse(body, n, m)) {
-		errno = EBADMSG;
-		return -1;
-	}
-	return 0;
-}
-
-static const char *recv_why(void)
-{
-	return errno == ECONNRESET ? "closed by the supervisor"
-		: errno == EBADMSG ? "malformed frame from the supervisor"
-		: errno == EPROTO ? "frame length out of range" : "receive failed";
 }
 
 static void say_remote_error(const struct mt_wire *m)
@@ -195,8 +89,8 @@ static int handle_async(const struct mt_wire *m)
 	if (!strcmp(m->t, "dmar") || !strcmp(m->t, "dmaw")) {
 		int read = m->t[3] == 'r';
 		// A read answer must fit one frame; the supervisor splits larger ones.
-		uint8_t *mem = read && m->n > MAX_FRAME - 64 ? NULL : dma_at(m->a, read ? m->n : m->blen);
-		struct mp_w w = frame_begin();
+		uint8_t *mem = read && m->n > MT_MAX_FRAME - 64 ? NULL : dma_at(m->a, read ? m->n : m->blen);
+		struct mp_w w = mt_frame_begin();
 		mp_map(&w, !mem || read ? 3 : 2);
 		mp_str(&w, "t");
 		mp_str(&w, read ? "dmad" : "dmak");
@@ -211,7 +105,7 @@ static int handle_async(const struct mt_wire *m)
 		} else {
 			memcpy(mem, m->b, m->blen);
 		}
-		return frame_send(&w);
+		return mt_frame_send(&w);
 	}
 	if (!strcmp(m->t, "err")) {
 		say_remote_error(m);
@@ -224,7 +118,7 @@ static int handle_async(const struct mt_wire *m)
 
 int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 {
-	spin_ns = spin_us * 1000;
+	mt_frame_spin_ns = spin_us * 1000;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof sa.sun_path) {
 		errno = ENAMETOOLONG;
@@ -232,56 +126,78 @@ int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
-	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sock < 0) {
+	mt_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (mt_sock < 0) {
 		mt_perror("socket(AF_UNIX)", NULL);
 		return -1;
 	}
-	while (connect(sock, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	while (connect(mt_sock, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		if (errno == EINTR)
 			continue;
 		mt_perror("connect", path);
 		return -1;
 	}
-	struct mp_w w = frame_begin();
-	mp_map(&w, mt_dma.mem ? 5 : 4);
+	struct mp_w w = mt_frame_begin();
+	int dma = mt_dma.mem != NULL, slot = mt_slot_file.mem != NULL;
+	mp_map(&w, (uint32_t)(4 + dma + slot));
 	mp_str(&w, "t"), mp_str(&w, "hello");
 	mp_str(&w, "v"), mp_uint(&w, 1);
 	mp_str(&w, "guest"), mp_str(&w, guest);
-	mp_str(&w, "caps"), mp_arr(&w, mt_dma.mem ? 5 : 4);
+	mp_str(&w, "caps"), mp_arr(&w, (uint32_t)(4 + dma + slot));
 	mp_str(&w, "pio"), mp_str(&w, "mmio"), mp_str(&w, "irq"), mp_str(&w, "string");
-	if (mt_dma.mem)
-		mp_str(&w, "dma"); // fifth cap
-	if (mt_dma.mem) {
+	if (dma)
+		mp_str(&w, "dma");
+	if (slot)
+		mp_str(&w, "slot");
+	if (slot) {
+		mp_str(&w, "slot");
+		mp_map(&w, 2);
+		mp_str(&w, "path"), mp_str(&w, mt_slot_file.path);
+		mp_str(&w, "size"), mp_uint(&w, MT_SLOT_SIZE);
+	}
+	if (dma) {
 		mp_str(&w, "dma");
 		mp_map(&w, 3);
 		mp_str(&w, "path"), mp_str(&w, mt_dma.path);
 		mp_str(&w, "base"), mp_uint(&w, mt_dma.base);
 		mp_str(&w, "size"), mp_uint(&w, mt_dma.size);
 	}
-	if (frame_send(&w)) {
+	if (mt_frame_send(&w)) {
 		mt_perror("send hello to", path);
 		return -1;
 	}
 	for (;;) {
 		struct mt_wire m;
-		if (recv_frame(&m)) {
+		if (mt_frame_recv(&m)) {
 			mt_perror("waiting for welcome from", path);
 			return -1;
 		}
-		if (!strcmp(m.t, "welcome"))
+		if (!strcmp(m.t, "welcome")) {
+			mt_slot_settle(m.slot != 0); // a supervisor without the fast path says nothing
 			return 0;
+		}
 		if (handle_async(&m))
 			return -1;
 	}
 }
 
-int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
+// Reads and handles one frame that is not an awaited `rep`: NULL, or why the channel ends.
+static const char *take_frame(void)
+{
+	struct mt_wire m;
+	if (mt_frame_recv(&m))
+		return mt_frame_why();
+	if (handle_async(&m))
+		return !strcmp(m.t, "err") ? "error from the supervisor" : "bye from the supervisor";
+	return NULL;
+}
+
+// The socket path: one `acc` frame, then frames until its `rep`.
+static void socket_access(const struct mt_acc *a, struct mt_rep *r)
 {
 	static const char *const spaces[] = { "pio", "mmio", "pcicfg" };
-	lock();
 	uint64_t id = ++seq;
-	struct mp_w w = frame_begin();
+	struct mp_w w = mt_frame_begin();
 	int string = a->count > 1, bytes = a->write && string;
 	mp_map(&w, (uint32_t)(7 + string + bytes));
 	mp_str(&w, "t"), mp_str(&w, "acc");
@@ -295,12 +211,12 @@ int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
 		mp_str(&w, "n"), mp_uint(&w, a->count);
 	if (bytes)
 		mp_str(&w, "b"), mp_bin(&w, a->data, a->count * a->size);
-	if (frame_send(&w))
-		lost("send failed");
+	if (mt_frame_send(&w))
+		mt_chan_lost("send failed");
 	for (;;) {
 		struct mt_wire m;
-		if (recv_frame(&m))
-			lost(recv_why());
+		if (mt_frame_recv(&m))
+			mt_chan_lost(mt_frame_why());
 		if (!strcmp(m.t, "rep") && m.id == id) {
 			r->value = m.v;
 			r->refused = m.e != NULL;
@@ -309,19 +225,24 @@ int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
 				memset(r->data, 0xff, want); // a refused or short answer reads all-ones
 				memcpy(r->data, m.b, m.blen < want ? m.blen : want);
 			}
-			break;
+			return;
 		}
 		if (handle_async(&m))
-			lost(!strcmp(m.t, "err") ? "error from the supervisor" : "bye from the supervisor");
+			mt_chan_lost(!strcmp(m.t, "err") ? "error from the supervisor" : "bye from the supervisor");
 	}
-	// Frames that came behind the rep in the same read: the reader thread would not
+}
+
+int mt_chan_access(const struct mt_acc *a, struct mt_rep *r)
+{
+	lock();
+	if (!mt_slot_on() || mt_slot_access(a, r))
+		socket_access(a, r);
+	// Frames that came behind the answer in the same read: the reader thread would not
 	// wake for them, since the socket holds no more data.
 	uint32_t n;
-	while (buffered_frame(&n)) {
-		struct mt_wire m;
-		if (recv_frame(&m) || handle_async(&m))
-			lost("bad frame after a reply");
-	}
+	while (mt_frame_buffered(&n))
+		if (take_frame())
+			mt_chan_lost("bad frame after a reply");
 	unlock();
 	return 0;
 }
@@ -331,11 +252,11 @@ static void *reader(void *arg)
 {
 	(void)arg;
 	for (;;) {
-		struct pollfd p = { .fd = sock, .events = POLLIN };
+		struct pollfd p = { .fd = mt_sock, .events = POLLIN };
 		if (poll(&p, 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			lost("poll failed");
+			mt_chan_lost("poll failed");
 		}
 		if (__atomic_load_n(&closing, __ATOMIC_ACQUIRE))
 			return NULL;
@@ -343,21 +264,45 @@ static void *reader(void *arg)
 		// An access may have consumed the data while we waited for the lock.
 		p.revents = 0;
 		uint32_t n;
-		if (buffered_frame(&n) || poll(&p, 1, 0) == 1) {
-			struct mt_wire m;
-			int bad = recv_frame(&m) ? 1 : handle_async(&m) ? 2 : 0;
-			if (bad && __atomic_load_n(&closing, __ATOMIC_ACQUIRE)) {
-				unlock();
-				return NULL;
-			}
-			if (bad == 1)
-				lost(recv_why());
-			if (bad == 2)
-				lost(!strcmp(m.t, "err") ? "error from the supervisor" : "bye from the supervisor");
+		const char *why = mt_frame_buffered(&n) || poll(&p, 1, 0) == 1 ? take_frame() : NULL;
+		if (why && __atomic_load_n(&closing, __ATOMIC_ACQUIRE)) {
+			unlock();
+			return NULL;
 		}
+		if (why)
+			mt_chan_lost(why);
 		unlock();
 	}
 	return NULL;
+}
+
+uint32_t mt_chan_frames(void)
+{
+	return mt_frames;
+}
+
+void mt_chan_pump(void)
+{
+	const char *why = take_frame();
+	if (why)
+		mt_chan_lost(why);
+}
+
+void mt_chan_pump_if_readable(void)
+{
+	uint32_t n;
+	struct pollfd p = { .fd = mt_sock, .events = POLLIN };
+	if (mt_frame_buffered(&n) || poll(&p, 1, 0) == 1)
+		mt_chan_pump();
+}
+
+void mt_chan_ring(void)
+{
+	struct mp_w w = mt_frame_begin();
+	mp_map(&w, 1);
+	mp_str(&w, "t"), mp_str(&w, "ring");
+	if (mt_frame_send(&w))
+		mt_chan_lost("send failed");
 }
 
 static int reader_started;
@@ -365,11 +310,12 @@ static int reader_started;
 // In a fork()ed child: the parent's connection, lock and reader thread are not ours.
 void mt_chan_forget(void)
 {
-	if (sock >= 0)
-		close(sock);
-	sock = -1;
+	if (mt_sock >= 0)
+		close(mt_sock);
+	mt_sock = -1;
 	lockw = 0;
-	rb_start = rb_end = 0;
+	mt_slot_forget();
+	mt_frame_reset();
 	reader_started = 0;
 	closing = 0;
 }
@@ -377,7 +323,7 @@ void mt_chan_forget(void)
 void mt_chan_start_reader(void)
 {
 	int *started = &reader_started;
-	if (sock < 0 || __atomic_exchange_n(started, 1, __ATOMIC_ACQ_REL))
+	if (mt_sock < 0 || __atomic_exchange_n(started, 1, __ATOMIC_ACQ_REL))
 		return;
 	pthread_t t;
 	sigset_t all, old;
@@ -395,14 +341,14 @@ void mt_chan_start_reader(void)
 
 void mt_chan_bye(const char *reason)
 {
-	if (sock < 0)
+	if (mt_sock < 0)
 		return;
 	__atomic_store_n(&closing, 1, __ATOMIC_RELEASE);
 	lock();
-	struct mp_w w = frame_begin();
+	struct mp_w w = mt_frame_begin();
 	mp_map(&w, 2);
 	mp_str(&w, "t"), mp_str(&w, "bye");
 	mp_str(&w, "reason"), mp_str(&w, reason);
-	frame_send(&w);
+	mt_frame_send(&w);
 	unlock();
 }

@@ -1,7 +1,7 @@
 // The connection to the supervisor, made once, when the program first reaches for
 // hardware (iopl/ioperm, opening a device file, or a trapped access), so that a shell or
 // helper that merely inherits LD_PRELOAD does not become the guest. Creates the DMA
-// memory file, connects and says hello (channel.c). Async-signal-safe: the first trapped
+// memory file and the access slot (slot.c), connects and says hello (channel.c). Async-signal-safe: the first trapped
 // access may be where it happens.
 #include "muxtrap.h"
 
@@ -19,7 +19,8 @@ struct mt_dma mt_dma = { .fd = -1 };
 
 static int state; // 0 not yet, 1 connecting, 2 connected
 static char sock_path[108], guest[64];
-static uint64_t spin_us;
+static uint64_t spin_us, slot_spin_us;
+static int slot_wanted, slot_always;
 
 static void forked_child(void);
 
@@ -37,6 +38,11 @@ void mt_connect_prepare(void)
 	copy_env(guest, sizeof guest, "MUXVISOR_GUEST", "guest");
 	copy_env(num, sizeof num, "MUXVISOR_SPIN_US", "0");
 	spin_us = strtoull(num, NULL, 0);
+	copy_env(num, sizeof num, "MUXVISOR_SLOT", "1");
+	slot_wanted = strcmp(num, "0") != 0;
+	slot_always = !strcmp(num, "always");
+	copy_env(num, sizeof num, "MUXVISOR_SLOT_SPIN_US", "30");
+	slot_spin_us = strtoull(num, NULL, 0);
 	copy_env(num, sizeof num, "MUXVISOR_DMA_BASE", "0x10000000");
 	mt_dma.base = strtoull(num, NULL, 0);
 	copy_env(num, sizeof num, "MUXVISOR_DMA_SIZE", "0x100000");
@@ -114,8 +120,12 @@ void mt_connect(void)
 		return;
 	int expected = 0;
 	if (__atomic_compare_exchange_n(&state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		if (dma_create() || mt_chan_open(sock_path, guest, spin_us))
+		if (dma_create() || (slot_wanted && mt_slot_create(guest, slot_spin_us, slot_always)) ||
+		    mt_chan_open(sock_path, guest, spin_us)) {
+			if (mt_slot_file.mem) // nobody else will remove it
+				unlink(mt_slot_file.path);
 			_exit(MT_EXIT_CHANNEL); // the program must not go on without its hardware
+		}
 		// Welcomed: the supervisor has the DMA file open, so its name can go now and
 		// nothing is left behind however the program ends.
 		if (mt_dma.mem)

@@ -46,9 +46,16 @@ struct mt_dma {
 	int fd;
 };
 
+struct mt_slot;
+struct mt_slot_file {
+	char path[160];       // /dev/shm file announced in hello
+	struct mt_slot *mem;  // our mapping (NULL: no slot offered)
+};
+
 extern enum mt_mode mt_mode;
 extern int mt_trace_fd;
 extern struct mt_dma mt_dma;
+extern struct mt_slot_file mt_slot_file;
 
 // connect.c: the connection is made when the program first reaches for hardware.
 void mt_connect_prepare(void); // constructor: read the environment
@@ -61,6 +68,19 @@ int mt_chan_access(const struct mt_acc *a, struct mt_rep *r); // 0, or -1 when l
 void mt_chan_start_reader(void);
 void mt_chan_bye(const char *reason);
 void mt_chan_forget(void);
+// For slot.c, with the channel lock held:
+uint32_t mt_chan_frames(void);          // frames read from the socket so far
+void mt_chan_pump(void);                // read and handle one frame (blocks); exits when lost
+void mt_chan_pump_if_readable(void);    // the same, only if the socket has data or EOF
+void mt_chan_ring(void);                // the doorbell: a `ring` frame
+void mt_chan_lost(const char *why);     // message and exit 70
+
+// slot.c: the shared-memory fast path for accesses.
+int mt_slot_create(const char *guest, uint64_t spin_us, int always); // before hello
+void mt_slot_settle(int accepted);      // after welcome
+int mt_slot_on(void);
+int mt_slot_access(const struct mt_acc *a, struct mt_rep *r); // 0, or 1: use the socket
+void mt_slot_forget(void);
 
 // interpose.c: libc's own sigaction (ours only records the program's SIGSEGV wishes).
 extern int (*mt_real_sigaction)(int, const struct sigaction *, struct sigaction *);

@@ -22,7 +22,8 @@ int mt_wire_parse(const uint8_t *p, uint32_t len, struct mt_wire *m)
 			return -1;
 		uint64_t *num = key_is(k, klen, "id") ? &m->id : key_is(k, klen, "v") ? &m->v
 			: key_is(k, klen, "line") ? &m->line : key_is(k, klen, "level") ? &m->level
-			: key_is(k, klen, "a") ? &m->a : key_is(k, klen, "n") ? &m->n : NULL;
+			: key_is(k, klen, "a") ? &m->a : key_is(k, klen, "n") ? &m->n
+			: key_is(k, klen, "slot") ? &m->slot : NULL;
 		enum mp_type ty = mp_peek(&r);
 		if (num && (ty == MP_INT || ty == MP_FLOAT)) {
 			if (mp_read_uint(&r, num))

@@ -7,7 +7,7 @@
 
 struct mt_wire {
 	char t[8]; // message type, truncated to 7 characters
-	uint64_t id, v, line, level, a, n;
+	uint64_t id, v, line, level, a, n, slot;
 	const uint8_t *b;
 	uint32_t blen;
 	const char *e, *code, *text;

@@ -2,7 +2,8 @@
 //  - trap.user.floorUs: a bare SIGSEGV trap whose `inb` the shim answers itself
 //    (MUXVISOR_LOCAL_ECHO=1): the floor every trapped access pays;
 //  - trap.user.muxUs: a trapped `inb` on a granted port answered by a running supervisor
-//    over the channel socket (scratch device, pass-through router).
+//    through the shared-memory access slot (scratch device, pass-through router);
+//  - trap.user.socketMuxUs: the same over the channel socket (MUXVISOR_SLOT=0).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,10 +40,12 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     const regs = sup.layout().find((d) => d.id === 'scr')?.regions.find((r) => r.space === 'pio');
     if (!regs) throw new Error('bench trap-user: the scratch device has no port region');
     // The warm-up lets the supervisor's JIT settle before timing.
-    const muxNs = await nsPerInb(regs.start, count, 3000, { socket, guest: 'bench', dmaSize: 0 });
+    const socketNs = await nsPerInb(regs.start, count, 3000, { socket, guest: 'bench', dmaSize: 0, slot: false });
+    const muxNs = await nsPerInb(regs.start, count * 5, 3000, { socket, guest: 'bench', dmaSize: 0 });
     return {
       'trap.user.floorUs': round(floorNs / 1000),
       'trap.user.muxUs': round(muxNs / 1000),
+      'trap.user.socketMuxUs': round(socketNs / 1000),
       'trap.user.muxOverFloor': round(muxNs / floorNs),
     };
   } finally {

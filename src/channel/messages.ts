@@ -31,11 +31,14 @@ export class ProtocolError extends Error {
   }
 }
 
-export type Cap = 'pio' | 'mmio' | 'irq' | 'dma' | 'string';
+export type Cap = 'pio' | 'mmio' | 'irq' | 'dma' | 'string' | 'slot';
 export type U64 = number | bigint;
 
-export interface HelloMsg { t: 'hello'; v: number; guest: string; caps: string[]; dma?: { path?: string; base: number; size: number } }
-export interface WelcomeMsg { t: 'welcome'; v: number; guest: string; irqs: number[] }
+export interface HelloMsg { t: 'hello'; v: number; guest: string; caps: string[]; dma?: { path?: string; base: number; size: number }; slot?: { path: string; size: number } }
+/** `slot: 1`: the supervisor mapped the hello's access slot; accesses go through it. */
+export interface WelcomeMsg { t: 'welcome'; v: number; guest: string; irqs: number[]; slot?: 1 }
+/** The doorbell of the access slot: a request is posted while the supervisor is not polling. */
+export interface RingMsg { t: 'ring' }
 export interface AccMsg { t: 'acc'; id: U64; sp: Space; a: number; s: Size; d: 'r' | 'w'; v?: U64; n?: number; b?: Uint8Array }
 export interface RepMsg { t: 'rep'; id: U64; v: U64; b?: Uint8Array; e?: string }
 export interface IrqMsg { t: 'irq'; line: number; level: 0 | 1 }
@@ -48,12 +51,12 @@ export interface ErrMsg { t: 'err'; code: string; msg: string }
 export interface ByeMsg { t: 'bye'; reason?: string }
 
 /** Messages a peer sends to the supervisor. */
-export type PeerMessage = HelloMsg | AccMsg | DmadMsg | DmakMsg | ErrMsg | ByeMsg;
+export type PeerMessage = HelloMsg | AccMsg | DmadMsg | DmakMsg | RingMsg | ErrMsg | ByeMsg;
 /** Messages the supervisor sends to a peer. */
 export type SupervisorMessage = WelcomeMsg | RepMsg | IrqMsg | DmarMsg | DmawMsg | ResetMsg | ErrMsg | ByeMsg;
 export type Message = PeerMessage | SupervisorMessage;
 
-const PEER_TYPES = new Set(['hello', 'acc', 'dmad', 'dmak', 'err', 'bye']);
+const PEER_TYPES = new Set(['hello', 'acc', 'dmad', 'dmak', 'ring', 'err', 'bye']);
 const SUPERVISOR_TYPES = new Set(['welcome', 'rep', 'irq', 'dmar', 'dmaw', 'reset', 'err', 'bye']);
 const SPACE_SET = new Set<unknown>(['pio', 'mmio', 'pcicfg']);
 
@@ -168,6 +171,11 @@ function validateHello(o: Obj): HelloMsg {
     const path = optStr(d, 'path', 'hello.dma');
     if (path !== undefined) msg.dma.path = path;
   }
+  if (o.slot !== undefined && o.slot !== null) {
+    const slot = o.slot;
+    if (typeof slot !== 'object' || Array.isArray(slot) || slot instanceof Uint8Array) bad('hello', 'field slot must be a map');
+    msg.slot = { path: str(slot as Obj, 'path', 'hello.slot'), size: uint(slot as Obj, 'size', 'hello.slot') };
+  }
   return msg;
 }
 
@@ -219,6 +227,8 @@ export function validatePeerMessage(raw: unknown): PeerMessage {
       if (e !== undefined) msg.e = e;
       return msg;
     }
+    case 'ring':
+      return { t };
     default:
       return validateCommon(t, o) as PeerMessage;
   }

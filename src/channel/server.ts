@@ -22,6 +22,7 @@ import {
   replyToRep,
   validatePeerMessage,
 } from './messages.ts';
+import { AccessSlot, DEFAULT_SLOT_DIRS, SlotError, SlotPoller, slotPathAllowed } from './slot.ts';
 
 export type CloseReason = 'bye' | 'crash' | 'disconnect';
 
@@ -64,6 +65,9 @@ export class PeerConnection {
   private readonly decoder = new FrameDecoder(validatePeerMessage);
   private dmaSeq = 1;
   private readonly dmaWaiters = new Map<number, (m: PeerMessage) => void>();
+  /** Frames written to the socket: the access slot's `sent` (slot.ts). */
+  private framesSent = 0;
+  private slot: AccessSlot | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -97,6 +101,9 @@ export class PeerConnection {
       if (msg.t !== 'rep') return;
       frame = encodeFrame({ t: 'rep', id: msg.id, v: 0xffff_ffff, e: `internal error: ${(e as Error).message}` });
     }
+    // Counted before the write: a peer that sees the count reads the frame, never more.
+    this.framesSent++;
+    this.slot?.noteSent(this.framesSent);
     this.socket.write(frame);
   }
 
@@ -176,18 +183,23 @@ export class PeerConnection {
     }
     switch (m.t) {
       case 'acc': {
-        if (!this.session) throw new ProtocolError('no-hello', 'access before hello');
         const id = m.id;
-        let r: Reply | Promise<Reply>;
-        try {
-          r = this.session.access(accToAccess(m));
-        } catch (e) {
-          r = this.internalError(e, m.id);
+        this.serve(accToAccess(m), id, (rep) => {
+          this.send(replyToRep(id, rep));
+          // A peer with a slot sends `acc` while we do not poll: poll now, so that its
+          // next access (which usually follows at once) takes the slot.
+          if (this.slot && !this.slot.peerCalm) this.server.kickSlots();
+        });
+        if (this.slot) {
+          this.server.counters.inc('slotPeerFrames');
+          this.slot.touch();
         }
-        if (r instanceof Promise) r.then((rep) => this.send(replyToRep(id, rep)), (e) => this.send(replyToRep(id, this.internalError(e, id))));
-        else this.send(replyToRep(id, r));
         return;
       }
+      case 'ring':
+        this.server.counters.inc('slotRings');
+        if (this.slot) this.server.kickSlots();
+        return;
       case 'hello':
         if (this.session || this.helloPending) throw new ProtocolError('malformed', 'second hello');
         if (m.v !== PROTOCOL_VERSION) throw new ProtocolError('version', `protocol version ${m.v} is not supported; this supervisor speaks ${PROTOCOL_VERSION}`);
@@ -219,6 +231,44 @@ export class PeerConnection {
     }
   }
 
+  /** One access, from an `acc` frame or the slot; `answer` is called once, now or later. */
+  private serve(acc: Access, id: unknown, answer: (r: Reply) => void): void {
+    if (!this.session) throw new ProtocolError('no-hello', 'access before hello');
+    let r: Reply | Promise<Reply>;
+    try {
+      r = this.session.access(acc);
+    } catch (e) {
+      r = this.internalError(e, id);
+    }
+    if (r instanceof Promise) r.then(answer, (e) => answer(this.internalError(e, id)));
+    else answer(r);
+  }
+
+  /** Maps the hello's access slot; null (socket path) when it cannot be used. */
+  private openSlot(m: HelloMsg): AccessSlot | null {
+    if (!m.slot || !m.caps.includes('slot') || !this.server.options.slot) return null;
+    // Shared memory is for a peer on this machine: over TCP the path would name our file, not its.
+    if (this.socket.remoteAddress !== undefined) return null;
+    let seq = 0;
+    try {
+      if (!slotPathAllowed(m.slot.path, this.server.options.slotDirs ?? DEFAULT_SLOT_DIRS)) throw new SlotError(`path ${m.slot.path} is not an allowed slot file`);
+      const { buf, shm } = AccessSlot.open(m.slot.path, m.slot.size);
+      return new AccessSlot(buf, shm, (acc, answer) => {
+        this.server.counters.inc('slotAccesses');
+        let now = true;
+        this.serve(acc, `slot#${++seq}`, (r) => {
+          answer(r);
+          if (!now) this.server.kickSlots(); // an answer after a stall: the peer's next access comes soon
+        });
+        now = false;
+      });
+    } catch (e) {
+      this.server.counters.inc('slotRefused');
+      this.server.log.warn({ conn: this.label, guest: m.guest, err: (e as Error).message }, 'access slot not used: accesses go over the socket');
+      return null;
+    }
+  }
+
   private async accept(m: HelloMsg): Promise<void> {
     try {
       const session = await this.server.handler.hello(m, this);
@@ -230,7 +280,12 @@ export class PeerConnection {
       this.session = session;
       this.guest = m.guest;
       this.helloPending = false;
-      this.send({ t: 'welcome', v: PROTOCOL_VERSION, guest: m.guest, irqs: session.irqs });
+      this.slot = this.openSlot(m);
+      this.send({ t: 'welcome', v: PROTOCOL_VERSION, guest: m.guest, irqs: session.irqs, ...(this.slot ? { slot: 1 as const } : {}) });
+      if (this.slot) {
+        this.server.counters.inc('slotSessions');
+        this.server.addSlot(this.slot, this);
+      }
       session.started?.();
       this.server.log.info({ conn: this.label, guest: m.guest, caps: m.caps }, 'guest connected');
       const early = this.early;
@@ -268,6 +323,8 @@ export class PeerConnection {
     if (this.finished) return;
     this.finished = true;
     this.server.connections.delete(this);
+    if (this.slot) this.server.removeSlot(this.slot);
+    this.slot?.close();
     for (const w of this.dmaWaiters.values()) w({ t: 'bye' });
     this.dmaWaiters.clear();
     const s = this.session;
@@ -276,17 +333,53 @@ export class PeerConnection {
   }
 }
 
+export interface ChannelServerOptions {
+  /** Accept a peer's shared-memory access slot (default true). */
+  slot?: boolean;
+  /** How long the supervisor keeps polling the slots after an access, in µs (default 100). */
+  slotPollUs?: number;
+  /** Directories a peer's slot file may be in (default /dev/shm). */
+  slotDirs?: string[];
+}
+
 export class ChannelServer {
   readonly connections = new Set<PeerConnection>();
   readonly protocolErrors = new Counters();
   readonly counters = new Counters();
+  readonly options: ChannelServerOptions;
   private server: Server | null = null;
   private unixPath: string | null = null;
+  private readonly poller: SlotPoller;
+  private readonly slotOwners = new Map<AccessSlot, PeerConnection>();
 
   constructor(
     readonly handler: ChannelHandler,
     readonly log: Logger = silentLogger,
-  ) {}
+    options: ChannelServerOptions = {},
+  ) {
+    this.options = { slot: true, ...options };
+    this.poller = new SlotPoller(options.slotPollUs ?? 100);
+  }
+
+  addSlot(s: AccessSlot, owner: PeerConnection): void {
+    this.slotOwners.set(s, owner);
+    this.poller.add(s);
+  }
+
+  removeSlot(s: AccessSlot): void {
+    this.slotOwners.delete(s);
+    this.poller.remove(s);
+  }
+
+  /** Polls the access slots now (a doorbell rang, or a stalled answer was given). */
+  kickSlots(): void {
+    this.poller.kick((s, e) => {
+      const conn = this.slotOwners.get(s);
+      if (!conn) return;
+      if (e instanceof SlotError) conn.fail(new ProtocolError('malformed', e.message));
+      else conn.fail(new ProtocolError('malformed', `internal error: ${(e as Error).message}`));
+    });
+  }
 
   /**
    * Listen. A Unix socket file nobody listens on (a crashed supervisor's) is replaced; one

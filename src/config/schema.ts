@@ -85,6 +85,16 @@ export const ConfigSchema = z
         }),
       })
       .default({ hostBridge: false }),
+    slot: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({
+          description: 'accept the shared-memory access slot that trapped programs offer (native/trap/README.md, "Fast path"); off: their accesses come as acc frames over the socket',
+        }),
+        pollUs: z.number().min(0).max(10000).default(100).meta({
+          description: 'how long the supervisor keeps polling the slots after an access, in µs: a back-to-back access is then answered without a wake-up; costs a core for that long',
+        }),
+      })
+      .default({ enabled: true, pollUs: 100 }),
     devices: z.array(DeviceSchema).default([]),
     guests: z.array(GuestSchema).default([]),
   })

@@ -44,6 +44,12 @@ export interface TrapOptions {
   mmioPath?: string;
   uioPath?: string;
   dmaPath?: string;
+  /**
+   * The shared-memory access slot (MUXVISOR_SLOT): false = off, every access goes over
+   * the socket; 'always' = every access through the slot, ringing the doorbell when the
+   * supervisor does not poll (tests); default: the slot while the supervisor polls.
+   */
+  slot?: boolean | 'always';
 }
 
 /** The environment a program runs with under the shim (LD_PRELOAD is prepended). */
@@ -62,6 +68,8 @@ export function trapEnv(opts: TrapOptions, base: NodeJS.ProcessEnv = process.env
   set('MUXVISOR_MMIO_PATH', opts.mmioPath);
   set('MUXVISOR_UIO_PATH', opts.uioPath);
   set('MUXVISOR_DMA_PATH', opts.dmaPath);
+  if (opts.slot === false) env.MUXVISOR_SLOT = '0';
+  if (opts.slot === 'always') env.MUXVISOR_SLOT = 'always';
   return env;
 }
 

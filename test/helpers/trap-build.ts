@@ -1,8 +1,10 @@
-// Builds the user-mode trap shim and its test programs once per test file (make is a
-// no-op when they are up to date).
+// Builds the user-mode trap shim, its test programs and the access slot addon once per
+// test file (make is a no-op when they are up to date).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export function buildTrap(): void {
-  execFileSync('make', ['-s', '-C', fileURLToPath(new URL('../../native/trap', import.meta.url))], { stdio: 'inherit' });
+  for (const dir of ['../../native/trap', '../../native/shm']) {
+    execFileSync('make', ['-s', '-C', fileURLToPath(new URL(dir, import.meta.url))], { stdio: 'inherit' });
+  }
 }

@@ -1,14 +1,16 @@
 // A small supervisor stand-in for testing the user-mode trap shim: it speaks the channel
 // protocol (src/channel/PROTOCOL.md) through the real codec and validator, answers each
-// access with a callback, and can send irq/dmar/dmaw itself. Also a fake conf1 PCI
-// configuration space (ports 0xCF8/0xCFC) for lspci.
+// access with a callback, and can send irq/dmar/dmaw itself. With `slot` it accepts the
+// shim's shared-memory access slot (src/channel/slot.ts) and answers accesses there.
+// Also a fake conf1 PCI configuration space (ports 0xCF8/0xCFC) for lspci.
 
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFrame, FrameDecoder } from '../../src/channel/codec.ts';
-import { type AccMsg, type HelloMsg, type PeerMessage, validatePeerMessage } from '../../src/channel/messages.ts';
+import { type AccMsg, accessToAcc, type HelloMsg, type PeerMessage, validatePeerMessage } from '../../src/channel/messages.ts';
+import { AccessSlot, SlotPoller } from '../../src/channel/slot.ts';
 
 export interface PeerConn {
   hello: HelloMsg;
@@ -40,21 +42,35 @@ export class TrapPeer {
     private readonly dir: string,
   ) {}
 
-  static async start(onAccess: AccessHandler, irqs: number[] = [14]): Promise<TrapPeer> {
+  /** Accesses that came through the access slot rather than as `acc` frames. */
+  slotAccesses = 0;
+  private readonly poller = new SlotPoller(100);
+
+  static async start(onAccess: AccessHandler, irqs: number[] = [14], opts: { slot?: boolean } = {}): Promise<TrapPeer> {
     const dir = mkdtempSync(join(tmpdir(), 'muxtrap-peer-'));
     const path = join(dir, 'sock');
     const server = createServer();
     const peer = new TrapPeer(path, server, dir);
-    server.on('connection', (socket) => peer.serve(socket, onAccess, irqs));
+    server.on('connection', (socket) => peer.serve(socket, onAccess, irqs, opts.slot ?? false));
     await new Promise<void>((resolve) => server.listen(path, resolve));
     return peer;
   }
 
-  private serve(socket: Socket, onAccess: AccessHandler, irqs: number[]): void {
+  private kick(): void {
+    this.poller.kick((_s, e) => this.protocolErrors.push((e as Error).message));
+  }
+
+  private serve(socket: Socket, onAccess: AccessHandler, irqs: number[], useSlot: boolean): void {
     const decoder = new FrameDecoder(validatePeerMessage);
     let conn: PeerConn | null = null;
+    let slot: AccessSlot | null = null;
+    let sent = 0;
     const waiters: ((m: PeerMessage) => void)[] = [];
-    const send = (msg: Record<string, unknown>): void => void socket.write(encodeFrame(msg));
+    const send = (msg: Record<string, unknown>): void => {
+      sent++;
+      slot?.noteSent(sent); // before the write, as the supervisor does
+      socket.write(encodeFrame(msg));
+    };
     // Accesses are answered in order, one at a time, like a stalled guest's would be.
     let chain = Promise.resolve();
     socket.setNoDelay?.(true);
@@ -74,7 +90,27 @@ export class TrapPeer {
           if (dmaFd !== null) socket.once('close', () => closeSync(dmaFd));
           conn = { hello: m, dmaFd, socket, send, nextDmaAnswer: () => new Promise((resolve) => waiters.push(resolve)) };
           this.conns.push(conn);
-          send({ t: 'welcome', v: 1, guest: m.guest, irqs });
+          const c = conn;
+          if (useSlot && m.slot) {
+            const { buf, shm } = AccessSlot.open(m.slot.path, m.slot.size);
+            let seq = 0;
+            slot = new AccessSlot(buf, shm, (acc, answer) => {
+              const msg = accessToAcc(++seq, acc);
+              this.accesses.push(msg);
+              this.slotAccesses++;
+              // Always answered later (a microtask at least): the stalled-answer path.
+              void Promise.resolve(onAccess(msg, c)).then((a) => {
+                answer({ value: a.v ?? 0, ...(a.b ? { data: a.b } : {}), ...(a.e !== undefined ? { error: a.e } : {}) });
+                this.kick();
+              });
+            });
+            this.poller.add(slot);
+            const s = slot;
+            socket.once('close', () => (this.poller.remove(s), s.close()));
+          }
+          send({ t: 'welcome', v: 1, guest: m.guest, irqs, ...(slot ? { slot: 1 } : {}) });
+        } else if (m.t === 'ring') {
+          this.kick();
         } else if (m.t === 'acc') {
           if (!conn) {
             this.protocolErrors.push('acc before hello');

@@ -1,0 +1,328 @@
+// The supervisor's side of the shared-memory access slot (PROTOCOL.md "Access slot",
+// native/trap/slot.c): a peer that offers `slot` in its hello posts each access in a
+// small /dev/shm file instead of an `acc` frame. The supervisor polls the slots of all
+// its peers for a short window after each access it served, so back-to-back accesses
+// cost no system call; then it marks each slot `asleep` and returns to the event loop,
+// and the peer's next access rings the doorbell (a `ring` frame) first.
+//
+// Node cannot mmap a file or wake a futex: native/shm/build/muxvisor_shm.node does. Without
+// the addon the capability is simply not offered back and the socket path is used.
+
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Access, type Reply, SPACES, type Size } from '../access.ts';
+
+export const SHM_ADDON = resolve(dirname(fileURLToPath(import.meta.url)), '../../native/shm/build/muxvisor_shm.node');
+
+/** Layout of native/trap/slot.h: 32-bit words first, then the request and reply. */
+export const SLOT_SIZE = 8192;
+export const SLOT_MAGIC = 0x314c534d;
+const W_MAGIC = 0, W_REQ = 1, W_REP = 2, W_ASLEEP = 3, W_WAITING = 4, W_BELL = 5, W_SENT = 6, W_SPIN = 7;
+const B_SPACE = 32, B_SIZE = 33, B_WRITE = 34, B_COUNT = 36, B_ADDR = 40, B_VALUE = 48, B_RESULT = 56, B_REFUSED = 64, B_CALM = 68, B_DATA = 4096;
+const DATA_MAX = 4096;
+/** A peer is active when it posted a request this recently (ms); the spin hint is redone this often. */
+const ACTIVE_MS = 20;
+const HINT_MS = 1;
+/** An idle look at the slots taking this long (ms) means the poller lost its core: it stays calm a while (ms). */
+const GAP_MS = 1;
+/** How often the poller counts the runnable tasks of the machine (ms). */
+const LOAD_MS = 1;
+const CALM_MIN_MS = 5;
+const CALM_MAX_MS = 100;
+
+interface ShmAddon {
+  map(path: string, size: number): ArrayBuffer;
+  wake(buf: ArrayBuffer, byteOffset: number): number;
+}
+
+let addon: ShmAddon | null | undefined;
+
+/** The addon, or null when it is not built (the fast path is then not offered). */
+export function shmAddon(): ShmAddon | null {
+  if (addon === undefined) {
+    try {
+      addon = createRequire(import.meta.url)(SHM_ADDON) as ShmAddon;
+    } catch {
+      addon = null;
+    }
+  }
+  return addon;
+}
+
+/** Runnable tasks right now (the 4th field of /proc/loadavg: "running/total"); 0 when unknown. */
+function runnableTasks(): number {
+  try {
+    return Number(/ (\d+)\//.exec(readFileSync('/proc/loadavg', 'latin1'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** A broken slot (bad magic, size or request): the connection ends with a protocol error. */
+export class SlotError extends Error {}
+
+/** Where a peer's slot file may be: /dev/shm, named like the shim names it. */
+export function slotPathAllowed(path: string, dirs: readonly string[]): boolean {
+  const p = resolve(path);
+  return dirs.some((d) => dirname(p) === resolve(d)) && /^muxvisor-slot-[^/]+$/.test(p.slice(dirname(p).length + 1));
+}
+
+export const DEFAULT_SLOT_DIRS = ['/dev/shm'];
+
+/**
+ * One peer's slot. `serve` answers an access now or later; the answer is written into
+ * the slot and the peer woken if it sleeps. Frames sent on the peer's socket are counted
+ * into `sent`, so the peer reads them before it takes an answer given after them.
+ */
+export class AccessSlot {
+  private readonly words: Int32Array;
+  private readonly view: DataView;
+  private readonly bytes: Uint8Array;
+  private served: number;
+  /** An answer is outstanding (the MUX stalls the guest): nothing to poll meanwhile. */
+  pending = false;
+  closed = false;
+  /** performance.now() of the last request taken. */
+  lastRequest = -Infinity;
+  private spin = -1;
+
+  constructor(
+    private readonly buf: ArrayBuffer,
+    private readonly shm: ShmAddon,
+    private readonly serve: (acc: Access, answer: (r: Reply) => void) => void,
+  ) {
+    this.words = new Int32Array(buf, 0, 8);
+    this.view = new DataView(buf);
+    this.bytes = new Uint8Array(buf);
+    if (buf.byteLength < SLOT_SIZE || Atomics.load(this.words, W_MAGIC) >>> 0 !== SLOT_MAGIC) throw new SlotError('access slot has a bad size or magic');
+    this.served = Atomics.load(this.words, W_REQ);
+  }
+
+  static open(path: string, size: number): { buf: ArrayBuffer; shm: ShmAddon } {
+    const shm = shmAddon();
+    if (!shm) throw new SlotError(`addon ${SHM_ADDON} not built`);
+    if (size !== SLOT_SIZE) throw new SlotError(`access slot size ${size}, expected ${SLOT_SIZE}`);
+    return { buf: shm.map(path, size), shm };
+  }
+
+  /** Takes a new request if there is one; true when it did. */
+  poll(): boolean {
+    if (this.pending || this.closed) return false;
+    const req = Atomics.load(this.words, W_REQ);
+    if (req === this.served) return false;
+    this.served = req;
+    this.lastRequest = performance.now();
+    const acc = this.request();
+    this.pending = true;
+    this.serve(acc, (r) => this.answer(req, acc, r));
+    return true;
+  }
+
+  /** Frames sent on the socket so far (stored before the frame is written). */
+  noteSent(n: number): void {
+    if (this.closed) return;
+    Atomics.store(this.words, W_SENT, n | 0);
+    this.bell();
+  }
+
+  /** Polling stops: the peer must ring. False when a request slipped in meanwhile. */
+  sleep(): boolean {
+    if (this.closed) return true;
+    Atomics.store(this.words, W_ASLEEP, 1);
+    if (!this.pending && Atomics.load(this.words, W_REQ) !== this.served) {
+      Atomics.store(this.words, W_ASLEEP, 0);
+      return false;
+    }
+    return true;
+  }
+
+  /** The peer sent an `acc` frame: it is active all the same. */
+  touch(): void {
+    this.lastRequest = performance.now();
+  }
+
+  /** Whether the peer may busy-wait for answers (a hint; it sleeps on the bell otherwise). */
+  allowSpin(on: boolean): void {
+    if (this.closed || this.spin === +on) return;
+    this.spin = +on;
+    Atomics.store(this.words, W_SPIN, this.spin);
+  }
+
+  /** The peer is being preempted and sends `acc` frames for a while: polling for it is wasted. */
+  get peerCalm(): boolean {
+    return this.view.getUint32(B_CALM, true) !== 0;
+  }
+
+  awake(): void {
+    if (!this.closed) Atomics.store(this.words, W_ASLEEP, 0);
+  }
+
+  close(): void {
+    this.closed = true; // the mapping goes with the buffer when it is collected
+  }
+
+  private request(): Access {
+    const v = this.view;
+    const space = SPACES[this.bytes[B_SPACE]!];
+    const size = this.bytes[B_SIZE] as Size;
+    const count = v.getUint32(B_COUNT, true);
+    if (!space || ![1, 2, 4, 8].includes(size) || count < 1 || count * size > DATA_MAX) {
+      throw new SlotError(`malformed slot request: space ${this.bytes[B_SPACE]}, size ${size}, count ${count}`);
+    }
+    const acc: Access = { space, addr: v.getUint32(B_ADDR, true) + v.getUint32(B_ADDR + 4, true) * 2 ** 32, size, dir: this.bytes[B_WRITE] ? 'write' : 'read' };
+    if (count > 1) acc.count = count;
+    if (acc.dir === 'write') {
+      if (count > 1) acc.data = this.bytes.slice(B_DATA, B_DATA + count * size);
+      else acc.value = size === 8 ? v.getBigUint64(B_VALUE, true) : v.getUint32(B_VALUE, true);
+    }
+    return acc;
+  }
+
+  private answer(id: number, acc: Access, r: Reply): void {
+    this.pending = false;
+    if (this.closed) return;
+    const v = this.view;
+    if (typeof r.value === 'bigint') v.setBigUint64(B_RESULT, BigInt.asUintN(64, r.value), true);
+    else {
+      v.setUint32(B_RESULT, r.value >>> 0, true);
+      v.setUint32(B_RESULT + 4, Math.floor(r.value / 2 ** 32) >>> 0, true);
+    }
+    v.setUint32(B_REFUSED, r.error !== undefined ? 1 : 0, true);
+    const want = (acc.count ?? 1) * acc.size;
+    if (acc.dir === 'read' && (acc.count ?? 1) > 1) {
+      const d = r.data ?? new Uint8Array(0);
+      this.bytes.set(d.subarray(0, want), B_DATA);
+      if (d.length < want) this.bytes.fill(0xff, B_DATA + d.length, B_DATA + want); // a short answer reads all-ones
+    }
+    Atomics.store(this.words, W_REP, id);
+    this.bell();
+  }
+
+  /** Wakes the peer if it sleeps on the bell (it sets `waiting` before its last look). */
+  private bell(): void {
+    if (Atomics.load(this.words, W_WAITING) === 0) return;
+    Atomics.add(this.words, W_BELL, 1);
+    this.shm.wake(this.buf, W_BELL * 4);
+  }
+}
+
+/**
+ * Polls every slot of a server. After an access it keeps polling for `windowUs` without
+ * news, so a driver's next access is taken without a wake-up; it yields to the event loop
+ * every `sliceUs` even while busy, so socket peers, timers and devices still run.
+ *
+ * Polling pays only while the poller and the peers it waits for each have a core. When
+ * the poller finds it lost its core for a while (a gap between two idle looks), the cores
+ * are contended: it stops polling for a while, the slots say `asleep`, and peers send
+ * their accesses as `acc` frames, which costs no more than before the slot existed.
+ */
+export class SlotPoller {
+  private readonly slots = new Set<AccessSlot>();
+  private running = false;
+  private resumeQueued = false;
+  /** Until then (performance.now() ms) the cores are contended: serve, but do not poll on. */
+  private calmUntil = 0;
+  private calmMs = CALM_MIN_MS;
+  /** More peers active than `spinners` (see hint()). */
+  private crowded = false;
+  private sampled = -Infinity;
+  private readonly cores = availableParallelism();
+
+  /**
+   * More runnable tasks than cores, and one more (we and a spinning peer are two of them):
+   * someone waits for a core, and our polling would be what it waits behind. A CPU hog
+   * alone is caught by the lost-core gap instead.
+   */
+  private overloaded(now: number): boolean {
+    if (now - this.sampled < LOAD_MS) return false;
+    this.sampled = now;
+    return runnableTasks() > this.cores + 1; // one more: a kernel worker or a passing process
+  }
+
+  /** Lost the core while polling: calm for a while, twice as long if it comes back soon after. */
+  private calm(now: number): void {
+    this.calmMs = now - this.calmUntil < 4 * this.calmMs ? Math.min(this.calmMs * 2, CALM_MAX_MS) : CALM_MIN_MS;
+    this.calmUntil = now + this.calmMs;
+  }
+
+  /**
+   * `spinners`: how many active peers the fast path serves (cores - 1). With more runnable
+   * spinners than cores, a spinner keeps the one it waits for off the CPU for a
+   * scheduler slice.
+   */
+  constructor(
+    private readonly windowUs = 100,
+    private readonly sliceUs = 1000,
+    private readonly spinners = Math.max(0, availableParallelism() - 1),
+  ) {}
+
+  add(s: AccessSlot): void {
+    this.slots.add(s);
+  }
+
+  remove(s: AccessSlot): void {
+    this.slots.delete(s);
+  }
+
+  /**
+   * More peers active (an access within ACTIVE_MS) than `spinners`: then polling would
+   * keep a core busy while the peers queue for the other, so nobody polls or spins and
+   * the peers send `acc` frames; the fast path is for the few.
+   */
+  private hint(now: number): void {
+    let active = 0;
+    for (const s of this.slots) if (now - s.lastRequest < ACTIVE_MS) active++;
+    this.crowded = active > this.spinners;
+    for (const s of this.slots) s.allowSpin(!this.crowded);
+  }
+
+  /** A request may be waiting (doorbell, an answer given, an `acc` served): poll. */
+  kick(onError: (s: AccessSlot, e: unknown) => void): void {
+    if (this.running) return; // called from inside a poll: the running loop sees it
+    this.running = true;
+    try {
+      for (const s of this.slots) s.awake();
+      const start = performance.now();
+      let last = start, prev = start, hinted = start;
+      this.hint(start);
+      for (;;) {
+        let busy = false, live = false;
+        for (const s of this.slots) {
+          try {
+            if (s.poll()) busy = true;
+          } catch (e) {
+            onError(s, e);
+          }
+          if (!s.pending && !s.closed) live = true;
+        }
+        const now = performance.now();
+        if ((!busy && now - prev > GAP_MS) || (now >= this.calmUntil && this.overloaded(now))) this.calm(now); // we lost the core, or would take it from someone
+        prev = now;
+        if (now - hinted > HINT_MS) this.hint((hinted = now));
+        if (busy) last = now;
+        else if (!live || this.crowded || now < this.calmUntil || now - last >= this.windowUs / 1000) {
+          let again = false;
+          for (const s of this.slots) if (!s.sleep()) again = true;
+          if (!again) return;
+          last = now;
+        }
+        if (now - start >= this.sliceUs / 1000) {
+          // Still busy: let the event loop run, then go on polling (slots stay awake).
+          if (!this.resumeQueued) {
+            this.resumeQueued = true;
+            setImmediate(() => {
+              this.resumeQueued = false;
+              this.kick(onError);
+            });
+          }
+          return;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
