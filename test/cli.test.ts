@@ -1,47 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PeerClient } from '../src/channel/peer-client.ts';
 import { SCRATCH_MAGIC, SCR_ID } from '../src/devices/scratch.ts';
+import { ROOT, useCliProcesses } from './helpers/cli-process.ts';
 import { SUBCOMMAND_MODULES } from '../src/cli/main.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'src/bin/muxvisor.mjs');
-
-const children: ChildProcess[] = [];
-const dirs: string[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'mvcli-'));
-  dirs.push(d);
-  return d;
-}
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[]): { child: ChildProcess; result: Promise<Result>; stdout: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const result = new Promise<Result>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  return { child, result, stdout: () => stdout };
-}
-
-const cli = (...args: string[]) => start(args).result;
+const { tmp, start, cli } = useCliProcesses('mvcli-');
 
 describe('muxvisor CLI', () => {
   it('--help lists the sub-commands that exist, --version prints the package version', async () => {
