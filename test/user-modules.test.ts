@@ -2,6 +2,9 @@
 // package.json says "type": "commonjs" (as in a folder without one), plain .mjs, and CommonJS
 // .js. Through the real CLI, whose tsx loader is what a user runs.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const FIX = 'test/fixtures';
@@ -15,9 +18,10 @@ describe('user modules outside an ES-module package', () => {
     expect(r.status).toBe(0);
   });
 
-  it('check-policy loads TypeScript, .mjs and CommonJS .js policies', () => {
+  it('check-policy loads TypeScript (with imports or none), .mjs and CommonJS .js policies', () => {
     for (const [file, name] of [
       ['commonjs-scope/keep-owner.ts', 'keep-owner-cjs-scope'],
+      ['commonjs-scope/no-imports.ts', 'no-imports'],
       ['policies/js/longest-waiting.mjs', 'longest-waiting-mjs'],
       ['policies/js/first-waiting.cjs.js', 'first-waiting-cjs'],
     ]) {
@@ -26,6 +30,19 @@ describe('user modules outside an ES-module package', () => {
       expect(r.stdout, file).toContain(`policy "${name}"`);
       expect(r.stdout, file).toMatch(/^ok: safety/m);
       expect(r.status, file).toBe(0);
+    }
+  });
+
+  it('a TypeScript file that does not compile is an error naming the file and the line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxvisor-user-'));
+    try {
+      const file = join(dir, 'broken.ts');
+      writeFileSync(file, 'interface A { x: number }\nexport default function create( {\n');
+      const r = cli('check-policy', file);
+      expect(r.status).toBe(1);
+      expect(r.stdout + r.stderr).toMatch(new RegExp(`cannot load module: .*\\n?.*broken\\.ts:3:0: ERROR`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
