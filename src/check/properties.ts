@@ -216,7 +216,7 @@ export function formatTimeline(run: SharedRun, boundNs: number, maxLines = 60): 
       lines.push(`${t} ms  ${e.guest} owns the device (${e.detail}${waited})`);
     } else if (e.kind === 'release') lines.push(`${t} ms  ${e.guest} releases (${e.detail})`);
     else if (e.kind === 'fault' || e.kind === 'reset' || e.kind === 'policy-error' || e.kind === 'unsafe-switch')
-      lines.push(`${t} ms  ${e.kind.toUpperCase()} ${e.guest ?? ''} ${e.detail ?? ''} [state ${e.state}]`);
+      lines.push(`${t} ms  ${[e.kind.toUpperCase(), e.guest, e.detail].filter(Boolean).join(' ')} [state ${e.state}]`);
   }
   for (const [g, since] of waitingSince) lines.push(`    (end)  ${g} still waiting since ${fmtMs(since)}`);
   if (lines.length > maxLines) {
