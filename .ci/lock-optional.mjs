@@ -28,7 +28,17 @@ for (const [where, p] of Object.entries(pkgs)) {
   for (const [name, spec] of Object.entries(p.optionalDependencies ?? {})) {
     const nested = `${where ? where + '/' : ''}node_modules/${name}`;
     if (pkgs[nested] || pkgs[`node_modules/${name}`]) continue;
-    pkgs[`node_modules/${name}`] = { version: spec.replace(/^[\^~=]/, ''), ...(p.dev ? { dev: true } : {}), optional: true, ...platformOf(name) };
+    // Keys as npm itself orders them (version, then alphabetical: cpu, dev, libc, optional,
+    // os), so a later `npm install` leaves the lock as it is.
+    const { cpu, libc, os } = platformOf(name);
+    pkgs[`node_modules/${name}`] = {
+      version: spec.replace(/^[\^~=]/, ''),
+      ...(cpu ? { cpu } : {}),
+      ...(p.dev ? { dev: true } : {}),
+      ...(libc ? { libc } : {}),
+      optional: true,
+      ...(os ? { os } : {}),
+    };
     added++;
   }
 }
