@@ -54,7 +54,7 @@ describe('the shared-memory access slot with the supervisor', () => {
     expect(st.channel.slotPeerFrames ?? 0).toBe(0);
     expect(st.deviceMetrics.scr).toMatchObject({ badRegister: 0, dmaRefused: 0 });
     expect(st.protocolErrors).toEqual({});
-    expect(readdirSync('/dev/shm').filter((f) => f.startsWith('muxvisor-slot-') && f.endsWith('-slotdrv'))).toEqual([]); // unlinked once welcomed
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith('muxvisor-slot-') && f.endsWith('-slotdrv'))).toEqual([]); // a memfd: no file is ever made
   });
 
   it('by default takes the slot while the supervisor polls and `acc` frames otherwise, each access once', async () => {

@@ -152,7 +152,7 @@ int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 	if (slot) {
 		mp_str(&w, "slot");
 		mp_map(&w, 2);
-		mp_str(&w, "path"), mp_str(&w, mt_slot_file.path);
+		mp_str(&w, "fd"), mp_uint(&w, (uint64_t)mt_slot_fd());
 		mp_str(&w, "size"), mp_uint(&w, MT_SLOT_SIZE);
 	}
 	if (dma) {

@@ -1,9 +1,10 @@
 // The connection to the supervisor, made once, when the program first reaches for
 // hardware (iopl/ioperm, opening a device file, or a trapped access), so that a shell or
 // helper that merely inherits LD_PRELOAD does not become the guest. Creates the DMA
-// memory file and the access slot (slot.c), connects and says hello (channel.c). Async-signal-safe: the first trapped
+// memory file and the access slot (slot.c, a memfd; without it the socket carries the accesses), connects and says hello (channel.c). Async-signal-safe: the first trapped
 // access may be where it happens.
 #include "muxtrap.h"
+#include "slot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,12 +121,23 @@ void mt_connect(void)
 		return;
 	int expected = 0;
 	if (__atomic_compare_exchange_n(&state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		if (dma_create() || (slot_wanted && mt_slot_create(guest, slot_spin_us, slot_always)) ||
-		    mt_chan_open(sock_path, guest, spin_us)) {
-			if (mt_slot_file.mem) // nobody else will remove it
-				unlink(mt_slot_file.path);
+		if (dma_create())
 			_exit(MT_EXIT_CHANNEL); // the program must not go on without its hardware
+		if (slot_wanted && mt_slot_create(guest, slot_spin_us, slot_always)) {
+			// The slot is only faster: without it the accesses go over the socket. Said
+			// once (this runs once per connection); MUXVISOR_SLOT=always insists on it.
+			struct mt_msg m = { .n = 0 };
+			msg_s(&m, "muxtrap: no access slot (");
+			msg_s(&m, mt_slot_why());
+			msg_s(&m, ": ");
+			msg_s(&m, strerror(errno)); // as mt_perror does: connect time, not a trapped access
+			msg_s(&m, slot_always ? "), and MUXVISOR_SLOT=always\n" : "): accesses go over the socket\n");
+			msg_out(&m, 2);
+			if (slot_always)
+				_exit(MT_EXIT_CHANNEL);
 		}
+		if (mt_chan_open(sock_path, guest, spin_us))
+			_exit(MT_EXIT_CHANNEL);
 		// Welcomed: the supervisor has the DMA file open, so its name can go now and
 		// nothing is left behind however the program ends.
 		if (mt_dma.mem)

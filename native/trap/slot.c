@@ -1,5 +1,5 @@
 // The shared-memory fast path (README.md "Fast path"): an access is written into a slot
-// of a /dev/shm file the supervisor has mapped, and answered there. While the supervisor
+// of a sealed memfd the supervisor has mapped, and answered there. While the supervisor
 // polls the slot (it does for a while after each access it served) no system call is
 // made on either side; when it has gone back to its event loop (`asleep`) the access
 // goes as an `acc` frame instead (a request posted just as it fell asleep rings the
@@ -32,6 +32,8 @@ static int always; // MUXVISOR_SLOT=always: the slot even while the supervisor s
 #define CALM_MIN_NS 5000000ull    // acc frames this long after such a gap, doubling...
 #define CALM_MAX_NS 100000000ull  // ...up to this while it recurs
 static int gap_seen;
+static int slot_fd = -1;      // the memfd, open while the slot is offered or in use
+static const char *slot_why; // what failed in mt_slot_create
 
 static uint64_t now_ns(void)
 {
@@ -40,57 +42,68 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+// The slot is a sealed memfd: it has no name anybody else could open or replace, and
+// the seals (no shrinking, no growing, no more seals) let the supervisor map it without
+// fearing a SIGBUS from a peer that truncates it later. The hello announces the fd
+// number; the supervisor opens it as /proc/PID/fd/N, PID being what the kernel says of
+// the socket's peer (SO_PEERCRED), so a peer can only offer a memfd of its own.
+// -1 with errno set (nothing is left open) when the slot cannot be made: the caller then
+// goes on over the socket.
 int mt_slot_create(const char *guest, uint64_t spin_us, int use_always)
 {
+	(void)guest; // the memfd's name is only a label (/proc/PID/fd shows it)
 	spin_ns = spin_us * 1000;
 	always = use_always;
-	struct mt_msg p = { .n = 0 };
-	msg_s(&p, "/dev/shm/muxvisor-slot-");
-	msg_u(&p, (uint64_t)getpid());
-	msg_s(&p, "-");
-	msg_s(&p, guest);
-	if (p.n >= sizeof mt_slot_file.path)
-		p.n = sizeof mt_slot_file.path - 1;
-	memcpy(mt_slot_file.path, p.b, p.n);
-	mt_slot_file.path[p.n] = 0;
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, mt_slot_file.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = (int)syscall(SYS_memfd_create, "muxvisor-slot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
-		mt_perror("create the access slot", mt_slot_file.path);
+		slot_why = "memfd_create";
 		return -1;
 	}
-	if (ftruncate(fd, MT_SLOT_SIZE) < 0) {
-		mt_perror("ftruncate the access slot", mt_slot_file.path);
-		close(fd);
-		unlink(mt_slot_file.path);
-		return -1;
-	}
-	void *mem = (void *)syscall(SYS_mmap, NULL, MT_SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd); // the mapping keeps the file
-	if (mem == MAP_FAILED) {
-		mt_perror("mmap the access slot", mt_slot_file.path);
-		unlink(mt_slot_file.path);
+	const char *why = NULL;
+	void *mem = MAP_FAILED;
+	if (syscall(SYS_ftruncate, fd, (long)MT_SLOT_SIZE) < 0)
+		why = "ftruncate";
+	else if (syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		why = "fcntl(F_ADD_SEALS)";
+	else if ((mem = (void *)syscall(SYS_mmap, NULL, MT_SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		why = "mmap";
+	if (why) {
+		int e = errno;
+		syscall(SYS_close, fd);
+		errno = e;
+		slot_why = why;
 		return -1;
 	}
 	struct mt_slot *s = mem;
 	s->asleep = 1; // until the supervisor polls, every request rings
 	__atomic_store_n(&s->magic, MT_SLOT_MAGIC, __ATOMIC_RELEASE);
 	mt_slot_file.mem = s;
+	slot_fd = fd;
 	return 0;
 }
 
-// After the welcome: the supervisor has the file mapped (or refused the slot), so the
-// name can go, and nothing is left behind however the program ends.
+const char *mt_slot_why(void)
+{
+	return slot_why;
+}
+
+int mt_slot_fd(void)
+{
+	return slot_fd;
+}
+
+// After the welcome: the supervisor mapped the slot (or refused it). The fd stays open
+// for the life of the connection (the supervisor has its own mapping by now; the fd is
+// what the hello named).
 void mt_slot_settle(int accepted)
 {
 	if (!mt_slot_file.mem)
 		return;
-	unlink(mt_slot_file.path);
 	if (accepted) {
 		slot = mt_slot_file.mem;
 		return;
 	}
-	munmap(mt_slot_file.mem, MT_SLOT_SIZE);
-	mt_slot_file.mem = NULL;
+	mt_slot_forget();
 }
 
 int mt_slot_on(void)
@@ -102,7 +115,10 @@ int mt_slot_on(void)
 void mt_slot_forget(void)
 {
 	if (mt_slot_file.mem)
-		munmap(mt_slot_file.mem, MT_SLOT_SIZE);
+		syscall(SYS_munmap, mt_slot_file.mem, MT_SLOT_SIZE);
+	if (slot_fd >= 0)
+		syscall(SYS_close, slot_fd);
+	slot_fd = -1;
 	mt_slot_file.mem = NULL;
 	slot = NULL;
 	seq = 0;

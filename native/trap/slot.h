@@ -1,6 +1,6 @@
 // The shared-memory access slot (README.md "Fast path", src/channel/PROTOCOL.md "slot"):
-// one request/reply slot in a /dev/shm file that the shim creates and the supervisor
-// maps. The layout is fixed by offsets, mirrored in src/channel/slot.ts.
+// one request/reply slot in a sealed memfd that the shim creates and the supervisor
+// maps (through /proc/PID/fd/N). The layout is fixed by offsets, mirrored in src/channel/slot.ts.
 #ifndef MUXTRAP_SLOT_H
 #define MUXTRAP_SLOT_H
 
@@ -34,5 +34,8 @@ struct mt_slot {
 };
 
 _Static_assert(sizeof(struct mt_slot) == MT_SLOT_SIZE, "slot layout is fixed (src/channel/slot.ts)");
+
+int mt_slot_fd(void);          // the slot's memfd (announced in hello), or -1
+const char *mt_slot_why(void); // after a failed mt_slot_create: the call that failed
 
 #endif

@@ -34,7 +34,7 @@ export class ProtocolError extends Error {
 export type Cap = 'pio' | 'mmio' | 'irq' | 'dma' | 'string' | 'slot';
 export type U64 = number | bigint;
 
-export interface HelloMsg { t: 'hello'; v: number; guest: string; caps: string[]; dma?: { path?: string; base: number; size: number }; slot?: { path: string; size: number } }
+export interface HelloMsg { t: 'hello'; v: number; guest: string; caps: string[]; dma?: { path?: string; base: number; size: number }; slot?: { fd: number; size: number } }
 /** `slot: 1`: the supervisor mapped the hello's access slot; accesses go through it. */
 export interface WelcomeMsg { t: 'welcome'; v: number; guest: string; irqs: number[]; slot?: 1 }
 /** The doorbell of the access slot: a request is posted while the supervisor is not polling. */
@@ -174,7 +174,13 @@ function validateHello(o: Obj): HelloMsg {
   if (o.slot !== undefined && o.slot !== null) {
     const slot = o.slot;
     if (typeof slot !== 'object' || Array.isArray(slot) || slot instanceof Uint8Array) bad('hello', 'field slot must be a map');
-    msg.slot = { path: str(slot as Obj, 'path', 'hello.slot'), size: uint(slot as Obj, 'size', 'hello.slot') };
+    // An offer the supervisor cannot use is refused (the socket carries the accesses), not
+    // a protocol error: -1 for a field that is not a small uint.
+    const n = (k: string): number => {
+      const x = (slot as Obj)[k];
+      return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : -1;
+    };
+    msg.slot = { fd: n('fd'), size: n('size') };
   }
   return msg;
 }

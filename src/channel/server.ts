@@ -22,7 +22,7 @@ import {
   replyToRep,
   validatePeerMessage,
 } from './messages.ts';
-import { AccessSlot, DEFAULT_SLOT_DIRS, SlotError, SlotPoller, slotPathAllowed } from './slot.ts';
+import { AccessSlot, SlotError, SlotPoller } from './slot.ts';
 
 export type CloseReason = 'bye' | 'crash' | 'disconnect';
 
@@ -198,7 +198,8 @@ export class PeerConnection {
       }
       case 'ring':
         this.server.counters.inc('slotRings');
-        if (this.slot) this.server.kickSlots();
+        // A doorbell with nothing posted behind it (a stray, or a flood) costs nothing more.
+        if (this.slot?.hasRequest) this.server.kickSlots();
         return;
       case 'hello':
         if (this.session || this.helloPending) throw new ProtocolError('malformed', 'second hello');
@@ -247,12 +248,11 @@ export class PeerConnection {
   /** Maps the hello's access slot; null (socket path) when it cannot be used. */
   private openSlot(m: HelloMsg): AccessSlot | null {
     if (!m.slot || !m.caps.includes('slot') || !this.server.options.slot) return null;
-    // Shared memory is for a peer on this machine: over TCP the path would name our file, not its.
+    // Shared memory is for a peer on this machine: over TCP there is no peer process to ask.
     if (this.socket.remoteAddress !== undefined) return null;
     let seq = 0;
     try {
-      if (!slotPathAllowed(m.slot.path, this.server.options.slotDirs ?? DEFAULT_SLOT_DIRS)) throw new SlotError(`path ${m.slot.path} is not an allowed slot file`);
-      const { buf, shm } = AccessSlot.open(m.slot.path, m.slot.size);
+      const { buf, shm } = AccessSlot.open(this.socket, m.slot.fd, m.slot.size);
       return new AccessSlot(buf, shm, (acc, answer) => {
         this.server.counters.inc('slotAccesses');
         let now = true;
@@ -264,7 +264,7 @@ export class PeerConnection {
       });
     } catch (e) {
       this.server.counters.inc('slotRefused');
-      this.server.log.warn({ conn: this.label, guest: m.guest, err: (e as Error).message }, 'access slot not used: accesses go over the socket');
+      this.server.log.warn({ conn: this.label, guest: m.guest, fd: m.slot.fd, err: (e as Error).message }, 'access slot refused: accesses go over the socket');
       return null;
     }
   }
@@ -338,7 +338,10 @@ export interface ChannelServerOptions {
   slot?: boolean;
   /** How long the supervisor keeps polling the slots after an access, in µs (default 100). */
   slotPollUs?: number;
-  /** Directories a peer's slot file may be in (default /dev/shm). */
+  /**
+   * Ignored: the slot is a peer's sealed memfd (PROTOCOL.md "Access slot"), not a file in
+   * a directory. Kept while src/supervisor.ts still passes it.
+   */
   slotDirs?: string[];
 }
 
@@ -371,13 +374,27 @@ export class ChannelServer {
     this.poller.remove(s);
   }
 
-  /** Polls the access slots now (a doorbell rang, or a stalled answer was given). */
+  private kickQueued = false;
+
+  /**
+   * Polls the access slots soon (a doorbell rang, an answer was given, an `acc` of a slot
+   * peer was served): once per event-loop turn however many asked, since a poll lasts
+   * the window (slotPollUs) at least: a flood of frames must not hold the loop that long
+   * per frame. Counted: `slotKicks`.
+   */
   kickSlots(): void {
-    this.poller.kick((s, e) => {
-      const conn = this.slotOwners.get(s);
-      if (!conn) return;
-      if (e instanceof SlotError) conn.fail(new ProtocolError('malformed', e.message));
-      else conn.fail(new ProtocolError('malformed', `internal error: ${(e as Error).message}`));
+    if (this.kickQueued) return;
+    this.kickQueued = true;
+    setImmediate(() => {
+      this.kickQueued = false;
+      this.counters.inc('slotKicks');
+      this.poller.kick((s, e) => {
+        const conn = this.slotOwners.get(s);
+        if (!conn) return;
+        if (e instanceof ProtocolError) conn.fail(e);
+        else if (e instanceof SlotError) conn.fail(new ProtocolError('malformed', e.message));
+        else conn.fail(new ProtocolError('malformed', `internal error: ${(e as Error).message}`));
+      });
     });
   }
 

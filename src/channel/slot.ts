@@ -1,19 +1,22 @@
 // The supervisor's side of the shared-memory access slot (PROTOCOL.md "Access slot",
 // native/trap/slot.c): a peer that offers `slot` in its hello posts each access in a
-// small /dev/shm file instead of an `acc` frame. The supervisor polls the slots of all
+// small sealed memfd instead of an `acc` frame. The supervisor polls the slots of all
 // its peers for a short window after each access it served, so back-to-back accesses
 // cost no system call; then it marks each slot `asleep` and returns to the event loop,
 // and the peer's next access rings the doorbell (a `ring` frame) first.
 //
-// Node cannot mmap a file or wake a futex: native/shm/build/muxvisor_shm.node does. Without
-// the addon the capability is simply not offered back and the socket path is used.
+// Node cannot mmap a peer's memfd, ask a socket for its peer or wake a futex:
+// native/shm/build/muxvisor_shm.node does. Without the addon the capability is simply not
+// offered back and the socket path is used.
 
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import type { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Access, type Reply, SPACES, type Size } from '../access.ts';
+import { type Access, type Reply, SPACES } from '../access.ts';
+import { accToAccess, type AccMsg, validatePeerMessage } from './messages.ts';
 
 export const SHM_ADDON = resolve(dirname(fileURLToPath(import.meta.url)), '../../native/shm/build/muxvisor_shm.node');
 
@@ -34,7 +37,11 @@ const CALM_MIN_MS = 5;
 const CALM_MAX_MS = 100;
 
 interface ShmAddon {
-  map(path: string, size: number): ArrayBuffer;
+  /** The peer's sealed memfd, /proc/PID/fd/FD; throws (with the reason) when it is not one. */
+  mapFd(pid: number, fd: number, size: number): ArrayBuffer;
+  /** Detaches and unmaps a buffer of mapFd now; false when it was not (or no longer) mapped. */
+  unmap(buf: ArrayBuffer): boolean;
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
   wake(buf: ArrayBuffer, byteOffset: number): number;
 }
 
@@ -61,16 +68,21 @@ function runnableTasks(): number {
   }
 }
 
+/** A u64 of the slot: a number, or a bigint above 2^53 (as msgpack decodes a uint64). */
+function u64At(v: DataView, off: number): number | bigint {
+  const lo = v.getUint32(off, true), hi = v.getUint32(off + 4, true);
+  if (hi < 0x20_0000) return hi * 2 ** 32 + lo;
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
 /** A broken slot (bad magic, size or request): the connection ends with a protocol error. */
 export class SlotError extends Error {}
 
-/** Where a peer's slot file may be: /dev/shm, named like the shim names it. */
-export function slotPathAllowed(path: string, dirs: readonly string[]): boolean {
-  const p = resolve(path);
-  return dirs.some((d) => dirname(p) === resolve(d)) && /^muxvisor-slot-[^/]+$/.test(p.slice(dirname(p).length + 1));
+/** The fd of a connected Unix-domain net.Socket (Node keeps it in `_handle.fd`), or null. */
+export function socketFd(socket: Socket): number | null {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : null;
 }
-
-export const DEFAULT_SLOT_DIRS = ['/dev/shm'];
 
 /**
  * One peer's slot. `serve` answers an access now or later; the answer is written into
@@ -101,11 +113,25 @@ export class AccessSlot {
     this.served = Atomics.load(this.words, W_REQ);
   }
 
-  static open(path: string, size: number): { buf: ArrayBuffer; shm: ShmAddon } {
+  /**
+   * Maps the memfd `fd` of the process at the other end of `socket` (a Unix socket: the
+   * kernel names the process, so a peer can offer only a memfd of its own). Throws
+   * SlotError with the reason when the slot cannot be used.
+   */
+  static open(socket: Socket, fd: number, size: number): { buf: ArrayBuffer; shm: ShmAddon; pid: number } {
     const shm = shmAddon();
     if (!shm) throw new SlotError(`addon ${SHM_ADDON} not built`);
     if (size !== SLOT_SIZE) throw new SlotError(`access slot size ${size}, expected ${SLOT_SIZE}`);
-    return { buf: shm.map(path, size), shm };
+    if (fd < 0) throw new SlotError('hello.slot has no fd (a uint)');
+    const sfd = socketFd(socket);
+    if (sfd === null) throw new SlotError('the socket has no file descriptor to ask for its peer');
+    try {
+      const { pid } = shm.peerCred(sfd);
+      if (!(pid > 0)) throw new Error(`the socket's peer has no pid (${pid})`);
+      return { buf: shm.mapFd(pid, fd, size), shm, pid };
+    } catch (e) {
+      throw new SlotError((e as Error).message);
+    }
   }
 
   /** Takes a new request if there is one; true when it did. */
@@ -153,32 +179,42 @@ export class AccessSlot {
 
   /** The peer is being preempted and sends `acc` frames for a while: polling for it is wasted. */
   get peerCalm(): boolean {
-    return this.view.getUint32(B_CALM, true) !== 0;
+    return !this.closed && this.view.getUint32(B_CALM, true) !== 0;
+  }
+
+  /** A request is posted that nobody has taken yet (a doorbell that is not a stray). */
+  get hasRequest(): boolean {
+    return !this.closed && !this.pending && Atomics.load(this.words, W_REQ) !== this.served;
   }
 
   awake(): void {
     if (!this.closed) Atomics.store(this.words, W_ASLEEP, 0);
   }
 
+  /** Unmaps the slot now (its views are detached: every use checks `closed` first). */
   close(): void {
-    this.closed = true; // the mapping goes with the buffer when it is collected
+    if (this.closed) return;
+    this.closed = true;
+    this.shm.unmap(this.buf);
   }
 
+  /**
+   * The posted request, held to the rules of an `acc` frame (messages.ts validateAcc,
+   * the same messages): an address or value that does not fit is a `malformed` error.
+   */
   private request(): Access {
     const v = this.view;
-    const space = SPACES[this.bytes[B_SPACE]!];
-    const size = this.bytes[B_SIZE] as Size;
+    const sp = this.bytes[B_SPACE]!, size = this.bytes[B_SIZE]!;
     const count = v.getUint32(B_COUNT, true);
-    if (!space || ![1, 2, 4, 8].includes(size) || count < 1 || count * size > DATA_MAX) {
-      throw new SlotError(`malformed slot request: space ${this.bytes[B_SPACE]}, size ${size}, count ${count}`);
+    if (count * size > DATA_MAX) throw new SlotError(`malformed slot request: ${count}x${size} bytes exceed the slot's ${DATA_MAX}`);
+    const write = this.bytes[B_WRITE] !== 0;
+    const o: Record<string, unknown> = { t: 'acc', id: 0, sp: SPACES[sp] ?? sp, a: u64At(v, B_ADDR), s: size, d: write ? 'w' : 'r' };
+    if (count !== 1) o.n = count;
+    if (write) {
+      if (count > 1) o.b = this.bytes.slice(B_DATA, B_DATA + count * size);
+      else o.v = u64At(v, B_VALUE);
     }
-    const acc: Access = { space, addr: v.getUint32(B_ADDR, true) + v.getUint32(B_ADDR + 4, true) * 2 ** 32, size, dir: this.bytes[B_WRITE] ? 'write' : 'read' };
-    if (count > 1) acc.count = count;
-    if (acc.dir === 'write') {
-      if (count > 1) acc.data = this.bytes.slice(B_DATA, B_DATA + count * size);
-      else acc.value = size === 8 ? v.getBigUint64(B_VALUE, true) : v.getUint32(B_VALUE, true);
-    }
-    return acc;
+    return accToAccess(validatePeerMessage(o) as AccMsg);
   }
 
   private answer(id: number, acc: Access, r: Reply): void {

@@ -92,7 +92,7 @@ export class TrapPeer {
           this.conns.push(conn);
           const c = conn;
           if (useSlot && m.slot) {
-            const { buf, shm } = AccessSlot.open(m.slot.path, m.slot.size);
+            const { buf, shm } = AccessSlot.open(socket, m.slot.fd, m.slot.size);
             let seq = 0;
             slot = new AccessSlot(buf, shm, (acc, answer) => {
               const msg = accessToAcc(++seq, acc);
