@@ -385,6 +385,9 @@ export class ChannelServer {
   kickSlots(): void {
     if (this.kickQueued) return;
     this.kickQueued = true;
+    // Awake from now: a peer's next access takes the slot, and the poll queued below
+    // (later in this same turn) finds it, as a poll started here would.
+    this.poller.awake();
     setImmediate(() => {
       this.kickQueued = false;
       this.counters.inc('slotKicks');

@@ -315,6 +315,11 @@ export class SlotPoller {
     for (const s of this.slots) s.allowSpin(!this.crowded);
   }
 
+  /** Every slot says a poll is coming (one must follow: kick). */
+  awake(): void {
+    for (const s of this.slots) s.awake();
+  }
+
   /** A request may be waiting (doorbell, an answer given, an `acc` served): poll. */
   kick(onError: (s: AccessSlot, e: unknown) => void): void {
     if (this.running) return; // called from inside a poll: the running loop sees it
