@@ -193,8 +193,7 @@ elif mode == 'ringflood':
         if i == count // 2000: slot_acc(0xc000)  # one real doorbell amid the flood
     socket_acc(0xc000)
 elif mode == 'accflood':
-    for i in range(count):
-        s.sendall(frame({'t': 'acc', 'id': 100000 + i, 'sp': 'pio', 'a': 0xc000, 's': 4, 'd': 'r'}))
+    s.sendall(b''.join(frame({'t': 'acc', 'id': 100000 + i, 'sp': 'pio', 'a': 0xc000, 's': 4, 'd': 'r'}) for i in range(count)))
     n = 0
     while n < count:
         got = until(lambda m: m.get('t') == 'rep')
