@@ -31,7 +31,7 @@ export interface SupervisorOptions {
   registry?: DeviceRegistry;
   /** Router per device: the MUX engine plugs in here. Pass-through when absent. */
   createRouter?: RouterFactory;
-  /** Directories a socket peer's dma.path (and its access slot file) may be in (default /dev/shm). */
+  /** Directories a socket peer's dma.path may be in (default /dev/shm). */
   dmaDirs?: string[];
   /** The shared-memory access slot of trapped programs (src/channel/slot.ts): accept it, poll window in µs (default: the config's `slot`). */
   slot?: boolean;
@@ -167,7 +167,6 @@ export class Supervisor {
     const server = new ChannelServer({ hello: (msg, conn) => this.acceptPeer(msg, conn) }, this.log, {
       slot: this.options.slot ?? this.config.slot.enabled,
       slotPollUs: this.options.slotPollUs ?? this.config.slot.pollUs,
-      ...(this.options.dmaDirs ? { slotDirs: this.options.dmaDirs } : {}),
     });
     this.server = server;
     const addr = await server.listen(endpoint);

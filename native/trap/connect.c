@@ -123,7 +123,7 @@ void mt_connect(void)
 	if (__atomic_compare_exchange_n(&state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		if (dma_create())
 			_exit(MT_EXIT_CHANNEL); // the program must not go on without its hardware
-		if (slot_wanted && mt_slot_create(guest, slot_spin_us, slot_always)) {
+		if (slot_wanted && mt_slot_create(slot_spin_us, slot_always)) {
 			// The slot is only faster: without it the accesses go over the socket. Said
 			// once (this runs once per connection); MUXVISOR_SLOT=always insists on it.
 			struct mt_msg m = { .n = 0 };

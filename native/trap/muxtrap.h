@@ -48,8 +48,7 @@ struct mt_dma {
 
 struct mt_slot;
 struct mt_slot_file {
-	char path[160];       // /dev/shm file announced in hello
-	struct mt_slot *mem;  // our mapping (NULL: no slot offered)
+	struct mt_slot *mem;  // our mapping of the sealed memfd (NULL: no slot offered)
 };
 
 extern enum mt_mode mt_mode;
@@ -76,7 +75,7 @@ void mt_chan_ring(void);                // the doorbell: a `ring` frame
 void mt_chan_lost(const char *why);     // message and exit 70
 
 // slot.c: the shared-memory fast path for accesses.
-int mt_slot_create(const char *guest, uint64_t spin_us, int always); // before hello
+int mt_slot_create(uint64_t spin_us, int always); // before hello
 void mt_slot_settle(int accepted);      // after welcome
 int mt_slot_on(void);
 int mt_slot_access(const struct mt_acc *a, struct mt_rep *r); // 0, or 1: use the socket

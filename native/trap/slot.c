@@ -49,9 +49,8 @@ static uint64_t now_ns(void)
 // the socket's peer (SO_PEERCRED), so a peer can only offer a memfd of its own.
 // -1 with errno set (nothing is left open) when the slot cannot be made: the caller then
 // goes on over the socket.
-int mt_slot_create(const char *guest, uint64_t spin_us, int use_always)
+int mt_slot_create(uint64_t spin_us, int use_always)
 {
-	(void)guest; // the memfd's name is only a label (/proc/PID/fd shows it)
 	spin_ns = spin_us * 1000;
 	always = use_always;
 	int fd = (int)syscall(SYS_memfd_create, "muxvisor-slot", MFD_CLOEXEC | MFD_ALLOW_SEALING);

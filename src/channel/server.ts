@@ -338,11 +338,6 @@ export interface ChannelServerOptions {
   slot?: boolean;
   /** How long the supervisor keeps polling the slots after an access, in µs (default 100). */
   slotPollUs?: number;
-  /**
-   * Ignored: the slot is a peer's sealed memfd (PROTOCOL.md "Access slot"), not a file in
-   * a directory. Kept while src/supervisor.ts still passes it.
-   */
-  slotDirs?: string[];
 }
 
 export class ChannelServer {
