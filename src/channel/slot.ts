@@ -10,7 +10,7 @@
 // offered back and the socket path is used.
 
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -33,6 +33,8 @@ const HINT_MS = 1;
 const GAP_MS = 1;
 /** How often the poller counts the runnable tasks of the machine (ms). */
 const LOAD_MS = 1;
+/** Samples in a row (LOAD_MS apart) that must see the machine crowded before the poller backs off. */
+const LOAD_SAMPLES = 2;
 const CALM_MIN_MS = 5;
 const CALM_MAX_MS = 100;
 
@@ -73,6 +75,21 @@ function u64At(v: DataView, off: number): number | bigint {
   const lo = v.getUint32(off, true), hi = v.getUint32(off + 4, true);
   if (hi < 0x20_0000) return hi * 2 ** 32 + lo;
   return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** Threads of this process other than the main one that are running right now (state R). */
+function ownRunningHelpers(): number {
+  let n = 0;
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      if (tid === String(process.pid)) continue;
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      if (stat[stat.lastIndexOf(')') + 2] === 'R') n++; // the state follows "(comm) "
+    }
+  } catch {
+    // a thread ended meanwhile, or no /proc: count what was seen
+  }
+  return n;
 }
 
 /** A broken slot (bad magic, size or request): the connection ends with a protocol error. */
@@ -265,6 +282,8 @@ export class SlotPoller {
   /** More peers active than `spinners` (see hint()). */
   private crowded = false;
   private sampled = -Infinity;
+  /** Load samples in a row that saw more runnable tasks than cores + 1. */
+  private overSamples = 0;
   private readonly cores = availableParallelism();
 
   /**
@@ -275,7 +294,14 @@ export class SlotPoller {
   private overloaded(now: number): boolean {
     if (now - this.sampled < LOAD_MS) return false;
     this.sampled = now;
-    return runnableTasks() > this.cores + 1; // one more: a kernel worker or a passing process
+    const limit = this.cores + 1; // one more: a kernel worker or a passing process
+    const runnable = runnableTasks();
+    // This process's own helper threads (V8's GC and compiler, libuv's pool, tsx's loader)
+    // come and go in bursts: they are not someone our polling keeps off a core (counted
+    // only when needed). And a moment's crowd is no contention: LOAD_SAMPLES in a row are.
+    const over = runnable > limit && runnable - ownRunningHelpers() > limit;
+    this.overSamples = over ? this.overSamples + 1 : 0;
+    return this.overSamples >= LOAD_SAMPLES;
   }
 
   /** Lost the core while polling: calm for a while, twice as long if it comes back soon after. */
