@@ -164,6 +164,21 @@ function command(cmd: MuxAccess, s: AtaScratch, win: { startLba: number; sectors
   return taskfile(cmd, op, s.prev, s.cur, s.device, true);
 }
 
+/**
+ * Chart states in which the device is BSY or DRQ, so it drops writes to the command block
+ * registers other than the command register (QEMU's ide_ioport_write, our model; ATA leaves
+ * them undefined). The shadow must drop them too, or the guest would read back, and a
+ * windowed command re-send, values its own device never took. (Two ends are a matter of
+ * timing the bus does not show: after the last data-out block the device goes from BSY to
+ * ready before the driver's status read, and a `nodata` command may finish at once. There
+ * the drop follows the usual case: dropped after a data-out block, kept in `nodata`.)
+ */
+const MID_COMMAND = new Set(['pioIn.busy', 'pioIn.data', 'pioOut.busy', 'pioOut.data', 'dma.armed', 'dma.active', 'reset.asserted']);
+
+function deviceIgnoresTaskfile(g: GuestView): boolean {
+  return MID_COMMAND.has(g.state());
+}
+
 function windowOf(g: GuestView): { startLba: number; sectors: number } | undefined {
   return g.options.window;
 }
@@ -222,11 +237,13 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
       case 'LBAL':
       case 'LBAM':
       case 'LBAH':
+        if (deviceIgnoresTaskfile(g)) return; // the device drops it: so does the shadow
         s.prev[a.offset] = s.cur[a.offset];
         s.cur[a.offset] = a.value & 0xff;
         s.written = true;
         return;
       case 'DEVICE':
+        if (deviceIgnoresTaskfile(g)) return;
         s.device = a.value & 0xff;
         s.written = true;
         return;

@@ -75,6 +75,11 @@ export interface GuestView {
    * changes, e.g. ATA SET MULTIPLE's count as `MULTIPLE`) whose `replay` re-creates them.
    */
   setContext(name: string, value: number): void;
+  /**
+   * The statechart's state now, as a dotted path (`pioIn.data`). Translation hooks run for
+   * the owner's accesses only, so this is the protocol state the guest's access meets.
+   */
+  state(): string;
 }
 
 /** A translation hook's answer without touching the device. */

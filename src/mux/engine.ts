@@ -179,7 +179,7 @@ export class MuxEngine implements DeviceRouter {
     };
     this.guests.set(link.id, {
       link,
-      view: { id: link.id, options, scratch: {}, context, setContext },
+      view: { id: link.id, options, scratch: {}, context, setContext, state: () => this.stateName() },
       stats,
       queue: [],
       waitingSince: -1,
