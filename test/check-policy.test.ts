@@ -1,10 +1,10 @@
 // `muxvisor check-policy` catches the bad policies in test/fixtures/policies (exit 1 with a
 // shrunk counterexample, a timeline and a replay seed) and the replay reproduces the failure.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import sim from '../machines/sim.ts';
 import { checkPolicy, replayCommand, shellQuote } from '../src/check/policy-check.ts';
 
@@ -65,6 +65,7 @@ describe('check-policy catches bad policies', () => {
 
   it('reports a pick that returns a Promise as such', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvpol-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'async-pick.mjs');
     writeFileSync(file, "export default () => ({ name: 'async-pick', fairness: 'none', async pick(view) { return view.waiting[0].id; } });\n");
     const r = await checkPolicy(file, { runs: 5, seed: 1 });

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfig } from '../src/config/load.ts';
@@ -82,6 +82,7 @@ describe('config', () => {
 
   it('loadConfig names a missing file, bad JSON, and resolves paths against the file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvcfg-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     await expect(loadConfig(join(dir, 'nope.json'))).rejects.toThrow(`cannot read configuration file ${join(dir, 'nope.json')}: no such file`);
     writeFileSync(join(dir, 'bad.json'), '{ "devices": [ }');
     await expect(loadConfig(join(dir, 'bad.json'))).rejects.toThrow(/bad\.json: not valid JSON/);
@@ -104,6 +105,7 @@ describe('config', () => {
 
   it('loadConfig names the JSON path of a bad backend or properties of a built-in kind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvcfg-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'devs.json');
     writeFileSync(
       file,
@@ -129,6 +131,7 @@ describe('config', () => {
 
   it('loadConfig resolves a properties.machine path against the file, not a shipped machine name', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvcfg-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'm.json');
     writeFileSync(
       file,

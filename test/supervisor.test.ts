@@ -242,6 +242,33 @@ describe('supervisor over a Unix socket', () => {
     expect(err).toMatchObject({ guest: 'b', code: 'unknown-type' });
   });
 
+  it('refuses, with a reason and a count, an access slot offered over TCP or without the capability', async () => {
+    const lines: Array<{ msg: string; err?: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const { sup } = await started({ logger });
+    const addr = (await sup.listen({ host: '127.0.0.1', port: 0 })) as import('node:net').AddressInfo;
+    const { connect } = await import('node:net');
+    const { FrameDecoder } = await import('../src/channel/codec.ts');
+    const { validateSupervisorMessage } = await import('../src/channel/messages.ts');
+    for (const [guest, caps] of [['a', ['pio', 'slot']], ['b', ['pio']]] as const) {
+      const sock = connect(addr.port, '127.0.0.1');
+      const dec = new FrameDecoder(validateSupervisorMessage);
+      const seen: Array<Record<string, unknown>> = [];
+      sock.on('data', (d) => seen.push(...(dec.push(d) as unknown as Array<Record<string, unknown>>)));
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(encodeFrame({ t: 'hello', v: 1, guest, caps: [...caps], slot: { fd: 3, size: 8192 } } as never));
+      await until(() => seen.length > 0, 'welcome');
+      expect(seen[0]).toMatchObject({ t: 'welcome', guest });
+      expect(seen[0].slot).toBeUndefined(); // the socket path it is
+      sock.end(encodeFrame({ t: 'bye' }));
+    }
+    expect(lines.filter((l) => l.msg === 'access slot refused: accesses go over the socket').map((l) => l.err)).toEqual([
+      'a TCP peer cannot share memory',
+      'hello carries a slot but not the capability "slot"',
+    ]);
+    expect((sup.stats() as unknown as { channel: Record<string, number> }).channel.slotRefused).toBe(2);
+  });
+
   it('survives a guest disconnecting mid-access; the router is told', async () => {
     const { registry, gates } = gateKind();
     const detached: [string, string, DetachReason][] = [];

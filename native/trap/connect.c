@@ -113,6 +113,14 @@ static void say_floating(void)
 	msg_out(&m, 2);
 }
 
+// Ends the program before any welcome: the DMA file, named until the welcome, goes too.
+static void exit_unconnected(void)
+{
+	if (mt_dma.mem)
+		unlink(mt_dma.path);
+	_exit(MT_EXIT_CHANNEL);
+}
+
 void mt_connect(void)
 {
 	if (mt_mode == MT_MODE_OFF)
@@ -134,10 +142,10 @@ void mt_connect(void)
 			msg_s(&m, slot_always ? "), and MUXVISOR_SLOT=always\n" : "): accesses go over the socket\n");
 			msg_out(&m, 2);
 			if (slot_always)
-				_exit(MT_EXIT_CHANNEL);
+				exit_unconnected();
 		}
 		if (mt_chan_open(sock_path, guest, spin_us))
-			_exit(MT_EXIT_CHANNEL);
+			exit_unconnected();
 		// Welcomed: the supervisor has the DMA file open, so its name can go now and
 		// nothing is left behind however the program ends.
 		if (mt_dma.mem)

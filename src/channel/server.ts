@@ -247,11 +247,12 @@ export class PeerConnection {
 
   /** Maps the hello's access slot; null (socket path) when it cannot be used. */
   private openSlot(m: HelloMsg): AccessSlot | null {
-    if (!m.slot || !m.caps.includes('slot') || !this.server.options.slot) return null;
-    // Shared memory is for a peer on this machine: over TCP there is no peer process to ask.
-    if (this.socket.remoteAddress !== undefined) return null;
+    if (!m.slot || !this.server.options.slot) return null;
     let seq = 0;
     try {
+      if (!m.caps.includes('slot')) throw new Error('hello carries a slot but not the capability "slot"');
+      // Shared memory is for a peer on this machine: over TCP there is no peer process to ask.
+      if (this.socket.remoteAddress !== undefined) throw new Error('a TCP peer cannot share memory');
       const { buf, shm } = AccessSlot.open(this.socket, m.slot.fd, m.slot.size);
       return new AccessSlot(buf, shm, (acc, answer) => {
         this.server.counters.inc('slotAccesses');
