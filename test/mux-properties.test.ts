@@ -34,12 +34,12 @@ describe('mux engine properties', () => {
     // quantum bound + unsafe span + recheck + 2 accesses + slack (about 4.2 ms).
     const sticky = { ...roundRobin({ quantumNs: 5_000_000 }), name: 'sticky' };
     const busy = (seed: number): GuestParams => ({ weight: 1, priority: 0, deadlineNs: Infinity, sectors: 2, commands: 400, seed, thinkEvery: 0, thinkNs: 1_000, hang: false });
-    const o = await checkScenario({ guests: [busy(1), busy(2)] }, sim, sticky);
+    const o = await checkScenario({ guests: [busy(1), busy(2), busy(3), busy(4)] }, sim, sticky);
     const holds = o.violations.filter((v) => /kept the device/.test(v.message));
     expect(holds.length, explain(o)).toBeGreaterThan(0);
     expect(holds[0]).toMatchObject({ property: 'liveness', message: expect.stringMatching(/^g\d kept the device [\d.]+ ms .* while g\d waited, hold bound [\d.]+ ms$/) });
     // The shipped round-robin on the same scenario keeps every hold within the bound.
-    const fair = await checkScenario({ guests: [busy(1), busy(2)] }, sim, roundRobin());
+    const fair = await checkScenario({ guests: [busy(1), busy(2), busy(3), busy(4)] }, sim, roundRobin());
     expect(fair.violations, explain(fair)).toEqual([]);
   });
 
