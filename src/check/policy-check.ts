@@ -7,7 +7,6 @@ import fc from 'fast-check';
 import simMachine from '../../machines/sim.ts';
 import type { MuxDefinition } from '../mux/define.ts';
 import { loadPolicyFactory, type Policy, type PolicyFactory } from '../mux/policy.ts';
-import type { Violation } from './harness.ts';
 import {
   checkScenario,
   DEFAULT_BOUNDS,
@@ -88,46 +87,6 @@ export function replayCommand(module: string, o: CheckPolicyOptions, extra: stri
   return [...args, ...extra].map(shellQuote).join(' ');
 }
 
-/**
- * The property a violation belongs to, under its own name. The scenario checks file a solo
- * equivalence failure (a guest reads what it would not read alone) under isolation with a
- * "solo equivalence:" prefix; it is reported as solo-equivalence.
- */
-export function propertyOf(v: Pick<Violation, 'property' | 'message'>): { property: string; message: string } {
-  const solo = /^solo equivalence: /;
-  if ((v.property as string) === 'solo-equivalence' || solo.test(v.message)) return { property: 'solo-equivalence', message: v.message.replace(solo, '') };
-  return { property: v.property, message: v.message };
-}
-
-export const PICK_PROMISE = 'pick must return a guest id synchronously, got a Promise';
-
-/**
- * The policy with a `pick` that refuses a Promise (an async pick): the engine would take the
- * Promise for a guest id that is not waiting. Its rejection, if any, is swallowed (reported once).
- */
-function syncPick(p: Policy): Policy {
-  // A new object delegating to p: p's methods keep their `this`, and p itself is not changed.
-  return {
-    name: p.name,
-    fairness: p.fairness,
-    pick(view) {
-      const id: unknown = p.pick(view);
-      if (id !== null && typeof id === 'object' && typeof (id as { then?: unknown }).then === 'function') {
-        (id as Promise<unknown>).then(undefined, () => undefined);
-        throw new Error(PICK_PROMISE);
-      }
-      return id as string;
-    },
-    ...(p.onGrant ? { onGrant: (id: string, now: number) => p.onGrant!(id, now) } : {}), // checked just before
-    ...(p.onRelease ? { onRelease: (id: string, now: number, usedNs: number) => p.onRelease!(id, now, usedNs) } : {}),
-  };
-}
-
-/** A policy error's message (or a timeline) as the engine traced it, without the "pick threw" of the async-pick wrapper. */
-function cleanMessage(message: string): string {
-  return message.replaceAll(`pick threw: ${PICK_PROMISE}`, PICK_PROMISE);
-}
-
 /** When a liveness failure comes from a quantum longer than the bound the check allows, say so. */
 function quantumHint(property: string, options: Record<string, unknown> | undefined, b: Bounds): string[] {
   const q = options?.quantumNs;
@@ -159,7 +118,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
   } catch (err) {
     return { ok: false, policy: null, fairness: null, failed: 'load', report: `check-policy ${module}: FAILED to load\n${(err as Error).message}` };
   }
-  const make = () => syncPick(factory(o.policyOptions));
+  const make = () => factory(o.policyOptions);
   const head = `policy "${probe.name}" (fairness: ${probe.fairness}) from ${module}`;
   const lines: string[] = [head];
 
@@ -168,10 +127,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
     fc.asyncProperty(scenarioArb, async (s) => {
       const out = await checkScenario(s, sim, make(), bounds);
       const v = out.violations[0];
-      if (v) {
-        const named = propertyOf(v);
-        throw new PropertyFailure(named.property, cleanMessage(named.message));
-      }
+      if (v) throw new PropertyFailure(v.property, v.message);
     }),
     { numRuns: runs, seed: o.seed, path: o.path, endOnFailure: false },
   );
@@ -188,12 +144,9 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
       `liveness bounds of this run: a hold while others wait ${fmtMs(holdBound(again.run.stats.maxUnsafeNs, bounds) + bounds.slackNs)} (= quantum bound ${fmtMs(bounds.quantumBoundNs)} + longest unsafe span ${fmtMs(again.run.stats.maxUnsafeNs)} + recheck + 2 accesses + slack ${fmtMs(bounds.slackNs)}); a wait ${fmtMs(again.boundNs)} (= (guests - 1) holds + slack)`,
       ...quantumHint(property, o.policyOptions, bounds),
       'all violations in the replay:',
-      ...again.violations.slice(0, 8).map((v) => {
-        const named = propertyOf(v);
-        return `  [${fmtMs(v.t)}] ${named.property}: ${cleanMessage(named.message)}`;
-      }),
+      ...again.violations.slice(0, 8).map((v) => `  [${fmtMs(v.t)}] ${v.property}: ${v.message}`),
       'timeline (who owned, who waited how long):',
-      cleanMessage(formatTimeline(again.run, again.boundNs)),
+      formatTimeline(again.run, again.boundNs),
       `replay: ${replayCommand(module, o, ['--seed', String(details.seed), ...(details.counterexamplePath ? ['--path', details.counterexamplePath] : [])])}`,
     );
     return {
@@ -223,7 +176,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
       fc.asyncProperty(weightsArb, async (weights) => {
         last = await measureFairness(weights, sim, make(), window, bounds);
         const policyErr = last.run.violations.find((v) => v.property === 'policy');
-        if (policyErr) throw new PropertyFailure('policy', cleanMessage(policyErr.message));
+        if (policyErr) throw new PropertyFailure('policy', policyErr.message);
         if (last.error > tol)
           throw new PropertyFailure(
             'fairness',
@@ -241,7 +194,7 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
         `FAILED: ${err.property ?? 'fairness'} — ${err.detail ?? String(err)}`,
         `counterexample: ${weights.length} guests saturating the device for ${fmtMs(window)}, weights ${weights.join(':')}`,
         'timeline (first and last grants):',
-        cleanMessage(formatTimeline(again.run, Infinity, 30)),
+        formatTimeline(again.run, Infinity, 30),
         `replay: ${replayCommand(module, o, ['--seed', String(fair.seed)])}`,
       );
       return { ok: false, policy: probe.name, fairness: probe.fairness, failed: err.property ?? 'fairness', seed: fair.seed, counterexample: weights, report: lines.join('\n') };

@@ -124,7 +124,7 @@ export async function checkScenario(
       violations.push({
         t: run.endNs,
         property: 'solo-equivalence',
-        message: `solo equivalence: ${spec.id} read ${show(shared.seen, at)} where alone it reads ${show(solo.result.seen, at)} (item ${at})`,
+        message: `${spec.id} read ${show(shared.seen, at)} where alone it reads ${show(solo.result.seen, at)} (item ${at})`,
       });
     const mem = run.memories.get(spec.id)!;
     const m = firstDifference([...solo.memory], [...mem]);
