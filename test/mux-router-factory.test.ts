@@ -50,7 +50,7 @@ describe('prepareMuxRouters', () => {
   it('a policy name must be a shipped policy, not a path', async () => {
     const err = await prepareMuxRouters([{ id: 's', kind: 'scratch' }, { id: 'sim0', kind: 'sim', policy: { name: 'round-robbin' } }]).catch((e) => e);
     expect(err).toBeInstanceOf(MuxConfigError);
-    expect(err.message).toBe('devices[1].policy.name: unknown policy "round-robbin"; shipped: round-robin, weighted-fair, priority, edf (a policy file is given as {module: path})');
+    expect(err.message).toBe('devices[1].policy.name: unknown policy "round-robbin"; shipped: round-robin, weighted-fair, priority, edf (a policy file is given as {"module": "path"})');
     expect(err.message).not.toMatch(/cannot load module/);
   });
 

@@ -1,10 +1,9 @@
 // Loading and validating the configuration file. Errors name the file and the JSON path.
 
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { shippedMachineUrl } from '../mux/load-machine.ts';
 import { deviceShapeIssues } from './device-shapes.ts';
 import { type Config, ConfigSchema, type ConfigIssue, crossCheck, flattenIssues } from './schema.ts';
 
@@ -27,11 +26,6 @@ export interface ParseOptions {
   baseDir?: string;
 }
 
-/** A machine name shipped in machines/ (machines/<name>.ts or machines/<name>/index.ts), as src/mux/load-machine.ts looks it up. */
-function isShippedMachine(name: string): boolean {
-  if (!/^[a-z0-9_-]+$/i.test(name)) return false;
-  return [`../../machines/${name}.ts`, `../../machines/${name}/index.ts`].some((rel) => existsSync(fileURLToPath(new URL(rel, import.meta.url))));
-}
 
 function resolvePaths(config: Config, baseDir: string): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -41,7 +35,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
     if (d.policy?.module) d.policy.module = abs(d.policy.module);
     // `properties.machine`: a shipped machine name, else a module path (src/mux/router-factory.ts).
     const m = d.properties.machine;
-    if (typeof m === 'string' && m !== '' && !isShippedMachine(m)) d.properties.machine = abs(m);
+    if (typeof m === 'string' && m !== '' && shippedMachineUrl(m) === null) d.properties.machine = abs(m);
   }
   for (const g of config.guests) {
     if (g.run?.type === 'kvm') g.run.image = abs(g.run.image);

@@ -3,7 +3,7 @@
 // between fields (unknown device ids, duplicate names, ranges) are in `crossCheck`.
 
 import { z } from 'zod';
-import { SHIPPED_POLICIES } from '../mux/policy.ts';
+import { isShippedPolicy, unknownPolicyMessage } from '../mux/policy.ts';
 
 const ADDRESS_HELP = 'an address: a non-negative integer or a string such as "0x1f0"';
 
@@ -169,12 +169,8 @@ export function crossCheck(config: Config, knownKinds?: readonly string[]): Conf
     }
     if (d.policy && (d.policy.name === undefined) === (d.policy.module === undefined)) {
       issues.push({ path: `${at}.policy`, message: 'expected exactly one of "name" or "module"' });
-    } else if (d.policy?.name !== undefined && !(SHIPPED_POLICIES as readonly string[]).includes(d.policy.name)) {
-      // A name is never a path: a policy file is `{"module": "./my-policy.ts"}`.
-      issues.push({
-        path: `${at}.policy.name`,
-        message: `unknown policy "${d.policy.name}"; shipped: ${SHIPPED_POLICIES.join(', ')} (a policy file is given as {"module": "path"})`,
-      });
+    } else if (d.policy?.name !== undefined && !isShippedPolicy(d.policy.name)) {
+      issues.push({ path: `${at}.policy.name`, message: unknownPolicyMessage(d.policy.name) });
     }
     if (d.pci) {
       const key = `${d.pci.slot}.${d.pci.function}`;

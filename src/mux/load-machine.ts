@@ -7,15 +7,19 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { defineMux, MuxDefinitionError, type MuxDefinition } from './define.ts';
 import { defaultExport, importUserModule } from '../util/import-module.ts';
 
+/** The shipped machine `name` (machines/<name>.ts, or machines/<name>/index.ts) as a file URL; null when there is none. */
+export function shippedMachineUrl(name: string): string | null {
+  if (!/^[a-z0-9_-]+$/i.test(name)) return null;
+  for (const rel of [`../../machines/${name}.ts`, `../../machines/${name}/index.ts`]) {
+    const url = new URL(rel, import.meta.url);
+    if (existsSync(fileURLToPath(url))) return url.href;
+  }
+  return null;
+}
+
 /** Where a machine name or path points: `sim` -> machines/sim.ts (or machines/sim/index.ts), else a path. */
 export function machineUrl(nameOrPath: string): string {
-  if (/^[a-z0-9_-]+$/i.test(nameOrPath)) {
-    for (const rel of [`../../machines/${nameOrPath}.ts`, `../../machines/${nameOrPath}/index.ts`]) {
-      const url = new URL(rel, import.meta.url);
-      if (existsSync(fileURLToPath(url))) return url.href;
-    }
-  }
-  return pathToFileURL(resolve(nameOrPath)).href;
+  return shippedMachineUrl(nameOrPath) ?? pathToFileURL(resolve(nameOrPath)).href;
 }
 
 /** Load a machine module's definition; throws MuxDefinitionError naming the module and the problem. */

@@ -10,8 +10,6 @@
 // A mistake in a device's policy or machine is a MuxConfigError whose issues name the JSON
 // path in `devices` (`devices[0].policy.name: ...`); `muxvisor run` reports them with the file.
 
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { ConfigIssue } from '../config/schema.ts';
 import type { Clock } from '../device.ts';
@@ -20,8 +18,8 @@ import { PassthroughRouter } from '../passthrough.ts';
 import type { StepperMode } from './compile.ts';
 import type { MuxDefinition } from './define.ts';
 import { createMux, type MuxEngine, type Timers } from './engine.ts';
-import { loadMux, machineUrl } from './load-machine.ts';
-import { loadPolicyFactory, SHIPPED_POLICIES, type PolicyFactory } from './policy.ts';
+import { loadMux, shippedMachineUrl } from './load-machine.ts';
+import { isShippedPolicy, loadPolicyFactory, type PolicyFactory, unknownPolicyMessage } from './policy.ts';
 
 /** The part of a device config this needs (src/config/schema.ts DeviceConfig). */
 export interface MuxDeviceConfig {
@@ -67,8 +65,8 @@ function deviceIssues(d: MuxDeviceConfig, i: number): ConfigIssue[] {
   if (d.policy && !mux)
     issues.push({ path: `${at(i)}.policy`, message: `device kind "${d.kind}" has no MUX (no machines/${d.kind}), so nothing arbitrates it: remove the policy, or give a machine in properties.machine` });
   const name = d.policy?.name;
-  if (mux && d.policy?.module === undefined && name !== undefined && !(SHIPPED_POLICIES as readonly string[]).includes(name))
-    issues.push({ path: `${at(i)}.policy.name`, message: `unknown policy "${name}"; shipped: ${SHIPPED_POLICIES.join(', ')} (a policy file is given as {module: path})` });
+  if (mux && d.policy?.module === undefined && name !== undefined && !isShippedPolicy(name))
+    issues.push({ path: `${at(i)}.policy.name`, message: unknownPolicyMessage(name) });
   const m = d.properties?.machine;
   if (m !== undefined && (typeof m !== 'string' || m === ''))
     issues.push({ path: `${at(i)}.properties.machine`, message: `expected a machine name or module path, got ${JSON.stringify(m)}` });
@@ -93,9 +91,7 @@ export interface MuxRouterOptions {
 
 /** True when machines/<kind>.ts (or machines/<kind>/index.ts) exists. */
 export function hasMachine(kind: string): boolean {
-  if (!/^[a-z0-9_-]+$/i.test(kind)) return false;
-  const url = machineUrl(kind);
-  return url.includes('/machines/') && existsSync(fileURLToPath(url));
+  return shippedMachineUrl(kind) !== null;
 }
 
 /**
