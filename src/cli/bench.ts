@@ -18,22 +18,28 @@ export function benchModules(): string[] {
     .sort();
 }
 
+/** The names that are no bench module, as an error message listing the modules; null when all are. */
+function unknownModules(names: readonly string[], available: readonly string[]): string | null {
+  const unknown = names.filter((n) => !available.includes(n));
+  if (unknown.length === 0) return null;
+  return `unknown bench module${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; available: ${available.join(', ')}`;
+}
+
 /** `--only` as a list of bench modules; a name that is none of them is an error listing them. */
 export function parseOnly(value: string): string[] {
   const available = benchModules();
   const names = value.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new InvalidArgumentError(`expected comma-separated bench modules; available: ${available.join(', ')}`);
-  const unknown = names.filter((n) => !available.includes(n));
-  if (unknown.length > 0)
-    throw new InvalidArgumentError(`unknown bench module${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; available: ${available.join(', ')}`);
+  const unknown = unknownModules(names, available);
+  if (unknown) throw new InvalidArgumentError(unknown);
   return names;
 }
 
 export async function collect(opts: { quick: boolean; only?: string[] }, progress?: (name: string) => void): Promise<Record<string, unknown>> {
   const dir = BENCH_DIR;
   const available = benchModules();
-  const unknown = (opts.only ?? []).filter((n) => !available.includes(n));
-  if (unknown.length > 0) throw new Error(`unknown bench module(s) ${unknown.join(', ')}; available: ${available.join(', ')}`);
+  const unknown = unknownModules(opts.only ?? [], available);
+  if (unknown) throw new Error(unknown);
   const names = available.filter((n) => !opts.only || opts.only.includes(n));
   const figures: Record<string, unknown> = {};
   for (const name of names) {
