@@ -118,12 +118,7 @@ export async function loadPolicyFactory(nameOrPath: string): Promise<PolicyFacto
   try {
     mod = await importUserModule(policyUrl(nameOrPath));
   } catch (err) {
-    const msg = (err as Error).message;
-    // Node reads a .js file outside a "type": "module" package as CommonJS.
-    const hint = /\.js$/.test(nameOrPath) && /require\(\) ES Module|Unexpected token 'export'|Cannot use import statement/.test(msg)
-      ? ' (an ES module in a .js file needs "type": "module" in its package.json; or name it .mjs)'
-      : '';
-    throw new PolicyLoadError(nameOrPath, `cannot load module: ${msg}${hint}`);
+    throw new PolicyLoadError(nameOrPath, `cannot load module: ${(err as Error).message}`);
   }
   const exported = defaultExport(mod);
   const create = typeof exported === 'function' ? (exported as PolicyFactory) : null;
