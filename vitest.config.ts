@@ -8,6 +8,7 @@ export default defineConfig({
     // Native traps, QEMU and KVM tests spawn processes; two cores, so keep files few at once.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    reporters: ['default'],
+    // The skip reporter lists every skip with its reason (and fails CI on one).
+    reporters: ['default', './test/helpers/skip-reporter.ts'],
   },
 });

@@ -8,6 +8,7 @@ import { createAta, openBlockBackend } from '../src/devices/ata/index.ts';
 import { AtaDriver, IrqProbe, GuestRam, pattern, firstDiff } from './helpers/ata-driver.ts';
 import { startNbdkit } from './helpers/nbd-server.ts';
 import type { AtaDevice } from '../src/devices/ata/index.ts';
+import { missing, titled } from './helpers/requires.ts';
 
 const edges = () => ({ irq: new IrqProbe(), dma: new GuestRam(0, 0x1000), clock: () => 0 });
 
@@ -37,7 +38,7 @@ describe('createAta', () => {
     }
   });
 
-  it('opens an NBD backend from { type: nbd, socket }', async () => {
+  it.skipIf(missing('nbdkit') !== null)(titled('opens an NBD backend from { type: nbd, socket }', missing('nbdkit')), async () => {
     const s = await startNbdkit(['memory', '1M']);
     try {
       const blk = await openBlockBackend({ type: 'nbd', socket: s.socket });

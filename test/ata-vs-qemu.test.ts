@@ -8,6 +8,7 @@ import type { Device, DevSize } from '../src/device.ts';
 import { AtaDevice } from '../src/devices/ata/index.ts';
 import { QemuIdeDevice } from '../src/devices/qemu-ide.ts';
 import { BufferMemory, IrqRecorder, makeEdges, makeImage, patternSector, qemuMissingReason } from './helpers/qemu.ts';
+import { titled } from './helpers/requires.ts';
 
 const missing = qemuMissingReason();
 const SECTORS = 4096;
@@ -218,7 +219,7 @@ async function script(dev: Device, irq: IrqRecorder, mem: BufferMemory): Promise
   return out;
 }
 
-describe.skipIf(missing !== null)('ATA model vs QEMU IDE', () => {
+describe.skipIf(missing !== null)(titled('ATA model vs QEMU IDE', missing), () => {
   const images = [makeImage(SECTORS, (lba) => patternSector(lba)), makeImage(SECTORS, (lba) => patternSector(lba))];
   let qemu: QemuIdeDevice;
   let ours: AtaDevice;

@@ -8,6 +8,9 @@ import { openNbdBackend, type NbdBackend } from '../src/backends/nbd.ts';
 import { NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA } from '../src/backends/nbd/protocol.ts';
 import { makeRig, pattern, firstDiff } from './helpers/ata-driver.ts';
 import { startNbdkit, type NbdkitServer } from './helpers/nbd-server.ts';
+import { missing, titled } from './helpers/requires.ts';
+
+const noNbdkit = missing('nbdkit');
 
 const servers: NbdkitServer[] = [];
 const clients: NbdBackend[] = [];
@@ -39,7 +42,7 @@ function evalExport(img: string, failFlag: string, canFlush: boolean): string[] 
   ];
 }
 
-describe('NBD backend (nbdkit)', () => {
+describe.skipIf(noNbdkit !== null)(titled('NBD backend (nbdkit)', noNbdkit), () => {
   it('negotiates size and flags, and round-trips pipelined reads and writes', async () => {
     const s = await serve(['memory', '16M']);
     const nbd = await client(s);

@@ -4,17 +4,12 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { findBinary } from '../src/backends/qtest.ts';
+import { missing, titled } from './helpers/requires.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', 'src', 'bin', 'muxvisor.mjs');
-const qemuMissing = findBinary() === null ? 'qemu-system-x86_64 is not installed (Debian package qemu-system-x86)' : null;
-let nbdkitMissing: string | null = null;
-try {
-  await run('nbdkit', ['--version']);
-} catch {
-  nbdkitMissing = 'nbdkit is not installed (Debian package nbdkit)';
-}
+const qemuMissing = missing('qemu');
+const nbdkitMissing = missing('nbdkit');
 
 async function demo(backend: string, extra: string[] = []): Promise<unknown> {
   const { stdout } = await run(process.execPath, [CLI, '--log-level', 'warn', 'demo', '--guests', '4', '--seconds', '2', '--backend', backend, '--json', ...extra], {
@@ -51,11 +46,11 @@ describe('the disk demo', () => {
     expectShared(await demo('model', ['--policy', 'weighted-fair', '--mode', 'dma']));
   });
 
-  it.skipIf(nbdkitMissing !== null)(`nbd backend (real nbdkit)${nbdkitMissing ? `: skipped, ${nbdkitMissing}` : ''}`, async () => {
+  it.skipIf(nbdkitMissing !== null)(titled('nbd backend (real nbdkit)', nbdkitMissing), async () => {
     expectShared(await demo('nbd'));
   });
 
-  it.skipIf(qemuMissing !== null)(`qemu backend (QEMU's own IDE over qtest)${qemuMissing ? `: skipped, ${qemuMissing}` : ''}`, async () => {
+  it.skipIf(qemuMissing !== null)(titled("qemu backend (QEMU's own IDE over qtest)", qemuMissing), async () => {
     expectShared(await demo('qemu'));
   });
 

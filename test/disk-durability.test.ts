@@ -8,7 +8,7 @@
 // injected sync (calls counted, failures sticky), and below by watching the real syscall:
 // strace attached to the supervisor delays fdatasync's return on the image by DELAY_MS, so
 // a FLUSH acknowledged before the sync returned would arrive at least that much too early.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { afterEach, expect, it } from 'vitest';
 import { PeerClient } from '../src/channel/peer-client.ts';
 import { AtaDriver } from '../src/guests/ata-driver.ts';
 import { stampSector } from '../src/guests/ata-workload.ts';
+import { missing, titled } from './helpers/requires.ts';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'bin', 'muxvisor.mjs');
 const WINDOW_START = 2048;
@@ -110,9 +111,9 @@ it('every sector written before an acknowledged flush survives a SIGKILL of the 
 });
 
 const DELAY_MS = 200;
-const straceMissing = spawnSync('strace', ['-V']).status === 0 ? null : 'strace is not installed';
+const straceMissing = missing('strace');
 
-it.skipIf(straceMissing !== null)('the flush is acknowledged only after fdatasync on the image returned (strace)', async (ctx) => {
+it.skipIf(straceMissing !== null)(titled('the flush is acknowledged only after fdatasync on the image returned (strace)', straceMissing), async (ctx) => {
   const rig = startSupervisor();
   const log = join(dir, 'strace.log');
   let strace: ChildProcess | null = null;

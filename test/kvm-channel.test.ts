@@ -9,10 +9,11 @@ import { parseConfig } from '../src/config/load.ts';
 import { Supervisor } from '../src/supervisor.ts';
 import { runKvmGuest, startKvmGuest } from '../src/trap/kvm.ts';
 import { kvmSkipReason, tempDisk } from './helpers/kvm.ts';
+import { titled } from './helpers/requires.ts';
 
 const MMIO_BASE = 0xfe00_0000;
 
-describe.skipIf(kvmSkipReason() !== null)('KVM guest MMIO through the supervisor', () => {
+describe.skipIf(kvmSkipReason() !== null)(titled('KVM guest MMIO through the supervisor', kvmSkipReason()), () => {
   let sup: Supervisor;
   let socket: string;
   let dispose: () => void;
@@ -67,7 +68,7 @@ describe.skipIf(kvmSkipReason() !== null)('KVM guest MMIO through the supervisor
   });
 });
 
-describe.skipIf(kvmSkipReason() !== null)('KVM helper when the supervisor goes away', () => {
+describe.skipIf(kvmSkipReason() !== null)(titled('KVM helper when the supervisor goes away', kvmSkipReason()), () => {
   it('stops with reason disconnected', async () => {
     const tmp = tempDisk(1);
     const socket = join(tmp.dir, 'sock');

@@ -3,14 +3,14 @@
 // QEMU's own IDE over qtest.
 
 import { describe, expect, it } from 'vitest';
-import { findBinary } from '../src/backends/qtest.ts';
 import { runKvmDisk } from '../src/trap/kvm-disk.ts';
-import { kvmSkipReason } from './helpers/kvm.ts';
+import { missing, titled } from './helpers/requires.ts';
 
-const noNbdkit = findBinary('nbdkit') ? null : 'nbdkit is not installed';
-const noQemu = findBinary('qemu-system-x86_64') ? null : 'qemu-system-x86_64 is not installed';
+const noKvm = missing('kvm');
+const noNbdkit = missing('nbdkit');
+const noQemu = missing('qemu');
 
-describe.skipIf(kvmSkipReason() !== null)('runKvmDisk', () => {
+describe.skipIf(noKvm !== null)(titled('runKvmDisk', noKvm), () => {
   it('model backend, mixed PIO/DMA: every guest verified, no unsafe switch', async () => {
     const r = await runKvmDisk({ guests: 3, backend: 'model', mode: 'mixed', windowSectors: 64 });
     const d = r.summary.devices[0];
@@ -23,13 +23,13 @@ describe.skipIf(kvmSkipReason() !== null)('runKvmDisk', () => {
     expect(r.results.map((g) => g.result?.fields.mode)).toEqual(['pio', 'dma', 'pio']);
   });
 
-  it.skipIf(noNbdkit !== null)('nbd backend (nbdkit file plugin), helper processes', async () => {
+  it.skipIf(noNbdkit !== null)(titled('nbd backend (nbdkit file plugin), helper processes', noNbdkit), async () => {
     const r = await runKvmDisk({ guests: 2, backend: 'nbd', mode: 'dma', windowSectors: 128, helper: true });
     expect(r.summary.devices[0].perGuest.every((g) => g.verified)).toBe(true);
     expect(r.summary.devices[0].unsafeSwitches).toBe(0);
   });
 
-  it.skipIf(noQemu !== null)("QEMU's IDE over qtest as the physical disk", async () => {
+  it.skipIf(noQemu !== null)(titled("QEMU's IDE over qtest as the physical disk", noQemu), async () => {
     const r = await runKvmDisk({ guests: 2, backend: 'qemu', mode: 'dma', windowSectors: 128 });
     expect(r.summary.devices[0].perGuest.every((g) => g.verified)).toBe(true);
     expect(r.summary.devices[0].unsafeSwitches).toBe(0);

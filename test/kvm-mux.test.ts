@@ -8,6 +8,7 @@ import { type KvmGuestResult, runKvmGuest, startKvmGuest } from '../src/trap/kvm
 import { startKvmGuestInProcess } from '../src/trap/kvm-inproc.ts';
 import { kvmSkipReason } from './helpers/kvm.ts';
 import { type KvmMuxRig, kvmMuxRig, windowWords } from './helpers/kvm-mux.ts';
+import { titled } from './helpers/requires.ts';
 
 const WINDOW = 48; // sectors per guest: PIO writes cost one exit per word
 
@@ -29,7 +30,7 @@ function expectDiskLayout(rig: KvmMuxRig): void {
   expect(new Set(windowWords(rig, 5, 1)).size).toBe(rig.names.length);
 }
 
-describe.skipIf(kvmSkipReason() !== null)('KVM guests sharing one ATA disk through the MUX', () => {
+describe.skipIf(kvmSkipReason() !== null)(titled('KVM guests sharing one ATA disk through the MUX', kvmSkipReason()), () => {
   let rig: KvmMuxRig | null = null;
   afterEach(async () => {
     await rig?.close();

@@ -4,8 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { GUEST_IMAGES, runKvmGuest, startKvmGuest } from '../src/trap/kvm.ts';
 import { kvmSkipReason } from './helpers/kvm.ts';
+import { titled } from './helpers/requires.ts';
 
-describe.skipIf(kvmSkipReason() !== null)('KVM runner, standalone', () => {
+describe.skipIf(kvmSkipReason() !== null)(titled('KVM runner, standalone', kvmSkipReason()), () => {
   it('boots the multiboot ATA guest, which prints on port 0xE9 and halts', async () => {
     const r = await runKvmGuest({ name: 'solo', cmdline: 'mode=pio tag=solo', timeoutMs: 30_000 });
     expect(r.exitReason).toBe('hlt');

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeImage, qemuMissingReason } from './helpers/qemu.ts';
 import { identifyRaw, identifyWord, openAtaRig, type AtaRig, type RigGuest } from './helpers/ata-mux.ts';
+import { titled } from './helpers/requires.ts';
 
 const WINDOWS = { A: { startLba: 0, sectors: 1024 }, B: { startLba: 1024, sectors: 1024 } };
 const GUESTS = Object.entries(WINDOWS).map(([name, window]) => ({ name, window }));
@@ -113,9 +114,8 @@ describe('ATA MUX per-guest context on the ATA model', () => {
 });
 
 const qemuSkip = qemuMissingReason();
-if (qemuSkip) console.log(`mux-ata-context: QEMU part skipped: ${qemuSkip}`);
 
-describe.skipIf(qemuSkip !== null)('ATA MUX per-guest context on QEMU’s IDE (qtest)', () => {
+describe.skipIf(qemuSkip !== null)(titled('ATA MUX per-guest context on QEMU’s IDE (qtest)', qemuSkip), () => {
   it('SET MULTIPLE and nIEN per guest, interleaved', async () => {
     const img = makeImage(2048);
     const rig = await openAtaRig({ guests: GUESTS, backend: 'qemu', image: img.path, quantumNs: 50_000 });

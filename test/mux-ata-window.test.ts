@@ -20,6 +20,7 @@ import {
   bytesDiff,
   type AtaRig,
 } from './helpers/ata-mux.ts';
+import { titled } from './helpers/requires.ts';
 
 const DISK = 4096;
 const WINDOWS = {
@@ -320,9 +321,8 @@ describe('ATA MUX partition windows', () => {
 });
 
 const qemuSkip = qemuMissingReason();
-if (qemuSkip) console.log(`mux-ata-window: QEMU part skipped: ${qemuSkip}`);
 
-describe.skipIf(qemuSkip !== null)('ATA MUX partition windows on QEMU’s IDE (qtest)', () => {
+describe.skipIf(qemuSkip !== null)(titled('ATA MUX partition windows on QEMU’s IDE (qtest)', qemuSkip), () => {
   it('a command beyond the window reads IDNF although QEMU itself answers only ABRT, and never reaches the image', async () => {
     const img = makeImage(DISK);
     const rig = await openAtaRig({ guests: [{ name: 'g1', window: WINDOWS.g1 }, { name: 'g2', window: WINDOWS.g2 }], backend: 'qemu', image: img.path });

@@ -11,6 +11,7 @@ import type { Access, Reply } from '../src/access.ts';
 import { pcicfgAddress } from '../src/pci/view.ts';
 import { SCRATCH_MAGIC, SCR_ID } from '../src/devices/scratch.ts';
 import * as R from '../src/pci/regs.ts';
+import { missing, missingFile, titled } from './helpers/requires.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -163,15 +164,15 @@ describe('PCI configuration space per guest', () => {
 });
 
 const TRAP_LIB = fileURLToPath(new URL('../native/trap/build/libmuxtrap.so', import.meta.url));
-const LSPCI = '/usr/bin/lspci';
+const lspciMissing = missing('lspci') ?? missingFile(TRAP_LIB);
 
 describe('PCI view seen by an unmodified lspci', () => {
-  it.skipIf(!existsSync(TRAP_LIB) || !existsSync(LSPCI))('lspci -A intel-conf1 under the trap shim lists each guest its own functions', async () => {
+  it.skipIf(lspciMissing !== null)(titled('lspci -A intel-conf1 under the trap shim lists each guest its own functions', lspciMissing), async () => {
     const { sock } = await setup();
     const lspci = (guest: string) =>
       new Promise<string>((resolve, reject) =>
         execFile(
-          LSPCI,
+          'lspci',
           ['-A', 'intel-conf1', '-n'],
           { env: { ...process.env, LD_PRELOAD: TRAP_LIB, MUXVISOR_SOCKET: sock, MUXVISOR_GUEST: guest, MUXVISOR_DMA_SIZE: '0' }, timeout: 30_000 },
           (err, stdout, stderr) => (err ? reject(new Error(`lspci as ${guest}: ${err.message}: ${stderr}`)) : resolve(stdout)),

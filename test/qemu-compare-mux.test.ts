@@ -8,6 +8,7 @@ import { runKvmGuest } from '../src/trap/kvm.ts';
 import { runQemuGuest } from '../src/trap/kvm-qemu.ts';
 import { qemuKvmSkipReason, tempDisk } from './helpers/kvm.ts';
 import { type KvmMuxRig, kvmMuxRig } from './helpers/kvm-mux.ts';
+import { titled } from './helpers/requires.ts';
 
 const SECTORS = 96;
 
@@ -18,7 +19,7 @@ function comparable(lines: string[]): string[] {
     .map((l) => l.replace(/model="[^"]*"/, 'model=*'));
 }
 
-describe.skipIf(qemuKvmSkipReason() !== null)('same guest binary on QEMU and on muxvisor', () => {
+describe.skipIf(qemuKvmSkipReason() !== null)(titled('same guest binary on QEMU and on muxvisor', qemuKvmSkipReason()), () => {
   let rig: KvmMuxRig | null = null;
   const disposers: (() => void)[] = [];
   afterEach(async () => {

@@ -7,10 +7,11 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runQemuGuest } from '../src/trap/kvm-qemu.ts';
 import { qemuKvmSkipReason, tempDisk } from './helpers/kvm.ts';
+import { titled } from './helpers/requires.ts';
 
 const SECTORS = 256; // 128 KiB: PIO writes cost one exit per word, keep it small
 
-describe.skipIf(qemuKvmSkipReason() !== null)('ATA guest under QEMU with QEMU IDE', () => {
+describe.skipIf(qemuKvmSkipReason() !== null)(titled('ATA guest under QEMU with QEMU IDE', qemuKvmSkipReason()), () => {
   const disks: { dispose: () => void }[] = [];
   afterAll(() => disks.forEach((d) => d.dispose()));
 

@@ -21,9 +21,9 @@ import {
   word,
   writeData,
 } from './helpers/qemu.ts';
+import { titled } from './helpers/requires.ts';
 
 const missing = qemuMissingReason();
-if (missing) console.warn(missing);
 
 const SECTORS = 4096; // 2 MiB image
 const MEM_BASE = 0x10_0000; // the guest's DMA window: [1 MiB, 1 MiB + 1 MiB)
@@ -46,7 +46,7 @@ const BM_ERR = 0x02;
 const BM_INTR = 0x04;
 const PRD_EOT = 0x8000_0000;
 
-describe.skipIf(missing !== null)('QemuIdeDevice over qtest', () => {
+describe.skipIf(missing !== null)(titled('QemuIdeDevice over qtest', missing), () => {
   let image: { path: string; dispose: () => void };
   let mem: BufferMemory;
   let irq: IrqRecorder;
@@ -297,7 +297,7 @@ describe.skipIf(missing !== null)('QemuIdeDevice over qtest', () => {
   });
 });
 
-describe.skipIf(missing !== null)('createQemuIde (registry factory)', () => {
+describe.skipIf(missing !== null)(titled('createQemuIde (registry factory)', missing), () => {
   it('refuses a backend without an image with a typed error', async () => {
     const edges = makeEdges(new BufferMemory(0, 0x1000), new IrqRecorder());
     const err = await createQemuIde({ id: 'd0', edges, backend: { type: 'qemu' }, properties: {} }).catch((e: unknown) => e);

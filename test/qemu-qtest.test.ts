@@ -5,11 +5,11 @@ import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuExitedError, QemuMissingError, QtestClient, QtestCommandError } from '../src/backends/qtest.ts';
 import { makeImage, qemuMissingReason } from './helpers/qemu.ts';
+import { titled } from './helpers/requires.ts';
 
 const missing = qemuMissingReason();
-if (missing) console.warn(missing);
 
-describe.skipIf(missing !== null)('qtest client on a real QEMU', () => {
+describe.skipIf(missing !== null)(titled('qtest client on a real QEMU', missing), () => {
   let image: { path: string; dispose: () => void };
   let qemu: QtestClient;
 

@@ -7,21 +7,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, expect, it } from 'vitest';
-import { kvmUnavailableReason } from '../src/trap/kvm.ts';
 import { TRAP_BUILD_DIR } from '../src/trap/user.ts';
+import { missing as needs, missingFile, titled } from './helpers/requires.ts';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'src', 'bin', 'muxvisor.mjs');
 const KVM_GUEST = join(ROOT, 'native', 'guests', 'build', 'ata-driver.elf');
 const ATA_PIO = join(TRAP_BUILD_DIR, 'ata-pio');
-const kvmMissing = kvmUnavailableReason();
-const missing = kvmMissing ?? (!existsSync(KVM_GUEST) ? `${KVM_GUEST} is not built (npm install builds it)` : !existsSync(ATA_PIO) ? `${ATA_PIO} is not built` : null);
+const missing = needs('kvm') ?? missingFile(KVM_GUEST) ?? missingFile(ATA_PIO);
 
 let dir = '';
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-it.skipIf(missing !== null)(`run starts scripted, user-mode and KVM guests from the config${missing ? `: skipped, ${missing}` : ''}`, async () => {
+it.skipIf(missing !== null)(titled('run starts scripted, user-mode and KVM guests from the config', missing), async () => {
   dir = mkdtempSync(join(tmpdir(), 'mv-launch-'));
   const W = 4096;
   const config = {

@@ -10,7 +10,9 @@ import type { AccMsg } from '../src/channel/messages.ts';
 import { runTrapped as runTrappedRaw, TRAP_BUILD_DIR, TRAP_EXIT_CHANNEL_LOST } from '../src/trap/user.ts';
 import { buildTrap } from './helpers/trap-build.ts';
 import { type AccAnswer, fakeConf1, type PeerConn, TrapPeer } from './helpers/trap-peer.ts';
+import { missing, titled } from './helpers/requires.ts';
 
+const noLspci = missing('lspci');
 const CHAN = `${TRAP_BUILD_DIR}/test-chan`;
 const BAR0 = 0xfebf_0000;
 
@@ -101,7 +103,7 @@ describe.each(['socket', 'slot'] as const)('user-mode trap shim over the channel
     peer = null;
   });
 
-  it('runs unmodified lspci -A intel-conf1 through trapped conf1 ports', async () => {
+  it.skipIf(noLspci !== null)(titled('runs unmodified lspci -A intel-conf1 through trapped conf1 ports', noLspci), async () => {
     peer = await start(scripted());
     const r = await runTrapped('lspci', ['-A', 'intel-conf1', '-nn'], { socket: peer.path, guest: 'lspci' });
     expect(r.stderr).toBe('');
@@ -171,7 +173,7 @@ describe.each(['socket', 'slot'] as const)('user-mode trap shim over the channel
     expect(r.stderr).toContain('muxtrap: channel to the supervisor lost');
   });
 
-  it('connects only the process that reaches for hardware, not the shell that inherits the shim', async () => {
+  it.skipIf(noLspci !== null)(titled('connects only the process that reaches for hardware, not the shell that inherits the shim', noLspci), async () => {
     peer = await start(scripted());
     const r = await runTrapped('sh', ['-c', 'true; lspci -A intel-conf1 -n; true'], { socket: peer.path, guest: 'sh' });
     expect(r.code).toBe(0);

@@ -11,6 +11,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { Supervisor } from '../src/supervisor.ts';
 import { TRAP_BUILD_DIR } from '../src/trap/user.ts';
 import { buildTrap } from './helpers/trap-build.ts';
+import { missing, titled } from './helpers/requires.ts';
 
 const CLI = fileURLToPath(new URL('../src/bin/muxvisor.mjs', import.meta.url));
 
@@ -38,7 +39,7 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 describe('muxvisor exec', () => {
   beforeAll(() => buildTrap());
 
-  it('runs lspci against a private supervisor: the PIIX IDE function shows, and only on stdout', async () => {
+  it.skipIf(missing('lspci') !== null)(titled('runs lspci against a private supervisor: the PIIX IDE function shows, and only on stdout', missing('lspci')), async () => {
     const r = await cli(['exec', '--', 'lspci', '-A', 'intel-conf1', '-nn']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

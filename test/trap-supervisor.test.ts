@@ -11,10 +11,11 @@ import { Supervisor } from '../src/supervisor.ts';
 import { runTrapped, TRAP_BUILD_DIR } from '../src/trap/user.ts';
 import { qemuMissingReason } from './helpers/qemu.ts';
 import { buildTrap } from './helpers/trap-build.ts';
+import { titled } from './helpers/requires.ts';
 
 const skip = qemuMissingReason();
 
-describe.skipIf(skip !== null)('user-mode trap shim with the supervisor and QEMU IDE', () => {
+describe.skipIf(skip !== null)(titled('user-mode trap shim with the supervisor and QEMU IDE', skip), () => {
   let dir = '';
   let socket = '';
   let sup: Supervisor;

@@ -1,24 +1,18 @@
-// Helpers for tests that boot real KVM guests: the skip reason (printed, so a skip says why)
-// and a temporary raw disk image.
+// Helpers for tests that boot real KVM guests: the skip reason and a temporary raw disk image.
 
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findBinary } from '../../src/backends/qtest.ts';
-import { kvmUnavailableReason } from '../../src/trap/kvm.ts';
-import { QEMU_BINARY } from '../../src/trap/kvm-qemu.ts';
+import { missing } from './requires.ts';
 
-/** Why KVM tests skip (also printed), or null when /dev/kvm and the runner are usable. */
+/** Why KVM tests skip, or null when /dev/kvm and the runner are usable. */
 export function kvmSkipReason(): string | null {
-  const why = kvmUnavailableReason();
-  if (why) console.warn(`skipping KVM tests: ${why}`);
-  return why;
+  return missing('kvm');
 }
 
+/** Why tests that boot the same guest under QEMU with KVM skip, or null. */
 export function qemuKvmSkipReason(): string | null {
-  const why = kvmSkipReason() ?? (findBinary(QEMU_BINARY) ? null : `${QEMU_BINARY} is not installed (Debian package qemu-system-x86)`);
-  if (why) console.warn(`skipping QEMU comparison: ${why}`);
-  return why;
+  return missing('kvm', 'qemu');
 }
 
 /** A zero-filled sparse raw image of `sectors` sectors in a fresh temp dir. */

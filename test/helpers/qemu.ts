@@ -4,13 +4,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findBinary, QEMU_BINARY, QEMU_PACKAGE } from '../../src/backends/qtest.ts';
+import { missing } from './requires.ts';
 import type { DevSize, Device, DeviceEdges, DmaPort, IrqLine } from '../../src/device.ts';
 
 /** Why QEMU tests must skip, or null when qemu-system-x86_64 is installed. */
 export function qemuMissingReason(): string | null {
-  if (findBinary(QEMU_BINARY)) return null;
-  return `${QEMU_BINARY} is not installed (Debian package ${QEMU_PACKAGE}); skipping QEMU tests`;
+  return missing('qemu');
 }
 
 export const SECTOR = 512;

@@ -1,0 +1,75 @@
+// What a test needs from the machine, and why it skips when that is absent. Every test
+// that needs an optional system tool asks here, so a skip always carries its reason and the
+// one package that brings the tool back; the skip reporter (test/helpers/skip-reporter.ts)
+// lists them, and on CI (MUXVISOR_FORBID_SKIPS=1) fails the run if anything was skipped.
+//
+// MUXVISOR_TEST_HIDE=kvm,qemu,... makes the named requirements count as absent: the
+// fresh-machine test uses it for the ones PATH cannot hide (/dev/kvm).
+
+import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { kvmUnavailableReason } from '../../src/trap/kvm.ts';
+
+interface Tool {
+  /** The program looked up on PATH. */
+  binary: string;
+  /** The Debian package that installs it. */
+  pkg: string;
+}
+
+const TOOLS = {
+  qemu: { binary: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+  'qemu-img': { binary: 'qemu-img', pkg: 'qemu-utils' },
+  nbdkit: { binary: 'nbdkit', pkg: 'nbdkit' },
+  'nbd-server': { binary: 'nbd-server', pkg: 'nbd-server' },
+  strace: { binary: 'strace', pkg: 'strace' },
+  lspci: { binary: 'lspci', pkg: 'pciutils' },
+  chromium: { binary: 'chromium', pkg: 'chromium' },
+} satisfies Record<string, Tool>;
+
+export type Requirement = keyof typeof TOOLS | 'kvm' | 'root';
+
+/** The Debian packages behind every optional tool (the README's install line lists them). */
+export const OPTIONAL_PACKAGES: readonly string[] = Object.values(TOOLS).map((t) => t.pkg);
+
+function hidden(): Set<string> {
+  return new Set((process.env.MUXVISOR_TEST_HIDE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+}
+
+/** The absolute path of `binary` on PATH, or null. */
+export function onPath(binary: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    const p = join(dir, binary);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // not in this folder
+    }
+  }
+  return null;
+}
+
+function reasonFor(req: Requirement): string | null {
+  if (hidden().has(req)) return `${req} hidden by MUXVISOR_TEST_HIDE`;
+  if (req === 'kvm') return kvmUnavailableReason();
+  if (req === 'root') return process.getuid?.() === 0 ? null : 'needs root (network namespaces, TAP devices)';
+  const tool: Tool = TOOLS[req];
+  return onPath(tool.binary) ? null : `${tool.binary} not installed — apt-get install ${tool.pkg}`;
+}
+
+/** Why a test needing all of `reqs` must skip (every missing one, joined), or null to run it. */
+export function missing(...reqs: Requirement[]): string | null {
+  const why = reqs.map(reasonFor).filter((r): r is string => r !== null);
+  return why.length ? why.join('; ') : null;
+}
+
+/** Why a test needing a built file must skip, or null. */
+export function missingFile(path: string, how = 'npm install builds it'): string | null {
+  return existsSync(path) ? null : `${path} is not built (${how})`;
+}
+
+/** A title that carries the skip reason, so the reporter and the default output show it. */
+export function titled(title: string, why: string | null): string {
+  return why ? `${title} [skipped: ${why}]` : title;
+}
