@@ -65,7 +65,7 @@ const isCmd = (a: MuxAccess) => a.offset === SIM_CMD && a.dir === 'write';
 export default defineMux({
   kind: 'sim',
   registers: {
-    DATA: { region: 'regs', offset: SIM_DATA, width: 1, help: 'data port, 8 bytes per block' },
+    DATA: { region: 'regs', offset: SIM_DATA, width: 1, string: true, help: 'data port, 8 bytes per block' },
     ADDR: { region: 'regs', offset: SIM_ADDR, width: 1, help: 'block number of the next command' },
     KEY: { region: 'regs', offset: SIM_KEY, width: 1, help: 'xor key applied to block data' },
     CMD: { region: 'regs', offset: SIM_CMD, width: 1, access: 'w', help: 'command: 1 read, 2 write, 3 reset, 4 dma read, 5 dma write' },

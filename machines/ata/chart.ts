@@ -20,7 +20,7 @@ export type AtaEvent =
   | { type: 'ALT_BUSY' } // alternate status: BSY (the IRQ stays pending)
   | { type: 'ALT_DRQ' } // alternate status: DRQ
   | { type: 'ERR_READ' } // error register read: the driver took note of the failure
-  | { type: 'DATA_END' } // the last data word of a PIO data-in command was read (words counted in window.ts)
+  | { type: 'DATA_END' } // after a PIO data-in read the drive shows neither BSY nor DRQ (the MUX's alternate-status probe, window.ts)
   | { type: 'SRST' } // device control write with SRST set
   | { type: 'SRST_END' } // device control write with SRST clear after SRST
   | { type: 'BM_START' } // bus-master command: start

@@ -31,6 +31,9 @@ export function classifyAta(a: MuxAccess, value: number): MuxEvent | null {
       // With BSY set the other bits are not valid (ATA-8: "all other bits... are invalid").
       return value & ATA_BUSY ? 'ST_BUSY' : value & ATA_ERR ? 'ST_ERR' : value & ATA_DRQ ? 'ST_DRQ' : 'ST_READY';
     case 'ALTSTATUS':
+      // The MUX's own read after a PIO data-in read (window.ts): neither BSY nor DRQ (nor ERR,
+      // which the guest learns from its status read) means the drive delivered the last word.
+      if (a.probe) return value & ATA_BUSY ? 'ALT_BUSY' : value & (ATA_DRQ | ATA_ERR) ? null : 'DATA_END';
       return value & ATA_BUSY ? 'ALT_BUSY' : value & ATA_DRQ ? 'ALT_DRQ' : null;
     case 'ERROR':
       return 'ERR_READ';

@@ -26,7 +26,7 @@ async function replayCommand(io: ReplayIo, feature: number, nsect: number, opcod
 export default defineMux({
   kind: 'ata',
   registers: {
-    DATA: { region: 'cmd', offset: 0, width: 2, help: 'ATA_REG_DATA: 16-bit PIO data port' },
+    DATA: { region: 'cmd', offset: 0, width: 2, string: true, sizes: [4], help: 'ATA_REG_DATA: 16-bit PIO data port' },
     ERROR: { region: 'cmd', offset: 1, width: 1, access: 'r', help: 'ATA_REG_ERR: error (ABRT 04h, IDNF 10h, UNC 40h)' },
     FEATURE: { region: 'cmd', offset: 1, width: 1, access: 'w', help: 'ATA_REG_FEATURE: features' },
     NSECT: { region: 'cmd', offset: 2, width: 1, help: 'ATA_REG_NSECT: sector count' },

@@ -7,7 +7,7 @@
 // ide_sect_range_ok failure). IDENTIFY and READ NATIVE MAX are patched to show the window's size.
 
 import type { Reply } from '../../src/access.ts';
-import type { GuestView, MuxAccess, Answer } from '../../src/mux/define.ts';
+import { registerRead, type GuestView, type MuxAccess, type Answer } from '../../src/mux/define.ts';
 import { ATA_HOB, ATA_IDNF, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
 
 const LBA28_LIMIT = 0x0fff_ffff; // last LBA a 28-bit command can address (exclusive end - 1)
@@ -29,14 +29,6 @@ const EXT_OPS = new Set([0x24, 0x34, 0x29, 0x39, 0x25, 0x35, 0x42]);
 export const ERRSAVE = 'ERRSAVE';
 export const ERRSAVE_VALID = 0x1_0000; // bits 15-8 status, 7-0 error
 
-/** Words a PIO data-in command transfers (0 for every other command). */
-function pioInWords(op: number, s: AtaScratch): number {
-  if (op === 0xec || op === 0xe4) return 256; // IDENTIFY DEVICE, READ BUFFER: one sector
-  if (op === 0x20 || op === 0x21 || op === 0xc4) return (s.cur[NSECT] || 256) * 256;
-  if (op === 0x24 || op === 0x29) return ((s.prev[NSECT] << 8 | s.cur[NSECT]) || 65536) * 256;
-  return 0;
-}
-
 /**
  * Commands a windowed guest may send besides the LBA ones. Anything else could change the
  * disk for every guest (SET MAX ADDRESS, security, microcode): it is replaced by an opcode
@@ -55,7 +47,6 @@ export interface AtaScratch {
   hobRead: boolean; // device control HOB bit: reads return the previous bytes
   rewritten: boolean; // the device's LBA registers hold a physical address: answer reads from the shadow
   written: boolean; // task-file bytes written since the last command: the device may hold another guest's
-  pioLeft: number; // PIO data-in words of the current command not read yet (0: none expected)
   outOfWindow: boolean; // the current command reached beyond the window: ERROR reads carry IDNF
   patch: 'identify' | 'nativeMax' | null;
   byte: number; // IDENTIFY: next byte position of the data being read
@@ -73,7 +64,6 @@ function scratchOf(g: GuestView): AtaScratch {
     hobRead: false,
     rewritten: false,
     written: false,
-    pioLeft: 0,
     outOfWindow: false,
     patch: null,
     byte: 0,
@@ -251,7 +241,6 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         s.hobRead = (a.value & ATA_HOB) !== 0;
         if (a.value & ATA_SRST) {
           s.rewritten = s.written = false; // the device loads its signature
-          s.pioLeft = 0;
           s.outOfWindow = false;
           if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0);
         }
@@ -260,24 +249,19 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         s.written = false;
         recordSettings(a.value & 0xff, g, s);
         if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0); // a new command: the old result is gone
-        const out = command(a, s, windowOf(g));
-        const op = out[out.length - 1].value & 0xff; // what the device really gets
-        s.pioLeft = pioInWords(op, s);
-        return out;
+        return command(a, s, windowOf(g));
       }
       default:
         return;
     }
   }
-  if (name === 'DATA' && s.pioLeft > 0) {
-    // Count the words of a PIO data-in command: after the last one the device is idle again
-    // (no interrupt follows the last block), so the chart need not wait for a status read.
-    s.pioLeft -= (a.count * a.size) >> 1;
-    if (s.pioLeft <= 0) {
-      s.pioLeft = 0;
-      return { ...a, event: 'DATA_END' };
-    }
-    return;
+  if (name === 'DATA' && g.state() === 'pioIn.data') {
+    // No interrupt follows the last block of a data-in command, so its end shows only in the
+    // drive's status: after each data read, the alternate status (no interrupt acknowledged)
+    // tells whether the drive still holds data (DRQ), is fetching the next block (BSY), or is
+    // done (DATA_END, classify.ts). Never the guest's own count of words: a guest that reads
+    // past what the drive delivered gets what the drive answers, and the chart stays put.
+    return [a, dataEndProbe(g)];
   }
   // The result of this guest's last command, saved when it lost the device after an error.
   const saved = g.context.get(ERRSAVE) ?? 0;
@@ -297,6 +281,11 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
     }
   }
   return;
+}
+
+/** The alternate-status read after a data-in read; its reply is not the guest's. */
+function dataEndProbe(g: GuestView): MuxAccess {
+  return { ...registerRead(g.register('ALTSTATUS')), probe: true };
 }
 
 function nativeMaxByte(name: string, max: number, s: AtaScratch): number {

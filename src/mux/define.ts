@@ -28,6 +28,14 @@ export interface RegisterSpec {
   access?: 'r' | 'w' | 'rw';
   /** One line: what the register is (datasheet/Linux name and meaning). */
   help?: string;
+  /**
+   * A data port: a string access (`rep insw`) is one block transfer the device takes whole.
+   * Any other register sees a string access as that many single accesses, each classified
+   * and translated (src/mux/access-forms.ts).
+   */
+  string?: boolean;
+  /** Access sizes wider than `width` the register takes as one access (32-bit PIO on a 16-bit data port). */
+  sizes?: DevSize[];
 }
 
 /** A register after the engine resolved it against the bound device. */
@@ -59,6 +67,11 @@ export interface MuxAccess {
    * device answered instead of classify()'s (e.g. "the last data word of the command").
    */
   event?: MuxEvent;
+  /**
+   * Set by a translation hook on an access it adds to learn the device's state (e.g. a status
+   * read after a data read): classified like any other, but its reply is not the guest's.
+   */
+  probe?: boolean;
 }
 
 /** Per-guest view handed to translation hooks. */
@@ -80,6 +93,8 @@ export interface GuestView {
    * the owner's accesses only, so this is the protocol state the guest's access meets.
    */
   state(): string;
+  /** A register of the map by name (for accesses a translation hook adds). */
+  register(name: string): Register;
 }
 
 /** A translation hook's answer without touching the device. */
@@ -214,6 +229,11 @@ export function defineMux<T extends MuxDefinition>(def: T): T {
 /** Event type of a MuxEvent. */
 export function eventType(e: MuxEvent): string {
   return typeof e === 'string' ? e : e.type;
+}
+
+/** A MuxAccess for a register read. */
+export function registerRead(reg: Register): MuxAccess {
+  return { reg, region: reg.regionIndex, offset: reg.offset, size: reg.width, dir: 'read', value: 0, count: 1 };
 }
 
 /** A MuxAccess for a register write, used by reset paths, replays and lints. */

@@ -14,7 +14,8 @@ import type { AttachOptions, DetachReason, DeviceRouter, GuestLink, GuestStats, 
 import { createStepper, statePath, type Stepper, type StepperMode } from './compile.ts';
 import { eventType, type Answer, type GuestView, type MuxAccess, type MuxDefinition, type MuxEvent, type ReplayIo } from './define.ts';
 import type { Policy, PolicyView } from './policy.ts';
-import { deviceAccess, isPromise, type DeviceAnswer, type MaybePromise } from './device-io.ts';
+import { planAccess, elementBytes, type Piece } from './access-forms.ts';
+import { deviceAccess, isPromise, readLE, writeLE, type DeviceAnswer, type MaybePromise } from './device-io.ts';
 import { monotonicClock, realTimers, type Timers } from './timers.ts';
 
 export { monotonicClock, realTimers, type Timers };
@@ -179,7 +180,7 @@ export class MuxEngine implements DeviceRouter {
     };
     this.guests.set(link.id, {
       link,
-      view: { id: link.id, options, scratch: {}, context, setContext, state: () => this.stateName() },
+      view: { id: link.id, options, scratch: {}, context, setContext, state: () => this.stateName(), register: (name) => this.regs!.byName(name) },
       stats,
       queue: [],
       waitingSince: -1,
@@ -297,7 +298,7 @@ export class MuxEngine implements DeviceRouter {
       g.reraised = false;
       this.setGuestIrq(g, this.deviceIrq && !this.staleIrq);
     }
-    const r = acc.size === 8 ? this.runWide(g, region, offset, acc) : this.runOne(g, region, offset, acc, acc.size);
+    const r = this.runForm(g, region, offset, acc);
     if (isPromise(r)) {
       this.busy = true;
       return r.then(
@@ -318,41 +319,65 @@ export class MuxEngine implements DeviceRouter {
     return r;
   }
 
-  /** An 8-byte access reaches the device as two 4-byte ones, low first. */
-  private runWide(g: GuestRec, region: number, offset: number, acc: Access): MaybePromise<Reply> {
-    const v = BigInt(acc.value ?? 0);
-    const lo: Access = { ...acc, size: 4, value: Number(v & 0xffff_ffffn) };
-    const hi: Access = { ...acc, size: 4, value: Number(v >> 32n) };
-    const join = (a: Reply, b: Reply): Reply => {
-      if (a.error || b.error) return { ...deniedReply(acc, a.error ?? b.error) };
-      return { value: acc.dir === 'read' ? (BigInt(b.value) << 32n) | BigInt(a.value) : 0 };
-    };
-    const first = this.runOne(g, region, offset, lo, 4);
-    const second = (a: Reply) => {
-      const b = this.runOne(g, region, offset + 4, hi, 4);
-      return isPromise(b) ? b.then((bb) => join(a, bb)) : join(a, b);
-    };
-    return isPromise(first) ? first.then(second) : second(first);
+  /** Run an access in its form: whole, as the single accesses it stands for, or refused (access-forms.ts). */
+  private runForm(g: GuestRec, region: number, offset: number, acc: Access): MaybePromise<Reply> {
+    const plan = planAccess(this.regs!, region, offset, acc);
+    if (plan.kind === 'whole') return this.runUnit(g, this.unitAccess(region, offset, acc.size as DevSize, acc.dir, acc.dir === 'write' ? Number(acc.value ?? 0) : 0, acc.count ?? 1, acc.data));
+    if (plan.kind === 'refuse') {
+      g.stats.denials++;
+      this.trace('denied', g, plan.why);
+      this.log.warn({ guest: g.link.id, acc: describeAccess(acc), why: plan.why }, 'access refused: form');
+      return deniedReply(acc, plan.why);
+    }
+    return this.runSplit(g, region, acc, plan.pieces, plan.count);
   }
 
-  private runOne(g: GuestRec, region: number, offset: number, acc: Access, size: DevSize): MaybePromise<Reply> {
-    const count = acc.count ?? 1;
-    let macc: MuxAccess = {
-      reg: this.regs!.at(region, offset, acc.dir),
-      region,
-      offset,
-      size,
-      dir: acc.dir,
-      value: acc.dir === 'write' ? Number(acc.value ?? 0) : 0,
-      count,
-      data: acc.data,
+  /** Every element's pieces in order, each a single access of its own; the reply assembled from theirs. */
+  private runSplit(g: GuestRec, region: number, acc: Access, pieces: Piece[], count: number): MaybePromise<Reply> {
+    const size = acc.size;
+    const out = new Uint8Array(count * size);
+    let failed: string | undefined;
+    const total = count * pieces.length;
+    const one = (k: number): MaybePromise<void> => {
+      const i = Math.floor(k / pieces.length);
+      const p = pieces[k % pieces.length];
+      const value = acc.dir === 'write' ? readLE(elementBytes(acc, i), p.at, p.size) : 0;
+      const r = this.runUnit(g, this.unitAccess(region, p.offset, p.size, acc.dir, value, 1, undefined));
+      const keep = (x: Reply): void => {
+        if (x.error) failed ??= x.error;
+        if (acc.dir === 'read') writeLE(out, i * size + p.at, p.size, Number(x.value));
+      };
+      return isPromise(r) ? r.then(keep) : keep(r);
     };
+    const reply = (): Reply => {
+      if (failed) return deniedReply(acc, failed);
+      if (acc.dir === 'write') return { value: 0 };
+      if (count > 1) return { value: 0, data: out };
+      return { value: size === 8 ? readLE64(out) : readLE(out, 0, size) };
+    };
+    for (let k = 0; k < total; k++) {
+      const r = one(k);
+      if (isPromise(r)) {
+        let chain: Promise<void> = r;
+        for (let j = k + 1; j < total; j++) chain = chain.then(() => one(j));
+        return chain.then(reply);
+      }
+    }
+    return reply();
+  }
+
+  private unitAccess(region: number, offset: number, size: DevSize, dir: 'read' | 'write', value: number, count: number, data: Uint8Array | undefined): MuxAccess {
+    return { reg: this.regs!.at(region, offset, dir), region, offset, size, dir, value, count, data };
+  }
+
+  /** One single (or whole string) access: translated for the guest, then to the device. */
+  private runUnit(g: GuestRec, macc: MuxAccess): MaybePromise<Reply> {
     const tr = this.def.translate;
     if (tr?.access) {
       const out = tr.access(macc, g.view);
       if (out) {
         if (Array.isArray(out)) return this.forwardAll(g, out, 0, { value: 0 });
-        if ('answer' in out) return this.answered(g, out);
+        if ('answer' in out) return this.answered(g, macc, out);
         macc = out;
       }
     }
@@ -363,8 +388,8 @@ export class MuxEngine implements DeviceRouter {
   private forwardAll(g: GuestRec, list: MuxAccess[], from: number, last: Reply): MaybePromise<Reply> {
     for (let i = from; i < list.length; i++) {
       const r = this.forward(g, list[i]);
-      if (isPromise(r)) return r.then((rr) => this.forwardAll(g, list, i + 1, rr));
-      last = r;
+      if (isPromise(r)) return r.then((rr) => this.forwardAll(g, list, i + 1, list[i].probe ? last : rr));
+      if (!list[i].probe) last = r;
     }
     return last;
   }
@@ -390,11 +415,11 @@ export class MuxEngine implements DeviceRouter {
     const ev = macc.event !== undefined ? macc.event : this.def.classify(macc, value);
     if (ev != null) this.step(ev);
     const tr = this.def.translate;
-    if (tr?.reply && macc.dir === 'read') return tr.reply(macc, reply, g.view) ?? reply;
+    if (tr?.reply && macc.dir === 'read') return fitReply(tr.reply(macc, reply, g.view) ?? reply, macc.size);
     return reply;
   }
 
-  private answered(g: GuestRec, a: Answer): Reply {
+  private answered(g: GuestRec, macc: MuxAccess, a: Answer): Reply {
     const why = a.denied ?? a.answer.error;
     if (why) {
       g.stats.denials++;
@@ -402,7 +427,7 @@ export class MuxEngine implements DeviceRouter {
       this.log.debug({ guest: g.link.id, why }, 'access refused by translation');
     }
     if (a.event != null) this.step(a.event);
-    return a.answer;
+    return macc.dir === 'read' ? fitReply(a.answer, macc.size) : a.answer;
   }
 
   // ---- statechart, watchdog ----------------------------------------------------------------
@@ -839,6 +864,22 @@ export class MuxEngine implements DeviceRouter {
 }
 
 /** Create the MUX engine for one device: `createMux(def, { deviceId, policy })`, then build the device with `mux.edges`, then `mux.bind(device)`. */
+/**
+ * A translated reply holds a value of the access's size: a hook's arithmetic (ORing a bit into
+ * an all-ones 32-bit read gives -1) must not reach the guest, or the codec, as something else.
+ */
+function fitReply(r: Reply, size: DevSize): Reply {
+  if (typeof r.value !== 'number') return r;
+  const v = Number.isFinite(r.value) ? r.value : 0;
+  const fitted = size === 4 ? v >>> 0 : v & (size === 2 ? 0xffff : 0xff);
+  return fitted === r.value ? r : { ...r, value: fitted };
+}
+
+/** A little-endian 64-bit value from 8 bytes. */
+function readLE64(b: Uint8Array): bigint {
+  return (BigInt(readLE(b, 4, 4)) << 32n) | BigInt(readLE(b, 0, 4));
+}
+
 export function createMux(def: MuxDefinition, opts: MuxOptions): MuxEngine {
   return new MuxEngine(def, opts.policy, opts);
 }

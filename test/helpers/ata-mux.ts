@@ -15,6 +15,7 @@ import { muxRouterFactory } from '../../src/mux/router-factory.ts';
 import { realTimers, type MuxEngine, type MuxStats, type Timers } from '../../src/mux/engine.ts';
 import { AtaDriver } from '../../src/guests/ata-driver.ts';
 import type { PortIo } from '../../src/guests/port.ts';
+import { LatchedBackend } from './ata-mux-engine.ts';
 
 export const DMA_BASE = 0x10_0000;
 export const DMA_BYTES = 0x4_0000;
@@ -37,8 +38,8 @@ export interface RigGuest {
 
 export interface AtaRig {
   sup: Supervisor;
-  /** The physical disk (memory backend only). */
-  blk: MemoryBackend | null;
+  /** The physical disk (memory backend only); hold() keeps the drive BSY until release(). */
+  blk: LatchedBackend | null;
   /** The device model (memory backend only): for diagnostics, never for a test's verdict. */
   device(): AtaDevice | null;
   engine(): MuxEngine;
@@ -86,7 +87,7 @@ export interface HeldTimer {
 
 export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
   let engine: MuxEngine | null = null;
-  let blk: MemoryBackend | null = null;
+  let blk: LatchedBackend | null = null;
   let device: AtaDevice | null = null;
   let tmp: string | null = null;
   const registry = new DeviceRegistry();
@@ -97,7 +98,7 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
     kind = 'qemu-ide';
     backend = { type: 'qemu', image: opts.image };
   } else if ((opts.backend ?? 'memory') === 'memory') {
-    const disk = new MemoryBackend(opts.sectors ?? 4096);
+    const disk = new LatchedBackend(opts.sectors ?? 4096);
     blk = disk;
     registry.register('ata', (ctx) => (device = new AtaDevice(ctx.edges, disk)));
     backend = { type: 'memory', sizeMiB: ((opts.sectors ?? 4096) * 512) / 2 ** 20 };

@@ -11,8 +11,8 @@ const TITLE_REASON = /\[skipped: ([^\]]+)\]/;
 const TITLE_REASONS = /\s*\[skipped: [^\]]+\]/g;
 
 function reasonOf(test: TestCase): string {
-  const note = test.result().note;
-  if (note) return note;
+  const r = test.result();
+  if (r.state === 'skipped' && r.note) return r.note;
   const m = TITLE_REASON.exec(test.fullName);
   return m ? m[1] : 'no reason given';
 }
