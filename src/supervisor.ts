@@ -9,7 +9,9 @@ import { Bus, BusError, type BusRange, type BusSpace } from './bus.ts';
 import { type ChannelSession, ChannelServer, type Endpoint } from './channel/server.ts';
 import { type ClosableMemory, DEFAULT_DMA_DIRS, bufferMemory, fileMemory, messageMemory } from './channel/memory.ts';
 import { ProtocolError } from './channel/messages.ts';
+import { ConfigError } from './config/load.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
+import { type DeviceFacts, reachIssues } from './config/windows.ts';
 import type { Device, DeviceDescription, DeviceMetrics } from './device.ts';
 import { DeviceRegistry } from './devices/registry.ts';
 import { type DeviceReach, GuestGrants, buildGrants } from './grants.ts';
@@ -36,6 +38,8 @@ export interface SupervisorOptions {
   /** The shared-memory access slot of trapped programs (src/channel/slot.ts): accept it, poll window in µs (default: the config's `slot`). */
   slot?: boolean;
   slotPollUs?: number;
+  /** The config's file, named by configuration errors found when the devices are opened. */
+  configSource?: string;
 }
 
 /** A device on the machine: what was built and where it sits. */
@@ -148,6 +152,7 @@ export class Supervisor {
       for (const cfg of this.config.devices) await this.buildDevice(cfg);
       this.placeRegions();
       this.placePci();
+      this.checkReach();
       const reach = new Map<string, DeviceReach>([...this.devices.values()].map((d) => [d.id, { id: d.id, ranges: d.ranges, irq: d.irq }]));
       for (const g of this.config.guests) {
         this.guests.set(g.name, { name: g.name, config: g, grants: buildGrants(g, reach), session: null, counters: new Counters() });
@@ -365,6 +370,28 @@ export class Supervisor {
       });
       dev.pci = { slot: slot.slot, fn: slot.fn, bars };
     }
+  }
+
+  /**
+   * Guests kept apart on the opened devices (src/config/windows.ts): windows within each
+   * disk's real capacity and disjoint, a device without a MUX reached by one guest, range
+   * grants counted as whole-device reach. Before any guest attaches; a ConfigError naming
+   * the grants' JSON paths.
+   */
+  private checkReach(): void {
+    const facts = (i: number): DeviceFacts => {
+      const dev = this.devices.get(this.config.devices[i].id);
+      if (!dev) return {};
+      const sectors = dev.description.properties.find((p) => p.name === 'sectors')?.value;
+      const known = typeof sectors === 'number' && Number.isSafeInteger(sectors);
+      return {
+        ...(known ? { sectors, sizeFrom: `as opened: ${dev.description.properties.find((p) => p.name === 'image')?.value ?? `device ${dev.id}`}`, disk: true } : {}),
+        multiplexed: !(dev.router instanceof PassthroughRouter),
+        ranges: dev.ranges,
+      };
+    };
+    const issues = reachIssues(this.config, facts);
+    if (issues.length > 0) throw new ConfigError(this.options.configSource ?? 'configuration', issues);
   }
 
   private async closeDevices(): Promise<void> {

@@ -190,8 +190,8 @@ describe('PIIX3 IDE function of the ATA disk', () => {
     const config = parseConfig({
       devices: [{ id: 'disk', kind: 'ata', backend: { type: 'memory', sizeMiB: 1 }, pci: { slot: 1 } }],
       guests: [
-        { name: 'a', grants: [{ device: 'disk' }] },
-        { name: 'b', grants: [{ device: 'disk' }] },
+        { name: 'a', grants: [{ device: 'disk', shared: true }] },
+        { name: 'b', grants: [{ device: 'disk', shared: true }] },
       ],
     });
     const sup = new Supervisor({ config });

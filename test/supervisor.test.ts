@@ -46,9 +46,10 @@ const baseConfig = (socket: string) =>
       { id: 'scrB', kind: 'scratch', map: { regs: '0x340' }, properties: { irq: 7 } },
     ],
     guests: [
-      { name: 'a', grants: [{ device: 'scrA' }] },
+      // a and c both reach scrA, which has no MUX here (pass-through): they say so.
+      { name: 'a', grants: [{ device: 'scrA', shared: true }] },
       { name: 'b', grants: [{ device: 'scrB' }, { space: 'pio', start: '0x80', end: '0x80' }] },
-      { name: 'c', grants: [{ space: 'pio', start: '0x300', end: '0x327' }] },
+      { name: 'c', grants: [{ space: 'pio', start: '0x300', end: '0x327', shared: true }] },
     ],
   });
 
@@ -277,7 +278,7 @@ describe('supervisor over a Unix socket', () => {
     const config = parseConfig({
       socket: sock,
       devices: [{ id: 'g0', kind: 'gate' }],
-      guests: [{ name: 'x', grants: [{ device: 'g0' }] }, { name: 'y', grants: [{ device: 'g0' }] }],
+      guests: [{ name: 'x', grants: [{ device: 'g0', shared: true }] }, { name: 'y', grants: [{ device: 'g0', shared: true }] }],
     });
     const sup = new Supervisor({
       config,

@@ -228,7 +228,7 @@ describe('the access slot against hostile and broken peers', () => {
     script = join(dir, 'peer.py');
     writeFileSync(script, PEER_PY);
     const socket = join(dir, 'sock');
-    const guests = ['p1', 'p2'].map((name) => ({ name, grants: [{ device: 'scr' }] }));
+    const guests = ['p1', 'p2'].map((name) => ({ name, grants: [{ device: 'scr', shared: true }] })); // pass-through: both say so
     sup = new Supervisor({ config: parseConfig({ socket, devices: [{ id: 'scr', kind: 'scratch' }], guests }) });
     await sup.listen();
     return socket;

@@ -39,7 +39,7 @@ export function register(program: Command): void {
         // A bad policy or machine is a configuration error: name the file with the JSON paths.
         throw e instanceof MuxConfigError ? new ConfigError(configPath, e.issues) : e;
       });
-      const supervisor = new Supervisor({ config, logger: log, registry, createRouter });
+      const supervisor = new Supervisor({ config, logger: log, registry, createRouter, configSource: configPath });
       const signal = waitForSignal();
       const addr = await supervisor.listen(parseEndpoint(config.socket));
       const where = typeof addr === 'string' ? addr : `tcp:${addr.address}:${addr.port}`;

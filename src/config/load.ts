@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { shippedMachineUrl } from '../mux/load-machine.ts';
 import { deviceShapeIssues } from './device-shapes.ts';
 import { type Config, ConfigSchema, type ConfigIssue, crossCheck, flattenIssues } from './schema.ts';
+import { loadFacts, parseFacts, reachIssues } from './windows.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -50,6 +51,7 @@ export function parseConfig(value: unknown, source = '<inline>', options: ParseO
   const r = ConfigSchema.safeParse(value);
   if (!r.success) throw new ConfigError(source, flattenIssues(r.error.issues));
   const issues = crossCheck(r.data, options.knownKinds);
+  if (issues.length === 0) issues.push(...reachIssues(r.data, parseFacts(r.data)));
   if (issues.length > 0) throw new ConfigError(source, issues);
   return options.baseDir ? resolvePaths(r.data, options.baseDir) : r.data;
 }
@@ -77,6 +79,8 @@ export async function loadConfig(file: string, options: Omit<ParseOptions, 'base
   }
   const config = parseConfig(value, file, { ...options, baseDir: dirname(resolve(file)) });
   const issues = await deviceShapeIssues(config.devices);
+  // Windows against the sizes of existing images (what parseConfig could not know without I/O).
+  if (issues.length === 0) issues.push(...reachIssues(config, await loadFacts(config)));
   if (issues.length > 0) throw new ConfigError(file, issues);
   return config;
 }

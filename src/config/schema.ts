@@ -57,11 +57,15 @@ export const RunSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('kvm'), image: Path, format: z.string().optional(), memoryMiB: z.number().positive().optional(), options: Options.optional() }),
 ]);
 
+const Shared = z.boolean().optional().meta({
+  description: 'this grant may overlap another guest\'s grant that says "shared" too: overlapping disk windows, or a device without a MUX reached by several guests (src/config/windows.ts); without it such overlaps are configuration errors',
+});
 export const DeviceGrantSchema = z.strictObject({
   device: z.string(),
   window: z.strictObject({ startLba: z.number().int().nonnegative(), sectors: z.number().int().positive() }).optional(),
+  shared: Shared,
 });
-export const RangeGrantSchema = z.strictObject({ space: z.enum(['pio', 'mmio']), start: Address, end: Address });
+export const RangeGrantSchema = z.strictObject({ space: z.enum(['pio', 'mmio']), start: Address, end: Address, shared: Shared });
 export const IrqGrantSchema = z.strictObject({ irq: z.number().int().min(0).max(255) });
 export const GrantSchema = z.union([DeviceGrantSchema, RangeGrantSchema, IrqGrantSchema]);
 

@@ -11,6 +11,7 @@
 //   can observe completion (the IRQ is held back, and every access settles first).
 //   The guest always reads back its own PRD pointer.
 
+import { statSync } from 'node:fs';
 import { z } from 'zod';
 import { QtestClient, QtestError, type QtestOptions } from '../backends/qtest.ts';
 import type { DevSize, Device, DeviceDescription, DeviceEdges, DeviceMetrics, RegionInfo } from '../device.ts';
@@ -115,6 +116,8 @@ export class QemuIdeDevice implements Device {
   private readonly unsubscribe: () => void;
   /** Why the last DMA start failed (for the MUX's logs), or null. */
   lastDmaError: string | null = null;
+  /** The drive's capacity as QEMU sees the raw image (whole sectors); null when unknown. */
+  private readonly sectors: number | null;
 
   constructor(
     readonly client: QtestClient,
@@ -124,6 +127,7 @@ export class QemuIdeDevice implements Device {
   ) {
     if (bmBase % 16 !== 0 || bmBase <= 0 || bmBase > 0xfff0) throw new QtestError(`qemu-ide: bus-master base 0x${bmBase.toString(16)} must be a 16-byte aligned I/O port`);
     this.unsubscribe = client.onIrq((line, level) => this.onQemuIrq(line, level));
+    this.sectors = imageSectors(image);
   }
 
   /** Start QEMU on `image`, program the PIIX IDE function and return the device. */
@@ -179,6 +183,7 @@ export class QemuIdeDevice implements Device {
       },
       properties: [
         { name: 'image', value: this.image, help: 'raw image QEMU serves as the primary master drive' },
+        ...(this.sectors !== null ? [{ name: 'sectors', value: this.sectors, help: 'capacity in 512-byte sectors (the raw image\'s size)' }] : []),
         { name: 'qemuPid', value: this.client.pid, help: 'process id of the QEMU that owns the real device model' },
         { name: 'bmBase', value: this.bmBase, help: 'I/O base programmed into QEMU\'s BAR4 (bus master), not what the guest sees' },
         { name: 'bounceBytes', value: BOUNCE_DATA_SIZE, help: 'largest DMA transfer per channel (QEMU RAM bounce buffer)' },
@@ -502,6 +507,15 @@ export async function createQemuIde(ctx: { id?: string; edges: DeviceEdges; back
   const { type: _type, ...qemu } = parsed.data;
   const bmBase = ctx.properties.bmBase;
   return QemuIdeDevice.open(ctx.edges, { ...qemu, bmBase: typeof bmBase === 'number' ? bmBase : undefined });
+}
+
+/** Whole 512-byte sectors of a raw image; null when it cannot be read. */
+function imageSectors(image: string): number | null {
+  try {
+    return image === '' ? null : Math.floor(statSync(image).size / 512);
+  } catch {
+    return null;
+  }
 }
 
 function newChannel(): Channel {

@@ -120,7 +120,9 @@ export async function openAtaRig(opts: RigOptions): Promise<AtaRig> {
       guests: opts.guests.map((g) => ({
         name: g.name,
         run: { type: 'scripted', driver: 'ata' },
-        grants: [g.window ? { device: 'disk0', window: g.window } : { device: 'disk0' }],
+        // The rig tests the MUX: its guests may overlap on purpose (a guest without a window
+        // shares the whole disk), so every grant says so (src/config/windows.ts).
+        grants: [g.window ? { device: 'disk0', window: g.window, shared: true } : { device: 'disk0', shared: true }],
       })),
     },
     'ata-mux test config',
