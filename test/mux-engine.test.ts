@@ -496,3 +496,60 @@ describe('mux engine', () => {
     expect(typeof rep.value).toBe('bigint');
   });
 });
+
+describe('a context replay that fails (hole 7: never grant with a context the engine did not load)', () => {
+  /** The sim device, whose KEY writes throw (or reject) while `fail(value)` says so. */
+  function failingKey(fail: (v: number) => boolean, asynchronous = false) {
+    return (d: SimDevice): Device => ({
+      describe: () => d.describe(),
+      read: (reg: number, off: number, size: DevSize) => (asynchronous ? Promise.resolve(d.read(reg, off, size)) : d.read(reg, off, size)),
+      write: (reg: number, off: number, size: DevSize, v: number) => {
+        if (off === SIM_KEY && fail(v)) {
+          if (asynchronous) return Promise.reject(new Error('KEY write lost'));
+          throw new Error('KEY write lost');
+        }
+        if (asynchronous) return Promise.resolve(d.write(reg, off, size, v));
+        d.write(reg, off, size, v);
+      },
+      reset: () => d.reset(),
+      metrics: () => d.metrics(),
+    });
+  }
+
+  for (const asynchronous of [false, true]) {
+    it(`${asynchronous ? 'async' : 'sync'}: one failure runs the reset path and replays again; the guest sees its own context`, async () => {
+      let failures = 0;
+      const x = rig(['a', 'b'], roundRobin({ quantumNs: 0 }), failingKey((v) => v === 0 && x.mux.ownerId() === 'b' && failures++ < 1, asynchronous));
+      await now(x.io('a', w(SIM_KEY, 0x11)));
+      const held = pending(x.io('b', r(SIM_KEY)));
+      await settle();
+      expect(held.done()).toEqual({ value: 0 }); // b's own (reset) KEY, never a's 0x11
+      const st = x.mux.stats();
+      expect(st.replayFailures).toBe(1);
+      expect(st.resets).toBe(1);
+      expect(st.perGuest.find((p) => p.guest === 'b')!.faulted).toBe(false);
+      const back = pending(x.io('a', r(SIM_KEY)));
+      await settle();
+      expect(back.done()).toEqual({ value: 0x11 });
+    });
+
+    it(`${asynchronous ? 'async' : 'sync'}: a replay that fails again is a cut-off of that guest; the others go on`, async () => {
+      let armed = false;
+      const x = rig(['a', 'b'], roundRobin({ quantumNs: 0 }), failingKey((v) => armed && v === 0x22, asynchronous));
+      await now(x.io('b', w(SIM_KEY, 0x22)));
+      const first = pending(x.io('a', w(SIM_KEY, 0x11)));
+      await settle();
+      expect(first.done()).toEqual({ value: 0 });
+      armed = true;
+      const held = pending(x.io('b', r(SIM_KEY)));
+      await settle();
+      expect(held.done()?.error).toMatch(/faulted|context/);
+      expect(x.mux.stats().perGuest.find((p) => p.guest === 'b')!.faulted).toBe(true);
+      expect(x.mux.stats().replayFailures).toBe(2);
+      const back = pending(x.io('a', r(SIM_KEY)));
+      await settle();
+      expect(back.done()).toEqual({ value: 0x11 });
+      expect(x.mux.stats().unsafeSwitches).toBe(0);
+    });
+  }
+});

@@ -24,7 +24,7 @@ import { resolveRegisters, type RegisterMap } from './registers.ts';
 /** One thing the engine did, for observers (the property suite's timeline) and tests. */
 export interface MuxTrace {
   t: number;
-  kind: 'grant' | 'release' | 'stall' | 'fault' | 'reset' | 'policy-error' | 'dma-refused' | 'denied' | 'unsafe-switch';
+  kind: 'grant' | 'release' | 'stall' | 'fault' | 'reset' | 'policy-error' | 'dma-refused' | 'denied' | 'unsafe-switch' | 'replay-failed';
   guest?: string;
   /** Statechart state (dotted path) at the time. */
   state: string;
@@ -54,6 +54,8 @@ export interface MuxStats extends RouterStats {
   maxUnsafeNs: number;
   /** DMA attempts with no owner at all. */
   dmaRefusedNoOwner: number;
+  /** Context replays that failed (each followed by the reset path and a second try, or a cut-off). */
+  replayFailures: number;
   stepper: 'fast' | 'xstate';
   owner: string | null;
   state: string;
@@ -125,12 +127,14 @@ export class MuxEngine implements DeviceRouter {
   private irqRaisedBy: GuestRec | null = null;
   /** Context replay in progress: device IRQ edges are not delivered. */
   private replaying = false;
+  /** A context load (replay, reset, second replay) is under way: nobody's accesses run. */
+  private loading = false;
   private irqLine = 0;
   private unsafeSince = -1;
   private watchdog: unknown = null;
   private recheck: unknown = null;
   private closed = false;
-  private readonly counters = { switches: 0, unsafeSwitches: 0, resets: 0, faults: 0, policyErrors: 0, maxUnsafeNs: 0, dmaRefusedNoOwner: 0 };
+  private readonly counters = { switches: 0, unsafeSwitches: 0, resets: 0, faults: 0, policyErrors: 0, maxUnsafeNs: 0, dmaRefusedNoOwner: 0, replayFailures: 0 };
 
   constructor(
     readonly def: MuxDefinition,
@@ -229,7 +233,10 @@ export class MuxEngine implements DeviceRouter {
     if (!this.owner && this.waiting.length === 0 && !this.busy && g.queue.length === 0) {
       // A free device goes to the first accessor directly.
       const r = this.switchTo(g);
-      if (!isPromise(r)) return this.runOwned(g, region, offset, acc);
+      if (!isPromise(r)) {
+        if (this.owner === g) return this.runOwned(g, region, offset, acc);
+        return deniedReply(acc, `guest ${guestId} faulted on ${this.deviceId}: its context could not be loaded`);
+      }
     }
     return new Promise<Reply>((resolve) => {
       g.queue.push({ region, offset, acc, resolve });
@@ -261,6 +268,7 @@ export class MuxEngine implements DeviceRouter {
       faults: this.counters.faults,
       perGuest: [...perGuest, ...this.departed.map((s) => ({ ...s }))],
       policyErrors: this.counters.policyErrors,
+      replayFailures: this.counters.replayFailures,
       maxUnsafeNs: Math.max(this.counters.maxUnsafeNs, this.unsafeSince >= 0 ? now - this.unsafeSince : 0),
       dmaRefusedNoOwner: this.counters.dmaRefusedNoOwner,
       stepper: this.stepper.mode,
@@ -464,7 +472,7 @@ export class MuxEngine implements DeviceRouter {
   private onWatchdog(): void {
     this.watchdog = null;
     if (this.stepper.safe() || this.closed) return;
-    if (this.busy || this.depth > 0) {
+    if (this.busy || this.loading || this.depth > 0) {
       // A device operation is in flight; look again when it ends.
       this.watchdog = this.timers.set(() => this.onWatchdog(), Math.max(1, this.recheckNs));
       return;
@@ -496,8 +504,8 @@ export class MuxEngine implements DeviceRouter {
     }
   }
 
-  /** The definition's reset path; the device's registers then hold nobody's context. */
-  private runReset(why: string): void {
+  /** The definition's reset path; the device's registers then hold nobody's context. Settles when it ran. */
+  private runReset(why: string): MaybePromise<void> {
     this.counters.resets++;
     this.contextOf = null;
     this.deviceHolds.clear();
@@ -531,23 +539,28 @@ export class MuxEngine implements DeviceRouter {
       this.trace('reset', null, why);
       this.log.info({ why, state: this.stateName() }, 'reset path ran');
     };
-    const r = this.sequence(ops);
-    if (isPromise(r)) {
-      this.busy = true;
-      r.then(
-        () => {
-          this.busy = false;
-          end();
-          this.kick();
-        },
-        (err) => {
-          this.busy = false;
-          this.log.error({ err }, 'reset path failed on the device');
-          end();
-          this.kick();
-        },
-      );
-    } else end();
+    let r: MaybePromise<void>;
+    try {
+      r = this.sequence(ops);
+    } catch (err) {
+      this.log.error({ err }, 'reset path failed on the device');
+      return end();
+    }
+    if (!isPromise(r)) return end();
+    this.busy = true;
+    return r.then(
+      () => {
+        this.busy = false;
+        end();
+        this.kick();
+      },
+      (err) => {
+        this.busy = false;
+        this.log.error({ err }, 'reset path failed on the device');
+        end();
+        this.kick();
+      },
+    );
   }
 
   // ---- arbitration ---------------------------------------------------------------------------
@@ -557,7 +570,7 @@ export class MuxEngine implements DeviceRouter {
     if (this.kicking) return; // the running loop below picks up whatever changed
     this.kicking = true;
     try {
-      while (!this.busy && this.depth === 0 && !this.closed) {
+      while (!this.busy && !this.loading && this.depth === 0 && !this.closed) {
         const o = this.owner;
         // A new owner runs at least one held access before anyone is asked again (no livelock
         // of grants that never let anyone run, e.g. behind an asynchronous context replay).
@@ -673,36 +686,67 @@ export class MuxEngine implements DeviceRouter {
       this.hookFailed('onGrant', next, err);
     }
     this.replaying = true;
-    const replay = this.replay(next);
-    const done = () => {
-      this.replaying = false;
-      this.contextOf = next;
-      if (this.owner !== next) return;
-      // A line up now was raised before the grant (or by the replay): not this guest's interrupt.
-      this.staleIrq = this.deviceIrq;
-      if (this.def.reraiseIrq && next.irqPendingAtRelease) {
-        next.reraised = true;
-        this.setGuestIrq(next, true);
-      } else this.setGuestIrq(next, this.deviceIrq && !this.staleIrq);
-      next.irqPendingAtRelease = false;
-    };
-    if (isPromise(replay)) {
-      this.busy = true;
-      return replay.then(
-        () => {
-          this.busy = false;
-          done();
-          this.kick();
-        },
-        (err) => {
-          this.busy = false;
-          this.log.error({ err, guest: next.link.id }, 'context replay failed');
-          done();
-          this.kick();
-        },
-      );
+    this.loading = true;
+    const r = this.loadContext(next, true);
+    if (isPromise(r)) return r.then(() => this.kick());
+  }
+
+  /**
+   * Put `next`'s context onto the device. A replay that fails leaves the device holding an
+   * unknown mix of registers: the reset path runs (nobody's context is then loaded) and the
+   * replay is tried once more; a second failure cuts the guest off. The device is never
+   * granted with a context the engine did not load.
+   */
+  private loadContext(next: GuestRec, retry: boolean): MaybePromise<void> {
+    let r: MaybePromise<void>;
+    try {
+      r = this.replay(next);
+    } catch (err) {
+      return this.contextFailed(next, err, retry);
     }
-    done();
+    if (!isPromise(r)) return this.contextLoaded(next);
+    this.busy = true;
+    return r.then(
+      () => {
+        this.busy = false;
+        this.contextLoaded(next);
+      },
+      (err) => {
+        this.busy = false;
+        return this.contextFailed(next, err, retry);
+      },
+    );
+  }
+
+  private contextLoaded(next: GuestRec): void {
+    this.replaying = false;
+    this.loading = false;
+    this.contextOf = next;
+    if (this.owner !== next) return;
+    // A line up now was raised before the grant (or by the replay): not this guest's interrupt.
+    this.staleIrq = this.deviceIrq;
+    if (this.def.reraiseIrq && next.irqPendingAtRelease) {
+      next.reraised = true;
+      this.setGuestIrq(next, true);
+    } else this.setGuestIrq(next, this.deviceIrq && !this.staleIrq);
+    next.irqPendingAtRelease = false;
+  }
+
+  private contextFailed(next: GuestRec, err: unknown, retry: boolean): MaybePromise<void> {
+    // What the device holds is unknown now: nobody's context, no register value to trust.
+    this.contextOf = null;
+    this.deviceHolds.clear();
+    this.counters.replayFailures++;
+    const why = `context replay for ${next.link.id} failed: ${err instanceof Error ? err.message : String(err)}`;
+    this.log.error({ err, guest: next.link.id, retry }, 'context replay failed');
+    this.trace('replay-failed', next, why);
+    if (retry && this.owner === next && !this.closed) {
+      const r = this.runReset(why);
+      return isPromise(r) ? r.then(() => this.loadContext(next, false)) : this.loadContext(next, false);
+    }
+    this.replaying = false;
+    this.loading = false;
+    if (this.owner === next) this.cutOff(next, `${why} (after a reset and a second replay)`);
   }
 
   private release(g: GuestRec): void {
