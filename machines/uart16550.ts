@@ -58,11 +58,8 @@ export default defineMux({
   classify(a, value) {
     if (a.dir !== 'write') return null;
     if (a.offset === UART_LCR) return value & UART_LCR_DLAB ? 'DLAB_ON' : 'DLAB_OFF';
-    if (a.offset === UART_TX) {
-      // A string write (rep outsb) ends a line when its last byte is LF.
-      const last = a.count > 1 && a.data ? a.data[a.data.length - 1] : value;
-      return last === LF ? 'EOL' : 'CHAR';
-    }
+    // A string write (rep outsb) reaches here one byte at a time (src/mux/access-forms.ts).
+    if (a.offset === UART_TX) return value === LF ? 'EOL' : 'CHAR';
     return null;
   },
   context: [
