@@ -4,11 +4,12 @@
 // otherwise grant check -> bus lookup -> the device's router (pass-through or MUX).
 // A denied access reads all-ones, drops writes, and is counted and logged.
 
-import { type Access, type Reply, deniedReply, describeAccess, hex } from './access.ts';
+import { type Access, type Reply, allOnes, deniedReply, describeAccess, hex } from './access.ts';
 import { Bus, BusError, type BusRange, type BusSpace } from './bus.ts';
 import { type ChannelSession, ChannelServer, type Endpoint } from './channel/server.ts';
 import { type ClosableMemory, DEFAULT_DMA_DIRS, bufferMemory, fileMemory, messageMemory } from './channel/memory.ts';
-import { ProtocolError } from './channel/messages.ts';
+import type { ChannelLimits } from './channel/flow.ts';
+import { MAX_STRING_BYTES, ProtocolError } from './channel/messages.ts';
 import { ConfigError } from './config/load.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
 import { type DeviceFacts, reachIssues } from './config/windows.ts';
@@ -17,6 +18,7 @@ import { DeviceRegistry } from './devices/registry.ts';
 import { type DeviceReach, GuestGrants, buildGrants } from './grants.ts';
 import type { DetachReason, DeviceRouter, GuestLink, GuestMemory, RouterStats } from './guest-link.ts';
 import { type Logger, silentLogger } from './log.ts';
+import { LogLimiter } from './log-limit.ts';
 import { Counters } from './metrics.ts';
 import { PassthroughRouter } from './passthrough.ts';
 import { PciFunction, type PciBar } from './pci/function.ts';
@@ -40,6 +42,8 @@ export interface SupervisorOptions {
   slotPollUs?: number;
   /** The config's file, named by configuration errors found when the devices are opened. */
   configSource?: string;
+  /** Bounds per peer connection (src/channel/flow.ts); tests shorten the deadlines. */
+  channelLimits?: Partial<ChannelLimits>;
 }
 
 /** A device on the machine: what was built and where it sits. */
@@ -77,7 +81,7 @@ export interface LocalGuestOptions {
 export interface SupervisorStats {
   devices: RouterStats[];
   deviceMetrics: Record<string, DeviceMetrics>;
-  guests: { guest: string; connected: boolean; accesses: number; denials: number; unmapped: number; faults: number; irqDropped: number; pciMistakes: number }[];
+  guests: { guest: string; connected: boolean; accesses: number; denials: number; oversized: number; unmapped: number; faults: number; irqDropped: number; pciMistakes: number }[];
   protocolErrors: Record<string, number>;
   /** Channel counters: slotSessions, slotAccesses, slotRings, slotRefused, droppedToClosed, ... */
   channel: Record<string, number>;
@@ -130,6 +134,8 @@ export class Supervisor {
   private server: ChannelServer | null = null;
   private started = false;
 
+  private readonly logLimit = new LogLimiter();
+
   /** Log level `trace`: log every access (checked once: the hot path stays a branch). */
   private readonly traceAccesses: boolean;
 
@@ -172,6 +178,7 @@ export class Supervisor {
     const server = new ChannelServer({ hello: (msg, conn) => this.acceptPeer(msg, conn) }, this.log, {
       slot: this.options.slot ?? this.config.slot.enabled,
       slotPollUs: this.options.slotPollUs ?? this.config.slot.pollUs,
+      limits: this.options.channelLimits,
     });
     this.server = server;
     const addr = await server.listen(endpoint);
@@ -219,6 +226,9 @@ export class Supervisor {
   private routeAccess(session: Session, acc: Access): Reply | Promise<Reply> {
     const g = session.guest;
     g.counters.inc('accesses');
+    // The channel refuses such an access as malformed; an in-process guest is held to the same
+    // bound here, before a reply of that size is allocated.
+    if ((acc.count ?? 1) * acc.size > MAX_STRING_BYTES) return this.oversized(g, acc);
     if (acc.space === 'pcicfg') return session.pci.cfgAccess(acc);
     if (acc.space === 'pio' && isConf1Port(acc.addr)) return session.pci.ioAccess(acc);
     if (!g.grants.allows(acc)) return this.deny(g, acc);
@@ -251,6 +261,7 @@ export class Supervisor {
         connected: g.session !== null,
         accesses: g.counters.get('accesses'),
         denials: g.counters.get('denials'),
+        oversized: g.counters.get('oversized'),
         unmapped: g.counters.get('unmapped'),
         faults: g.counters.get('faults'),
         irqDropped: g.counters.get('irqDropped'),
@@ -478,10 +489,23 @@ export class Supervisor {
 
   private deny(g: GuestEntry, acc: Access): Reply {
     g.counters.inc('denials');
-    const space = acc.space as BusSpace;
-    const device = this.buses[space]?.lookup(acc.addr, acc.size)?.range.deviceId;
-    this.log.warn({ guest: g.name, device, space: acc.space, addr: hex(acc.addr), size: acc.size, dir: acc.dir }, `denied access: ${describeAccess(acc)}`);
+    // Counted always; logged at most so often per guest (a guest can deny itself at will).
+    const { log, leftOut } = this.logLimit.take(`deny\0${g.name}`);
+    if (log) {
+      const space = acc.space as BusSpace;
+      const device = this.buses[space]?.lookup(acc.addr, acc.size)?.range.deviceId;
+      this.log.warn({ guest: g.name, device, space: acc.space, addr: hex(acc.addr), size: acc.size, dir: acc.dir, ...(leftOut ? { leftOut } : {}) }, `denied access: ${describeAccess(acc)}`);
+    }
     return deniedReply(acc, 'denied');
+  }
+
+  /** A string access over MAX_STRING_BYTES: refused with no data (the peer reads all-ones), counted, logged. */
+  private oversized(g: GuestEntry, acc: Access): Reply {
+    g.counters.inc('oversized');
+    const { log, leftOut } = this.logLimit.take(`oversized\0${g.name}`);
+    const error = `string access of ${acc.count}x${acc.size} bytes exceeds the limit of ${MAX_STRING_BYTES} bytes per access`;
+    if (log) this.log.warn({ guest: g.name, space: acc.space, addr: hex(acc.addr), ...(leftOut ? { leftOut } : {}) }, `refused access: ${error}`);
+    return acc.dir === 'write' ? { value: 0, error } : { value: allOnes(acc.size), error };
   }
 
   private fault(g: GuestEntry, dev: DeviceEntry, acc: Access, e: unknown): Reply {

@@ -131,18 +131,54 @@ export class FrameDecoder<M> {
   private body: Buffer | null = null;
   private bodyFill = 0;
   private failed: ProtocolError | null = null;
+  /** While held, `feed` stops after the message it yielded and keeps the rest here. */
+  private held = false;
+  private rest: Buffer | null = null;
   // Per decoder: msgpackr keeps record structures per instance, so one peer cannot affect another.
   private readonly unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
   constructor(
     private readonly validate: (raw: unknown) => M,
-    private readonly maxFrame = MAX_FRAME,
+    private maxFrame = MAX_FRAME,
   ) {}
+
+  /** The largest frame accepted from now on (a connection's first frame, the hello, is held to less). */
+  limit(maxFrame: number): void {
+    this.maxFrame = maxFrame;
+  }
+
+  /**
+   * Stop decoding: `feed` returns after the message it is yielding and keeps the bytes not
+   * decoded yet (at most the rest of that one chunk: the caller stops reading its source).
+   * The reader of a connection holds it while it must not take more from the peer.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Decode again; the bytes kept while held come first at the next `feed` (an empty chunk will do). */
+  release(): void {
+    this.held = false;
+  }
+
+  /** Bytes received and kept, not decoded: a partial frame and the rest of a held chunk. */
+  get buffered(): number {
+    return (this.body ? this.bodyFill : 0) + this.headerFill + (this.rest?.length ?? 0);
+  }
 
   *feed(chunk: Uint8Array): Generator<M, void, undefined> {
     if (this.failed) throw this.failed;
+    if (this.rest) {
+      chunk = chunk.length === 0 ? this.rest : Buffer.concat([this.rest, chunk]);
+      this.rest = null;
+    }
     let pos = 0;
     while (pos < chunk.length) {
+      if (this.held) {
+        // A copy: the chunk may be a slice of a larger buffer that should not stay alive.
+        this.rest = Buffer.from(chunk.subarray(pos));
+        return;
+      }
       if (this.body === null) {
         // Fast path: a whole frame inside this chunk is decoded without copying.
         if (this.headerFill === 0 && chunk.length - pos >= 4) {

@@ -4,10 +4,20 @@
 import type { Access, Reply, Size, Space } from '../access.ts';
 
 export const PROTOCOL_VERSION = 1;
-/** Largest payload of one frame (PROTOCOL.md "Framing"). */
-export const MAX_FRAME = 1024 * 1024;
-/** Largest string-I/O payload of one access, so that its `rep` still fits a frame. */
-export const MAX_STRING_BYTES = MAX_FRAME - 256;
+/**
+ * Largest data of one string access (n*s), read or written: 64 KiB, more than a register
+ * delivers at once (an ATA DRQ block is 512 bytes x the multiple count, at most 256 x 512;
+ * the trap shim sends at most 4 KiB per access, a KVM exit a page). It bounds what one
+ * access may make the supervisor allocate; a larger access is a protocol error.
+ */
+export const MAX_STRING_BYTES = 64 * 1024;
+/**
+ * Largest payload of one frame (PROTOCOL.md "Framing"): the biggest legal message, a
+ * string write of MAX_STRING_BYTES (or a dmad/dmaw of as many bytes), plus its fields.
+ */
+export const MAX_FRAME = MAX_STRING_BYTES + 1024;
+/** Largest first frame of a connection (the hello: a guest name, caps, a DMA path). */
+export const MAX_HELLO_FRAME = 8 * 1024;
 
 export type ErrorCode =
   | 'malformed'
@@ -17,7 +27,8 @@ export type ErrorCode =
   | 'no-hello'
   | 'unknown-guest'
   | 'duplicate-guest'
-  | 'refused';
+  | 'refused'
+  | 'timeout';
 
 /** A peer (or supervisor) broke the protocol. The only error the decoder throws. */
 export class ProtocolError extends Error {
@@ -124,7 +135,8 @@ function validateAcc(o: Obj): AccMsg {
   if (d !== 'r' && d !== 'w') bad('acc', `field d must be "r" or "w", got ${describe(d)}`);
   const n = o.n === undefined || o.n === null ? 1 : uint(o, 'n', 'acc');
   if (n < 1) bad('acc', 'field n must be at least 1');
-  if (n * s > MAX_STRING_BYTES) bad('acc', `string access of ${n}x${s} bytes exceeds ${MAX_STRING_BYTES}`);
+  // Checked before anything is allocated for the access (a read's reply, a refusal's all-ones).
+  if (n * s > MAX_STRING_BYTES) bad('acc', `string access of ${n}x${s} bytes exceeds the limit of ${MAX_STRING_BYTES} bytes per access`);
   const msg: AccMsg = { t: 'acc', id, sp: sp as Space, a, s, d };
   if (n > 1) msg.n = n;
   if (d === 'w' && n > 1) {

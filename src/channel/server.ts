@@ -9,11 +9,16 @@ import type { Access, Reply } from '../access.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { Counters } from '../metrics.ts';
 import { FrameDecoder, encodeFrame } from './codec.ts';
+import { HelloGate } from './admission.ts';
+import { type ChannelLimits, DEFAULT_LIMITS, PeerFlow } from './flow.ts';
+import { LogLimiter } from '../log-limit.ts';
 import {
   type DmarMsg,
   type DmawMsg,
   type ErrorCode,
   type HelloMsg,
+  MAX_FRAME,
+  MAX_HELLO_FRAME,
   type PeerMessage,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -52,6 +57,7 @@ export interface ChannelHandler {
 }
 
 let nextConnection = 1;
+const EMPTY = Buffer.alloc(0);
 
 /** One peer connection. */
 export class PeerConnection {
@@ -62,7 +68,9 @@ export class PeerConnection {
   /** Messages that arrived while the hello was being accepted: handled after `welcome`. */
   private early: PeerMessage[] = [];
   private closed = false;
-  private readonly decoder = new FrameDecoder(validatePeerMessage);
+  // The first frame is the hello: held to its own, smaller, bound (flow.ts, PROTOCOL.md "Limits").
+  private readonly decoder = new FrameDecoder(validatePeerMessage, MAX_HELLO_FRAME);
+  private readonly flow: PeerFlow;
   private dmaSeq = 1;
   private readonly dmaWaiters = new Map<number, (m: PeerMessage) => void>();
   /** Frames written to the socket: the access slot's `sent` (slot.ts). */
@@ -75,6 +83,18 @@ export class PeerConnection {
   ) {
     this.label = `conn#${nextConnection++}`;
     socket.setNoDelay?.(true);
+    this.flow = new PeerFlow(socket, this.decoder, server.limits, {
+      resume: () => this.onData(EMPTY),
+      expire: (e) => this.drop(e),
+      changed: (reading) => {
+        // A peer we do not read is not served through its slot either (its frames would pile up).
+        if (!this.slot) return;
+        const held = this.slot.held;
+        this.slot.held = !reading;
+        if (reading && held) this.server.kickSlots(); // a request may have been posted meanwhile
+      },
+      count: (name) => this.server.counters.inc(name),
+    });
     socket.on('data', (chunk) => this.onData(chunk));
     // Errors (EPIPE, ECONNRESET) end the connection; 'close' follows.
     socket.on('error', (e) => this.server.log.debug({ conn: this.label, guest: this.guest, err: e.message }, 'socket error'));
@@ -83,6 +103,16 @@ export class PeerConnection {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Reading starts (admission.ts): the connection was accepted paused. */
+  startReading(): void {
+    if (!this.closed) this.socket.resume();
+  }
+
+  /** The hello has been received (it may still be being accepted). */
+  get helloArrived(): boolean {
+    return this.flow.helloArrived;
   }
 
   /** Send a message; dropped (and counted) when the peer is gone. */
@@ -105,6 +135,7 @@ export class PeerConnection {
     this.framesSent++;
     this.slot?.noteSent(this.framesSent);
     this.socket.write(frame);
+    this.flow.wrote();
   }
 
   sendIrq(line: number, level: boolean): void {
@@ -129,7 +160,9 @@ export class PeerConnection {
   fail(e: ProtocolError): void {
     if (this.closed) return;
     this.server.protocolErrors.inc(e.code);
-    this.server.log.warn({ conn: this.label, guest: this.guest, code: e.code }, `protocol error: ${e.message}`);
+    // Counted always; logged at most so often per guest and code (a flood must not become a log flood).
+    const { log, leftOut } = this.server.logLimit.take(`${this.guest ?? ''}\0${e.code}`);
+    if (log) this.server.log.warn({ conn: this.label, guest: this.guest, code: e.code, ...(leftOut ? { leftOut } : {}) }, `protocol error: ${e.message}`);
     this.send({ t: 'err', code: e.code, msg: e.detail });
     this.end();
   }
@@ -151,6 +184,17 @@ export class PeerConnection {
     });
   }
 
+  /**
+   * A protocol error after which nothing is owed to the peer (no hello in time, a frame not
+   * finished in time, replies it does not read, evicted while waiting for its hello): `err`
+   * is written (it usually leaves at once) and the socket destroyed now, not a second later,
+   * so that a flood of such connections holds nothing.
+   */
+  drop(e: ProtocolError): void {
+    this.fail(e);
+    this.socket.destroy();
+  }
+
   private end(): void {
     this.closed = true;
     this.socket.end();
@@ -163,9 +207,15 @@ export class PeerConnection {
     if (this.closed) return;
     try {
       for (const m of this.decoder.feed(chunk)) {
+        if (m.t === 'hello' && !this.session && !this.helloPending) {
+          // Frames after the hello may be as large as any; nothing more is read until it is accepted.
+          this.decoder.limit(MAX_FRAME);
+          this.flow.gotHello();
+        }
         this.onMessage(m);
         if (this.closed) return;
       }
+      this.flow.afterData();
     } catch (e) {
       if (e instanceof ProtocolError) this.fail(e);
       else {
@@ -241,8 +291,15 @@ export class PeerConnection {
     } catch (e) {
       r = this.internalError(e, id);
     }
-    if (r instanceof Promise) r.then(answer, (e) => answer(this.internalError(e, id)));
-    else answer(r);
+    if (r instanceof Promise) {
+      // Answered later (the MUX stalls the guest): a bounded number at once per peer (flow.ts).
+      this.flow.accessStarted();
+      const done = (rep: Reply) => {
+        answer(rep);
+        this.flow.accessDone();
+      };
+      r.then(done, (e) => done(this.internalError(e, id)));
+    } else answer(r);
   }
 
   /** Maps the hello's access slot; null (socket path) when it cannot be used. */
@@ -295,6 +352,8 @@ export class PeerConnection {
         if (this.closed) return;
         this.onMessage(e);
       }
+      this.server.gate.done(this);
+      this.flow.welcomed(); // reads (and decodes what came behind the hello) again
     } catch (e) {
       this.early = [];
       if (e instanceof ProtocolError) this.fail(e);
@@ -323,6 +382,8 @@ export class PeerConnection {
   private finish(reason: CloseReason): void {
     if (this.finished) return;
     this.finished = true;
+    this.flow.dispose();
+    this.server.gate.done(this);
     this.server.connections.delete(this);
     if (this.slot) this.server.removeSlot(this.slot);
     this.slot?.close();
@@ -339,6 +400,8 @@ export interface ChannelServerOptions {
   slot?: boolean;
   /** How long the supervisor keeps polling the slots after an access, in µs (default 100). */
   slotPollUs?: number;
+  /** Bounds on what one peer may make the supervisor hold (flow.ts); tests shorten the deadlines. */
+  limits?: Partial<ChannelLimits>;
 }
 
 export class ChannelServer {
@@ -346,6 +409,11 @@ export class ChannelServer {
   readonly protocolErrors = new Counters();
   readonly counters = new Counters();
   readonly options: ChannelServerOptions;
+  readonly limits: ChannelLimits;
+  /** Connections not welcomed yet (admission.ts). */
+  readonly gate: HelloGate<PeerConnection>;
+  /** Log lines a peer can cause at will are rate-limited (counted always). */
+  readonly logLimit = new LogLimiter();
   private server: Server | null = null;
   private unixPath: string | null = null;
   private readonly poller: SlotPoller;
@@ -357,7 +425,27 @@ export class ChannelServer {
     options: ChannelServerOptions = {},
   ) {
     this.options = { slot: true, ...options };
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.gate = new HelloGate<PeerConnection>(this.limits.maxHelloReaders, this.limits.maxHelloQueue, {
+      silent: (c) => !c.helloArrived,
+      read: (c) => c.startReading(),
+      evict: (c) => {
+        this.counters.inc('helloEvicted');
+        c.drop(new ProtocolError('timeout', `no hello while ${this.limits.maxHelloReaders} connections were read and more waited: the oldest silent one is closed`));
+      },
+      refuse: (c) => {
+        this.counters.inc('helloRefused');
+        c.drop(new ProtocolError('refused', `${this.limits.maxHelloQueue} connections are already waiting for their hello`));
+      },
+    });
     this.poller = new SlotPoller(options.slotPollUs ?? 100);
+  }
+
+  /** A new connection (paused): admission.ts decides when it is read. */
+  private accept(socket: Socket): void {
+    const conn = new PeerConnection(socket, this);
+    this.connections.add(conn);
+    this.gate.admit(conn);
   }
 
   addSlot(s: AccessSlot, owner: PeerConnection): void {
@@ -403,12 +491,21 @@ export class ChannelServer {
    */
   async listen(endpoint: Endpoint): Promise<string | AddressInfo> {
     if ('path' in endpoint) await removeStaleSocket(endpoint.path);
-    const server = createServer((socket) => this.connections.add(new PeerConnection(socket, this)));
+    // Accepted paused: the gate reads a bounded number of connections not welcomed yet.
+    const server = createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${'path' in endpoint ? endpoint.path : `${endpoint.host ?? '127.0.0.1'}:${endpoint.port}`}: ${e.message}`)));
-      if ('path' in endpoint) server.listen(endpoint.path, resolve);
-      else server.listen(endpoint.port, endpoint.host ?? '127.0.0.1', resolve);
+      // A backlog for a burst of connects (the kernel caps it at net.core.somaxconn).
+      const backlog = this.limits.backlog;
+      if ('path' in endpoint) server.listen({ path: endpoint.path, backlog }, resolve);
+      else server.listen({ port: endpoint.port, host: endpoint.host ?? '127.0.0.1', backlog }, resolve);
+    });
+    // A failed accept (EMFILE under a flood of connects) is counted and logged, never fatal.
+    server.on('error', (e: NodeJS.ErrnoException) => {
+      this.counters.inc('acceptErrors');
+      const { log, leftOut } = this.logLimit.take(`\0accept`);
+      if (log) this.log.warn({ err: e.message, code: e.code, ...(leftOut ? { leftOut } : {}) }, 'accepting a connection failed');
     });
     // Only a socket file we created is ours to unlink on close.
     if ('path' in endpoint) this.unixPath = endpoint.path;

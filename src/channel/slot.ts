@@ -114,6 +114,11 @@ export class AccessSlot {
   /** An answer is outstanding (the MUX stalls the guest): nothing to poll meanwhile. */
   pending = false;
   closed = false;
+  /**
+   * The connection does not read its peer now (flow.ts: its unread frames or accesses in
+   * flight are at their bound): its requests wait, like frames in its socket.
+   */
+  held = false;
   /** performance.now() of the last request taken. */
   lastRequest = -Infinity;
   private spin = -1;
@@ -153,7 +158,7 @@ export class AccessSlot {
 
   /** Takes a new request if there is one; true when it did. */
   poll(): boolean {
-    if (this.pending || this.closed) return false;
+    if (this.pending || this.closed || this.held) return false;
     const req = Atomics.load(this.words, W_REQ);
     if (req === this.served) return false;
     this.served = req;
@@ -175,7 +180,7 @@ export class AccessSlot {
   sleep(): boolean {
     if (this.closed) return true;
     Atomics.store(this.words, W_ASLEEP, 1);
-    if (!this.pending && Atomics.load(this.words, W_REQ) !== this.served) {
+    if (!this.pending && !this.held && Atomics.load(this.words, W_REQ) !== this.served) {
       Atomics.store(this.words, W_ASLEEP, 0);
       return false;
     }
@@ -201,7 +206,7 @@ export class AccessSlot {
 
   /** A request is posted that nobody has taken yet (a doorbell that is not a stray). */
   get hasRequest(): boolean {
-    return !this.closed && !this.pending && Atomics.load(this.words, W_REQ) !== this.served;
+    return !this.closed && !this.pending && !this.held && Atomics.load(this.words, W_REQ) !== this.served;
   }
 
   awake(): void {

@@ -1,0 +1,189 @@
+// Flow control of one peer connection: what bounds the memory and time a peer can make the
+// supervisor spend, however it sends and however slowly it reads (PROTOCOL.md "Limits").
+//
+//  - Reading stops (socket.pause(), and the decoder keeps the rest of the chunk it was
+//    decoding) while the peer has more than `maxUnread` bytes of frames it has not read
+//    (socket.writableLength: replies, irq, dma requests), while `maxInflight` of its
+//    accesses are being served (stalled by a MUX, or in a device), or while its hello is
+//    being accepted. It resumes on 'drain', on an answer, on the welcome. The kernel's socket
+//    buffers hold what the peer sends meanwhile, and its writes block: a flood of requests
+//    whose replies it does not read stops at the bound.
+//  - A peer that owes more than hardUnread() (more than its accesses in flight can explain:
+//    it reads nothing, while frames it did not ask for, such as irq, pile up) is closed.
+//  - A frame that has started to arrive must be complete within `frameDeadlineMs` (counted
+//    while the supervisor reads the peer), a hello must arrive within `helloDeadlineMs` of
+//    the connect. Expiry is a `timeout` protocol error: that connection only is closed.
+
+import type { Socket } from 'node:net';
+import { MAX_FRAME, ProtocolError } from './messages.ts';
+
+export interface ChannelLimits {
+  /** Bytes sent to a peer and not yet read by it above which the peer is not read (default 256 KiB). */
+  maxUnread: number;
+  /** Accesses of one peer served at once above which it is not read (default 8). */
+  maxInflight: number;
+  /** How long a frame that has started to arrive may take to be complete, ms (default 10 s). */
+  frameDeadlineMs: number;
+  /** How long a connection may take to send its hello, ms (default 10 s). */
+  helloDeadlineMs: number;
+  /** Connections not welcomed yet that are read at once (admission.ts; default 64). */
+  maxHelloReaders: number;
+  /** Connections not welcomed yet that wait, paused, to be read; a connect beyond is refused (default 1024). */
+  maxHelloQueue: number;
+  /** Listen backlog (the kernel caps it at net.core.somaxconn; default 4096). */
+  backlog: number;
+}
+
+export const DEFAULT_LIMITS: ChannelLimits = {
+  maxUnread: 256 * 1024,
+  maxInflight: 8,
+  frameDeadlineMs: 10_000,
+  helloDeadlineMs: 10_000,
+  maxHelloReaders: 64,
+  maxHelloQueue: 1024,
+  backlog: 4096,
+};
+
+/**
+ * The most a reading peer can owe: `maxUnread`, then the answers of the accesses that were
+ * in flight when reading stopped (one frame each), and 64 KiB of frames sent unasked.
+ */
+export function hardUnread(l: ChannelLimits): number {
+  return l.maxUnread + l.maxInflight * (MAX_FRAME + 4) + 64 * 1024;
+}
+
+export type StopReason = 'hello' | 'unread' | 'inflight';
+
+export interface FlowHooks {
+  /** Decode what the decoder kept while reading was stopped (feed it an empty chunk). */
+  resume(): void;
+  /** A deadline passed, or the peer reads nothing: close the connection with this error. */
+  expire(e: ProtocolError): void;
+  /** Reading stopped or resumed (the access slot is served only while the peer is read). */
+  changed?(reading: boolean): void;
+  /** Counted events: `readStopped.unread`, `readStopped.inflight`. */
+  count?(name: string): void;
+}
+
+interface Decoder {
+  hold(): void;
+  release(): void;
+  readonly pending: boolean;
+}
+
+export class PeerFlow {
+  private readonly stops = new Set<StopReason>();
+  private inflight = 0;
+  private frameTimer: NodeJS.Timeout | null = null;
+  private helloTimer: NodeJS.Timeout | null = null;
+  private disposed = false;
+  private hello = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly decoder: Decoder,
+    readonly limits: ChannelLimits,
+    private readonly hooks: FlowHooks,
+  ) {
+    this.helloTimer = setTimeout(() => {
+      this.helloTimer = null;
+      hooks.expire(new ProtocolError('timeout', `no hello within ${limits.helloDeadlineMs} ms of the connect`));
+    }, limits.helloDeadlineMs);
+    this.helloTimer.unref();
+  }
+
+  /** Whether the peer is being read. */
+  get reading(): boolean {
+    return this.stops.size === 0;
+  }
+
+  /** The hello has arrived. */
+  get helloArrived(): boolean {
+    return this.hello;
+  }
+
+  /** The hello arrived in time; nothing more is read until it is accepted (welcomed). */
+  gotHello(): void {
+    this.hello = true;
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.stop('hello');
+  }
+
+  /** The welcome was sent and the accesses that came with the hello were handled. */
+  welcomed(): void {
+    this.go('hello');
+  }
+
+  accessStarted(): void {
+    if (++this.inflight >= this.limits.maxInflight) this.stop('inflight');
+  }
+
+  accessDone(): void {
+    this.inflight--;
+    if (this.inflight < this.limits.maxInflight) this.go('inflight');
+  }
+
+  /** After each write to the socket: the peer's unread bytes against the bounds. */
+  wrote(): void {
+    const unread = this.socket.writableLength;
+    if (unread <= this.limits.maxUnread || this.disposed) return;
+    if (unread > hardUnread(this.limits)) {
+      this.hooks.expire(new ProtocolError('refused', `${unread} bytes sent to the peer are unread: it does not read its socket`));
+      return;
+    }
+    if (this.stops.has('unread')) return;
+    this.stop('unread');
+    // writableLength is above the socket's high-water mark, so the last write returned
+    // false and 'drain' follows once everything was taken by the kernel.
+    this.socket.once('drain', () => this.go('unread'));
+  }
+
+  /** After the bytes of a 'data' event were decoded: a frame left partial starts its deadline. */
+  afterData(): void {
+    if (this.decoder.pending && this.reading && !this.disposed) {
+      if (this.frameTimer) return;
+      this.frameTimer = setTimeout(() => {
+        this.frameTimer = null;
+        this.hooks.expire(new ProtocolError('timeout', `a frame started ${this.limits.frameDeadlineMs} ms ago is not complete`));
+      }, this.limits.frameDeadlineMs);
+      this.frameTimer.unref();
+    } else this.clearFrameTimer();
+  }
+
+  /** The connection ended: no timer fires any more. */
+  dispose(): void {
+    this.disposed = true;
+    this.clearFrameTimer();
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+  }
+
+  private clearFrameTimer(): void {
+    if (this.frameTimer) clearTimeout(this.frameTimer);
+    this.frameTimer = null;
+  }
+
+  private stop(reason: StopReason): void {
+    if (this.stops.has(reason)) return;
+    const was = this.reading;
+    this.stops.add(reason);
+    if (reason !== 'hello') this.hooks.count?.(`readStopped.${reason}`);
+    if (!was) return;
+    this.socket.pause();
+    this.decoder.hold();
+    // A frame the peer cannot finish while we do not read is not late.
+    this.clearFrameTimer();
+    this.hooks.changed?.(false);
+  }
+
+  private go(reason: StopReason): void {
+    if (!this.stops.delete(reason) || !this.reading || this.disposed) return;
+    this.decoder.release();
+    this.hooks.resume(); // may stop reading again (the kept bytes hold another bound's worth)
+    if (!this.reading || this.disposed) return;
+    this.socket.resume();
+    this.hooks.changed?.(true);
+    this.afterData();
+  }
+}
