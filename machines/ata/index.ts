@@ -3,10 +3,10 @@
 // per-guest context: device/LBA-mode bits, nIEN, write cache and the multiple-sector count.
 
 import { defineMux, type ReplayIo } from '../../src/mux/define.ts';
-import { ATA_BUSY, ATA_ERR, ATA_NIEN, ATA_SRST } from '../../src/devices/ata/regs.ts';
+import { ATA_BUSY, ATA_NIEN, ATA_SRST } from '../../src/devices/ata/regs.ts';
 import { ataChart } from './chart.ts';
 import { classifyAta } from './classify.ts';
-import { ERRSAVE, ERRSAVE_VALID, translateAccess, translateReply } from './window.ts';
+import { ERRSAVE, saveResult, translateAccess, translateReply } from './window.ts';
 
 /** Multiple-sector count a drive has after power-on (QEMU's MAX_MULT_SECTORS; our model's too). */
 export const ATA_DEFAULT_MULTIPLE = 16;
@@ -49,15 +49,12 @@ export default defineMux({
     // Commands first (they mask interrupts), plain registers after; DEVCTL last restores nIEN.
     // Saved, not replayed: a failed command's STATUS and ERROR, read when the guest loses the
     // device (alternate status: no interrupt is acknowledged), answered to it from then on.
-    {
-      reg: ERRSAVE,
-      reset: 0,
-      save: async (io) => {
-        const st = await io.read('ALTSTATUS');
-        return st & ATA_ERR && !(st & ATA_BUSY) ? ERRSAVE_VALID | (st << 8) | (await io.read('ERROR')) : 0;
-      },
-      replay: () => {},
-    },
+    { reg: ERRSAVE, reset: 0, save: saveResult, replay: () => {} },
+    // An interrupt the previous owner left pending (its data read without a status read) would
+    // hide the incoming guest's first interrupt (the line never drops, so no edge): a status
+    // read acknowledges it on the device first. The outgoing guest's own pending interrupt is
+    // raised to it again when it gets the device back (reraiseIrq), with its saved status.
+    { reg: 'IRQACK', reset: 0, always: true, replay: async (_v, io) => void (await io.read('STATUS')) },
     { reg: 'WCACHE', reset: 1, replay: (on, io) => replayCommand(io, on ? 0x02 : 0x82, 0, 0xef) },
     { reg: 'MULTIPLE', reset: ATA_DEFAULT_MULTIPLE, replay: (n, io) => replayCommand(io, 0, n, 0xc6) },
     { reg: 'DEVICE', reset: 0xa0 },

@@ -7,8 +7,8 @@
 // ide_sect_range_ok failure). IDENTIFY and READ NATIVE MAX are patched to show the window's size.
 
 import type { Reply } from '../../src/access.ts';
-import { registerRead, type GuestView, type MuxAccess, type Answer } from '../../src/mux/define.ts';
-import { ATA_HOB, ATA_IDNF, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
+import { registerRead, type GuestView, type MuxAccess, type Answer, type ReplayIo } from '../../src/mux/define.ts';
+import { ATA_BUSY, ATA_DEV1, ATA_DRDY, ATA_DSC, ATA_HOB, ATA_IDNF, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
 
 const LBA28_LIMIT = 0x0fff_ffff; // last LBA a 28-bit command can address (exclusive end - 1)
 const NO_SUCH_LBA = 2 ** 48 - 1; // beyond every disk: the device answers IDNF
@@ -25,9 +25,17 @@ const TO_EXT: Record<number, number> = {
 };
 const EXT_OPS = new Set([0x24, 0x34, 0x29, 0x39, 0x25, 0x35, 0x42]);
 
-/** Pseudo context register: STATUS and ERROR of a guest's failed command, saved at switch-out. */
+/**
+ * Pseudo context register: STATUS and ERROR of a guest's last command (or SRST), saved when it
+ * loses the device and answered to it from then on, until its next command: another guest's
+ * command (a failing one too) changes the device's result registers, not this guest's.
+ */
 export const ERRSAVE = 'ERRSAVE';
 export const ERRSAVE_VALID = 0x1_0000; // bits 15-8 status, 7-0 error
+
+/** What a drive shows after power-on and before any command of this guest: DRDY|DSC, diagnostic passed. */
+const POWER_ON_STATUS = ATA_DRDY | ATA_DSC;
+const POWER_ON_ERROR = 0x01;
 
 /**
  * Commands a windowed guest may send besides the LBA ones. Anything else could change the
@@ -47,6 +55,7 @@ export interface AtaScratch {
   hobRead: boolean; // device control HOB bit: reads return the previous bytes
   rewritten: boolean; // the device's LBA registers hold a physical address: answer reads from the shadow
   written: boolean; // task-file bytes written since the last command: the device may hold another guest's
+  issued: boolean; // a command or SRST of this guest: the device's STATUS/ERROR are its own result
   outOfWindow: boolean; // the current command reached beyond the window: ERROR reads carry IDNF
   patch: 'identify' | 'nativeMax' | null;
   byte: number; // IDENTIFY: next byte position of the data being read
@@ -64,6 +73,7 @@ function scratchOf(g: GuestView): AtaScratch {
     hobRead: false,
     rewritten: false,
     written: false,
+    issued: false,
     outOfWindow: false,
     patch: null,
     byte: 0,
@@ -241,12 +251,14 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         s.hobRead = (a.value & ATA_HOB) !== 0;
         if (a.value & ATA_SRST) {
           s.rewritten = s.written = false; // the device loads its signature
+          s.issued = true;
           s.outOfWindow = false;
           if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0);
         }
         return;
       case 'CMD': {
         s.written = false;
+        s.issued = true;
         recordSettings(a.value & 0xff, g, s);
         if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0); // a new command: the old result is gone
         return command(a, s, windowOf(g));
@@ -263,11 +275,13 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
     // past what the drive delivered gets what the drive answers, and the chart stays put.
     return [a, dataEndProbe(g)];
   }
-  // The result of this guest's last command, saved when it lost the device after an error.
-  const saved = g.context.get(ERRSAVE) ?? 0;
-  if (saved & ERRSAVE_VALID) {
-    if (name === 'STATUS' || name === 'ALTSTATUS') return { answer: { value: (saved >> 8) & 0xff } };
-    if (name === 'ERROR') return { answer: { value: (saved & 0xff) | (s.outOfWindow ? ATA_IDNF : 0) } };
+  if (name === 'STATUS' || name === 'ALTSTATUS' || name === 'ERROR') {
+    // The result of this guest's last command, saved when it lost the device; before its first
+    // command, a drive of its own would show the power-on result (the device may show another
+    // guest's). Device 1 does not exist: its status comes from the device as it is.
+    const saved = g.context.get(ERRSAVE) ?? 0;
+    const [st, err] = saved & ERRSAVE_VALID ? [(saved >> 8) & 0xff, saved & 0xff] : s.issued || s.device & ATA_DEV1 ? [-1, -1] : [POWER_ON_STATUS, POWER_ON_ERROR];
+    if (st >= 0) return { answer: { value: name === 'ERROR' ? err | (s.outOfWindow ? ATA_IDNF : 0) : st } };
   }
   const win = windowOf(g);
   if (name === 'LBAL' || name === 'LBAM' || name === 'LBAH' || name === 'NSECT' || name === 'DEVICE') {
@@ -286,6 +300,17 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
 /** The alternate-status read after a data-in read; its reply is not the guest's. */
 function dataEndProbe(g: GuestView): MuxAccess {
   return { ...registerRead(g.register('ALTSTATUS')), probe: true };
+}
+
+/**
+ * The context save of ERRSAVE: when a guest loses the device, its last command's STATUS and
+ * ERROR (alternate status: no interrupt acknowledged). Nothing when it issued none (the device
+ * shows someone else's result) or the drive is still busy.
+ */
+export async function saveResult(io: ReplayIo, g: GuestView): Promise<number> {
+  if (!scratchOf(g).issued) return 0;
+  const st = await io.read('ALTSTATUS');
+  return st & ATA_BUSY ? 0 : ERRSAVE_VALID | (st << 8) | (await io.read('ERROR'));
 }
 
 function nativeMaxByte(name: string, max: number, s: AtaScratch): number {

@@ -148,7 +148,7 @@ export interface ContextRegister {
    * command's result registers, which translation hooks then answer from). Must not change
    * the device's state.
    */
-  save?(io: ReplayIo): number | Promise<number>;
+  save?(io: ReplayIo, guest: GuestView): number | Promise<number>;
 }
 
 /** The accesses that bring the device back to a safe state from anywhere. */

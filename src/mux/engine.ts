@@ -793,7 +793,7 @@ export class MuxEngine implements DeviceRouter {
       for (const c of this.def.context ?? []) {
         if (!c.save) continue;
         ops.push(() => {
-          const v = c.save!(io);
+          const v = c.save!(io, outgoing.view);
           const keep = (x: number): void => void outgoing.view.context.set(c.reg, x);
           return isPromise(v) ? v.then(keep) : keep(v);
         });
