@@ -79,6 +79,11 @@ describe.skipIf(kvmSkipReason() !== null)(titled('KVM guests sharing one ATA dis
           : startKvmGuest({ name, connect: r.socket, cmdline: `mode=dma tag=${name}`, timeoutMs: 50_000 }).done,
       ),
     );
+    // Once both wait for the device, the deadline passes (the rig holds the watchdog: a
+    // loaded machine could otherwise cut off a guest whose normal command was merely slow).
+    const stalls = (g: string) => r.sup.stats().devices[0].perGuest.find((p) => p.guest === g)?.stalls ?? 0;
+    while (stalls('kvm2') === 0 || stalls('kvm3') === 0) await new Promise((res) => setTimeout(res, 10));
+    expect(r.fireWatchdogs()).toBe(1);
     const done = await others;
     expectVerified(done.slice(0, 1), 'pio');
     expectVerified(done.slice(1), 'dma');

@@ -115,7 +115,11 @@ for (const kind of KINDS) describe.skipIf(skipReason(kind) !== null)(titled(`thr
     const victim = spawnTrapped(ATA_PIO, ['--pause-mid-write', '--seed', '9'], { socket: s.socket, guest: 'g2', stdio: ['ignore', 'pipe', 'pipe'] });
     await waitForLine(victim, /paused mid-transfer/);
     const others = ['g1', 'g3'].map((guest, i) => runTrapped(ATA_PIO, ['--sectors', '32', '--batch', '4', '--seed', String(i + 1)], { socket: s.socket, guest }));
-    await new Promise((r) => setTimeout(r, 200)); // the others are now stalled behind g2
+    // The others reach the disk and stall behind g2 (a fixed sleep could end before they
+    // start), unless the watchdog has cut g2 off already (a driver started very late).
+    const stats = (g: string) => (sup!.stats().devices[0] as MuxStats).perGuest.find((p) => p.guest === g);
+    const stalled = (g: string) => (stats(g)?.stalls ?? 0) > 0;
+    while (!(stalled('g1') && stalled('g3')) && !stats('g2')?.faulted) await new Promise((r) => setTimeout(r, 10));
     const exited = new Promise((r) => victim.once('exit', r));
     victim.kill('SIGKILL');
     await exited;

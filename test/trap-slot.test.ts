@@ -10,10 +10,37 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import ataMux from '../machines/ata/index.ts';
 import roundRobin from '../policies/round-robin.ts';
 import { parseConfig } from '../src/config/load.ts';
+import type { DeviceRouter } from '../src/guest-link.ts';
 import { createMux, type MuxStats } from '../src/mux/engine.ts';
 import { Supervisor, type SupervisorOptions } from '../src/supervisor.ts';
 import { runTrapped, TRAP_BUILD_DIR } from '../src/trap/user.ts';
 import { buildTrap } from './helpers/trap-build.ts';
+
+/**
+ * Holds each guest's first access to the device until all `guests` have made one. Drivers
+ * started together may still run one after the other (a loaded machine starts one process
+ * late, after the other has finished and left a free device): then nobody would stall.
+ */
+function meetAtFirstAccess(router: DeviceRouter, guests: number): DeviceRouter {
+  const arrived = new Set<string>();
+  let allArrived = (): void => undefined;
+  const met = new Promise<void>((resolve) => (allArrived = resolve));
+  return {
+    deviceId: router.deviceId,
+    edges: router.edges,
+    bind: (device) => router.bind(device),
+    attach: (guest, options) => router.attach(guest, options),
+    detach: (guestId, reason) => router.detach(guestId, reason),
+    access: (guestId, region, offset, acc) => {
+      if (arrived.has(guestId)) return router.access(guestId, region, offset, acc);
+      arrived.add(guestId);
+      if (arrived.size === guests) allArrived();
+      return met.then(() => router.access(guestId, region, offset, acc));
+    },
+    stats: () => router.stats(),
+    close: () => router.close(),
+  };
+}
 
 describe('the shared-memory access slot with the supervisor', () => {
   let dir = '';
@@ -102,7 +129,9 @@ describe('the shared-memory access slot with the supervisor', () => {
     const socket = join(dir, 'sock');
     const guests = ['g1', 'g2'].map((name, i) => ({ name, grants: [{ device: 'ide', window: { startLba: 1 + i * window, sectors: window } }] }));
     const config = parseConfig({ socket, devices: [{ id: 'ide', kind: 'ata', backend: { type: 'file', path: image } }], guests });
-    sup = new Supervisor({ config, createRouter: (id) => createMux(ataMux, { deviceId: id, policy: roundRobin({ quantumNs: 200_000 }) }) });
+    // Both drivers reach the disk before either is served: the second one to come stalls.
+    const createRouter = (id: string) => meetAtFirstAccess(createMux(ataMux, { deviceId: id, policy: roundRobin({ quantumNs: 200_000 }) }), 2);
+    sup = new Supervisor({ config, createRouter });
     await sup.listen();
     const runs = await Promise.all(
       ['g1', 'g2'].map((guest, i) => runTrapped(`${TRAP_BUILD_DIR}/ata-pio`, ['--sectors', '32', '--batch', '4', '--seed', String(i + 1)], { socket, guest, slot: 'always' })),

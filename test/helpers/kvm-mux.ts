@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
+import { realTimers, type Timers } from '../../src/mux/engine.ts';
 import { muxRouterFactory } from '../../src/mux/router-factory.ts';
 import { Supervisor } from '../../src/supervisor.ts';
 import type { AttachLocal } from '../../src/trap/kvm-inproc.ts';
@@ -19,8 +20,19 @@ export interface KvmMuxRig {
   window: number;
   /** Messages the supervisor and the MUX logged at warn and above, as {msg, guest, why}. */
   warnings: Array<{ msg: string; guest?: string; why?: string }>;
+  /** Fire the MUX's watchdog timers armed and not cleared, as if the deadline had passed; returns how many fired. */
+  fireWatchdogs(): number;
   close(): Promise<void>;
 }
+
+/**
+ * The MUX's watchdog deadline here. The rig holds the timers armed with it until the test
+ * calls fireWatchdogs(): on a loaded machine a guest's normal command, or the exit report of
+ * a guest that crashed mid-command, can take longer than this (over 1.3 s seen with the
+ * machine busy), and the watchdog would cut off a guest that did nothing wrong. Other
+ * timers stay real.
+ */
+const DEADLINE_NS = 2_000_000_000;
 
 export async function kvmMuxRig(guests: number, window: number): Promise<KvmMuxRig> {
   const disk = tempDisk(guests * window);
@@ -29,14 +41,25 @@ export async function kvmMuxRig(guests: number, window: number): Promise<KvmMuxR
   const config = parseConfig(
     {
       socket,
-      devices: [{ id: 'disk0', kind: 'ata', backend: { type: 'file', path: disk.path } }],
+      devices: [{ id: 'disk0', kind: 'ata', backend: { type: 'file', path: disk.path }, properties: { deadlineNs: DEADLINE_NS } }],
       guests: names.map((name, i) => ({ name, grants: [{ device: 'disk0', window: { startLba: i * window, sectors: window } }] })),
     },
     'kvm test config',
   );
   const warnings: KvmMuxRig['warnings'] = [];
   const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
-  const sup = new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger }) });
+  const held = new Set<() => void>();
+  const timers: Timers = {
+    set: (fn, delayNs) => {
+      if (delayNs !== DEADLINE_NS) return realTimers.set(fn, delayNs);
+      held.add(fn);
+      return fn;
+    },
+    clear: (h) => {
+      if (!held.delete(h as () => void)) realTimers.clear(h);
+    },
+  };
+  const sup = new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger, timers }) });
   await sup.listen({ path: socket });
   return {
     sup,
@@ -46,6 +69,12 @@ export async function kvmMuxRig(guests: number, window: number): Promise<KvmMuxR
     names,
     window,
     warnings,
+    fireWatchdogs() {
+      const due = [...held];
+      held.clear();
+      for (const fn of due) fn();
+      return due.length;
+    },
     async close() {
       await sup.close();
       disk.dispose();
