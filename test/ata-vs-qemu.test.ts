@@ -36,13 +36,18 @@ async function script(dev: Device, irq: IrqRecorder, mem: BufferMemory): Promise
   const rd = (r: number, o: number, s: DevSize = 1) => Promise.resolve(dev.read(r, o, s));
   const wr = (r: number, o: number, v: number, s: DevSize = 1) => Promise.resolve(dev.write(r, o, s, v));
   const hex = (n: number) => n.toString(16);
+  // Polls without a deadline of its own (2000 polls, about 2 s, was one): QEMU's I/O may be
+  // held that long on a loaded machine. A drive that stays busy fails at the test's timeout.
+  const sleep1 = () => new Promise((r) => setTimeout(r, 1));
   const settle = async (): Promise<number> => {
-    for (let i = 0; i < 2000; i++) {
+    for (;;) {
       const s = await rd(1, 0);
       if (!(s & 0x80)) return s;
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep1();
     }
-    throw new Error('still BSY');
+  };
+  const bmInterrupt = async (): Promise<void> => {
+    while (!((await rd(2, 2)) & 0x04)) await sleep1();
   };
   const regs = async () => (await Promise.all([1, 2, 3, 4, 5, 6].map((o) => rd(0, o)))).map(hex).join(',');
   const obs = async (key: string) => out.set(key, `alt=${hex(await settle())} irq=${irq.level} regs=${await regs()}`);
@@ -197,7 +202,7 @@ async function script(dev: Device, irq: IrqRecorder, mem: BufferMemory): Promise
   await wr(0, 3, 0x42);
   out.set('dma.wait.write', `alt=${hex(await rd(1, 0))} regs=${await regs()}`);
   await wr(2, 0, 0x09);
-  for (let i = 0; i < 2000 && !((await rd(2, 2)) & 0x04); i++) await new Promise((r) => setTimeout(r, 1));
+  await bmInterrupt();
   out.set('dma.read', `bm=${hex(await rd(2, 2))} irq=${irq.level} alt=${hex(await settle())} regs=${await regs()}`);
   await wr(2, 0, 0x08);
   await status('dma.read.st');
@@ -211,7 +216,7 @@ async function script(dev: Device, irq: IrqRecorder, mem: BufferMemory): Promise
   await load28(200, 1);
   await wr(0, 7, 0xc8);
   await wr(2, 0, 0x09);
-  for (let i = 0; i < 2000 && !((await rd(2, 2)) & 0x04); i++) await new Promise((r) => setTimeout(r, 1));
+  await bmInterrupt();
   out.set('dma.longprd', `bm=${hex(await rd(2, 2))} irq=${irq.level} alt=${hex(await settle())}`);
   await wr(2, 0, 0x08);
   await status('dma.longprd.st');

@@ -11,10 +11,7 @@ import { useCliProcesses } from './helpers/cli-process.ts';
 
 const { tmp, start } = useCliProcesses('mvrun-');
 
-async function listening(run: ReturnType<typeof start>): Promise<void> {
-  for (let i = 0; i < 400 && !run.stdout().includes('"listening"'); i++) await new Promise((r) => setTimeout(r, 25));
-  expect(run.stdout()).toContain('"listening"');
-}
+const listening = (run: ReturnType<typeof start>): Promise<void> => run.printed('"listening"');
 
 function scratchConfig(dir: string): string {
   const config = join(dir, 'ok.json');

@@ -46,7 +46,7 @@ describe('muxvisor CLI', () => {
     const config = join(dir, 'ok.json');
     writeFileSync(config, JSON.stringify({ socket: 'mv.sock', devices: [{ id: 's', kind: 'scratch', map: { regs: '0x300' } }], guests: [{ name: 'g', grants: [{ device: 's' }] }] }));
     const run = start(['--json', '--log-level', 'warn', 'run', config]);
-    for (let i = 0; i < 400 && !run.stdout().includes('"listening"'); i++) await new Promise((r) => setTimeout(r, 25));
+    await run.printed('"listening"');
     const first = JSON.parse(run.stdout().split('\n')[0]);
     expect(first).toMatchObject({ event: 'listening', socket: sock, guests: ['g'] });
     const g = await PeerClient.connect(sock, { guest: 'g' });

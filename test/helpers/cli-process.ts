@@ -21,6 +21,11 @@ export interface CliProcess {
   child: ChildProcess;
   result: Promise<CliResult>;
   stdout: () => string;
+  /**
+   * Resolves once stdout holds `text`; rejects if the process exits first. No deadline of
+   * its own (a loaded machine may take seconds to start the CLI): the test's timeout is it.
+   */
+  printed: (text: string) => Promise<void>;
 }
 
 export function useCliProcesses(prefix: string) {
@@ -40,10 +45,33 @@ export function useCliProcesses(prefix: string) {
     children.push(child);
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
+    let closed = false;
+    const waiters = new Set<() => void>();
+    const wake = (): void => waiters.forEach((w) => w());
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+      wake();
+    });
     child.stderr!.on('data', (d) => (stderr += d));
-    const result = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-    return { child, result, stdout: () => stdout };
+    const result = new Promise<CliResult>((resolve) =>
+      child.on('close', (code) => {
+        closed = true;
+        resolve({ code, stdout, stderr });
+        wake();
+      }),
+    );
+    const printed = (text: string): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (!stdout.includes(text) && !closed) return;
+          waiters.delete(check);
+          if (stdout.includes(text)) resolve();
+          else reject(new Error(`muxvisor ${args.join(' ')} exited before printing ${text}; stdout: ${stdout}; stderr: ${stderr}`));
+        };
+        waiters.add(check);
+        check();
+      });
+    return { child, result, stdout: () => stdout, printed };
   };
   const cli = (...args: string[]): Promise<CliResult> => start(args).result;
   return { tmp, start, cli };
