@@ -15,7 +15,7 @@
 //    the connect. Expiry is a `timeout` protocol error: that connection only is closed.
 
 import type { Socket } from 'node:net';
-import { MAX_FRAME, ProtocolError } from './messages.ts';
+import { MAX_FRAME, MAX_HELLO_FRAME, MAX_STRING_BYTES, ProtocolError } from './messages.ts';
 
 export interface ChannelLimits {
   /** Bytes sent to a peer and not yet read by it above which the peer is not read (default 256 KiB). */
@@ -50,6 +50,46 @@ export const DEFAULT_LIMITS: ChannelLimits = {
  */
 export function hardUnread(l: ChannelLimits): number {
   return l.maxUnread + l.maxInflight * (MAX_FRAME + 4) + 64 * 1024;
+}
+
+/** What one read of a socket hands over at most (libuv's read size). */
+export const READ_CHUNK = 64 * 1024;
+/** The objects of one connection (socket, decoder, flow, timers: about 8 KiB measured), with room. */
+const CONNECTION_OBJECTS = 16 * 1024;
+/** A welcomed guest's session besides (PCI view, grants, MUX context, counters), with room. */
+const SESSION_OBJECTS = 48 * 1024;
+
+/**
+ * The most memory one connection can make the supervisor hold, by part (README "Security"):
+ * a welcomed guest's connection, a connection being read before its hello, one waiting
+ * (paused) to be read. Garbage the JavaScript engine has not collected yet is not held and
+ * not counted here (see the README).
+ */
+export function memoryBound(l: ChannelLimits = DEFAULT_LIMITS): { guest: Record<string, number>; reading: Record<string, number>; waiting: Record<string, number> } {
+  return {
+    guest: {
+      partialFrame: MAX_FRAME + 4,
+      // The rest of a read chunk the decoder keeps when reading stops, and the stream's buffer
+      // (its high-water mark, 16 KiB, and the chunk in hand when it paused).
+      keptChunk: READ_CHUNK,
+      streamBuffer: READ_CHUNK + 16 * 1024,
+      unread: hardUnread(l),
+      inflight: l.maxInflight * MAX_STRING_BYTES,
+      slot: 8192,
+      objects: CONNECTION_OBJECTS + SESSION_OBJECTS,
+    },
+    reading: { firstFrame: MAX_HELLO_FRAME + 4, readChunk: READ_CHUNK, objects: CONNECTION_OBJECTS },
+    waiting: { objects: CONNECTION_OBJECTS },
+  };
+}
+
+/** Sum of the parts. */
+export const total = (parts: Record<string, number>): number => Object.values(parts).reduce((a, b) => a + b, 0);
+
+/** Bytes the supervisor may hold for `guests` connected guests and any number of other connections. */
+export function supervisorBound(guests: number, l: ChannelLimits = DEFAULT_LIMITS): number {
+  const b = memoryBound(l);
+  return guests * total(b.guest) + l.maxHelloReaders * total(b.reading) + l.maxHelloQueue * total(b.waiting);
 }
 
 export type StopReason = 'hello' | 'unread' | 'inflight';
@@ -87,7 +127,7 @@ export class PeerFlow {
   ) {
     this.helloTimer = setTimeout(() => {
       this.helloTimer = null;
-      hooks.expire(new ProtocolError('timeout', `no hello within ${limits.helloDeadlineMs} ms of the connect`));
+      this.expire(new ProtocolError('timeout', `no hello within ${limits.helloDeadlineMs} ms of the connect`));
     }, limits.helloDeadlineMs);
     this.helloTimer.unref();
   }
@@ -129,7 +169,7 @@ export class PeerFlow {
     const unread = this.socket.writableLength;
     if (unread <= this.limits.maxUnread || this.disposed) return;
     if (unread > hardUnread(this.limits)) {
-      this.hooks.expire(new ProtocolError('refused', `${unread} bytes sent to the peer are unread: it does not read its socket`));
+      this.expire(new ProtocolError('refused', `${unread} bytes sent to the peer are unread: it does not read its socket`));
       return;
     }
     if (this.stops.has('unread')) return;
@@ -145,7 +185,7 @@ export class PeerFlow {
       if (this.frameTimer) return;
       this.frameTimer = setTimeout(() => {
         this.frameTimer = null;
-        this.hooks.expire(new ProtocolError('timeout', `a frame started ${this.limits.frameDeadlineMs} ms ago is not complete`));
+        this.expire(new ProtocolError('timeout', `a frame started ${this.limits.frameDeadlineMs} ms ago is not complete`));
       }, this.limits.frameDeadlineMs);
       this.frameTimer.unref();
     } else this.clearFrameTimer();
@@ -157,6 +197,13 @@ export class PeerFlow {
     this.clearFrameTimer();
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = null;
+  }
+
+  /** Once: closing writes an `err`, which comes back through wrote(). */
+  private expire(e: ProtocolError): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.hooks.expire(e);
   }
 
   private clearFrameTimer(): void {
