@@ -6,10 +6,13 @@
 
 import { type Access, type Reply, allOnes, deniedReply, describeAccess, hex } from './access.ts';
 import { Bus, BusError, type BusRange, type BusSpace } from './bus.ts';
-import { type ChannelSession, ChannelServer, type Endpoint } from './channel/server.ts';
-import { type ClosableMemory, DEFAULT_DMA_DIRS, bufferMemory, fileMemory, messageMemory } from './channel/memory.ts';
+import { type ChannelSession, ChannelServer, type Endpoint, type PeerConnection } from './channel/server.ts';
+import { type ClosableMemory, bufferMemory, messageMemory } from './channel/memory.ts';
+import { DmaMemfds, DmaRefusal, openDmaMemfd } from './channel/dma-memory.ts';
+import { type AuthRule, type AuthVerdict, GuestAuth, type GuestAuthEntry, loadAuthRule, peerRefusal } from './channel/peer-auth.ts';
+import { describePeer } from './channel/peer-cred.ts';
 import type { ChannelLimits } from './channel/flow.ts';
-import { MAX_STRING_BYTES, ProtocolError } from './channel/messages.ts';
+import { type HelloMsg, MAX_STRING_BYTES, ProtocolError } from './channel/messages.ts';
 import { ConfigError } from './config/load.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
 import { type DeviceFacts, reachIssues } from './config/windows.ts';
@@ -35,8 +38,13 @@ export interface SupervisorOptions {
   registry?: DeviceRegistry;
   /** Router per device: the MUX engine plugs in here. Pass-through when absent. */
   createRouter?: RouterFactory;
-  /** Directories a socket peer's dma.path may be in (default /dev/shm). */
-  dmaDirs?: string[];
+  /**
+   * Who may connect over the socket as a config guest with neither `auth` nor `run`
+   * (src/channel/peer-auth.ts): by default a peer of this process's own uid (SO_PEERCRED),
+   * for programs and tests that start their peers themselves; null: nobody, as under
+   * `muxvisor run`, where every guest that connects by itself must name its credential.
+   */
+  defaultAuth?: { uid: number | number[] } | null;
   /** The shared-memory access slot of trapped programs (src/channel/slot.ts): accept it, poll window in µs (default: the config's `slot`). */
   slot?: boolean;
   slotPollUs?: number;
@@ -133,6 +141,10 @@ export class Supervisor {
   private readonly createRouter: RouterFactory;
   private server: ChannelServer | null = null;
   private started = false;
+  /** Who may be which guest over the socket (built by start()). */
+  private auth: GuestAuth | null = null;
+  /** The memfds held as socket guests' DMA memory: one memfd is one guest's. */
+  private readonly dmaMemfds = new DmaMemfds();
 
   private readonly logLimit = new LogLimiter();
 
@@ -163,6 +175,7 @@ export class Supervisor {
       for (const g of this.config.guests) {
         this.guests.set(g.name, { name: g.name, config: g, grants: buildGrants(g, reach), session: null, counters: new Counters() });
       }
+      this.auth = await this.buildAuth();
     } catch (e) {
       await this.closeDevices();
       throw e;
@@ -184,6 +197,19 @@ export class Supervisor {
     const addr = await server.listen(endpoint);
     this.log.info({ endpoint: typeof addr === 'string' ? addr : `${addr.address}:${addr.port}` }, 'listening');
     return addr;
+  }
+
+  /**
+   * A one-time token for the process about to be started as `guest` (MUXVISOR_TOKEN): its
+   * hello opens the guest once; revokeToken when the process has ended.
+   */
+  issueToken(guest: string): string {
+    if (!this.auth) throw new Error('issueToken before start()');
+    return this.auth.issue(guest);
+  }
+
+  revokeToken(guest: string, token: string): void {
+    this.auth?.revoke(guest, token);
   }
 
   /** Attach an in-process guest by its config name. Throws ProtocolError unknown-guest / duplicate-guest. */
@@ -433,7 +459,8 @@ export class Supervisor {
 
   private openSession(name: string, transport: Transport): Session {
     const g = this.guests.get(name);
-    if (!g) throw new ProtocolError('unknown-guest', `no guest "${name}" in the configuration; guests: ${[...this.guests.keys()].join(', ') || '(none)'}`);
+    // The configured names are not listed: whoever asks for an unknown one learns nothing.
+    if (!g) throw new ProtocolError('unknown-guest', `no guest "${name}" in the configuration`);
     if (g.session) throw new ProtocolError('duplicate-guest', `guest "${name}" is already attached`);
     const link: GuestLink = {
       id: g.name,
@@ -516,11 +543,17 @@ export class Supervisor {
 
   // --- socket peers ---
 
-  private async acceptPeer(msg: import('./channel/messages.ts').HelloMsg, conn: import('./channel/server.ts').PeerConnection): Promise<ChannelSession> {
-    let memory: GuestMemory | null = null;
-    if (msg.dma?.path) memory = await fileMemory(msg.dma.path, msg.dma.base, msg.dma.size, this.options.dmaDirs ?? DEFAULT_DMA_DIRS);
-    else if (msg.dma) memory = messageMemory(msg.dma.base, msg.dma.size, conn);
-    else if (msg.caps.includes('dma')) memory = messageMemory(0, Number.MAX_SAFE_INTEGER, conn);
+  /**
+   * A socket peer's hello: authenticated first (peer-auth.ts; the same refusal for an unknown
+   * name and one this peer may not open, nothing taken), then the name must be free, then its
+   * DMA memory is taken (dma-memory.ts). No await in between: a one-time token is checked and
+   * used up in one turn.
+   */
+  private async acceptPeer(msg: HelloMsg, conn: PeerConnection): Promise<ChannelSession> {
+    const verdict = this.authenticate(msg, conn);
+    const g = this.guests.get(msg.guest)!; // authenticated: a configured name
+    if (g.session) throw new ProtocolError('duplicate-guest', `guest "${msg.guest}" is already attached`);
+    const memory = this.peerMemory(msg, conn);
     let session: Session;
     try {
       session = this.openSession(msg.guest, {
@@ -532,12 +565,58 @@ export class Supervisor {
       await (memory as ClosableMemory | null)?.close?.();
       throw e;
     }
+    this.auth!.consume(msg.guest, verdict);
+    this.log.info({ conn: conn.label, guest: msg.guest, peer: describePeer(conn.credentials), by: verdict.ok ? verdict.how : '' }, 'guest authenticated');
     return {
       irqs: [...session.guest.grants.irqs].sort((a, b) => a - b),
       started: () => this.attachRouters(session),
       access: (acc) => (session.active ? this.route(session, acc) : deniedReply(acc, 'detached')),
       close: (reason) => this.closeSession(session, reason),
     };
+  }
+
+  /** The rules of peer-auth.ts for this config; token files are read here. Throws ConfigError. */
+  private async buildAuth(): Promise<GuestAuth> {
+    const entries = new Map<string, GuestAuthEntry>();
+    const issues: { path: string; message: string }[] = [];
+    for (const [i, g] of this.config.guests.entries()) {
+      let auth: AuthRule | undefined;
+      if (g.auth) auth = await loadAuthRule(g.auth).catch((e: Error) => (issues.push({ path: `guests[${i}].auth.tokenFile`, message: e.message }), undefined));
+      entries.set(g.name, { auth, started: g.run !== undefined });
+    }
+    if (issues.length > 0) throw new ConfigError(this.options.configSource ?? 'configuration', issues);
+    const d = this.options.defaultAuth === undefined ? { uid: process.geteuid?.() ?? 0 } : this.options.defaultAuth;
+    return new GuestAuth(entries, d === null ? null : { uids: Array.isArray(d.uid) ? d.uid : [d.uid] });
+  }
+
+  /** Throws the peer's refusal (counted, the reason logged) unless it may open the guest it names. */
+  private authenticate(msg: HelloMsg, conn: PeerConnection): AuthVerdict {
+    const peer = conn.credentials;
+    const verdict = this.auth!.check(msg.guest, msg.token, peer); // listen() follows start()
+    if (verdict.ok) return verdict;
+    this.server?.counters.inc('authRefused');
+    // Counted always, logged at most so often: a flood of hellos must not flood the log.
+    const { log, leftOut } = this.logLimit.take('auth');
+    if (log) this.log.warn({ conn: conn.label, guest: msg.guest.slice(0, 64), peer: describePeer(peer), token: msg.token ? 'given' : 'none', ...(leftOut ? { leftOut } : {}) }, `hello refused: ${verdict.why}`);
+    throw new ProtocolError('unknown-guest', peerRefusal(peer, msg.token));
+  }
+
+  /** The DMA memory a hello offers (PROTOCOL.md "DMA memory"); a refused offer refuses the hello (counted, logged). */
+  private peerMemory(msg: HelloMsg, conn: PeerConnection): ClosableMemory | GuestMemory | null {
+    const dma = msg.dma;
+    try {
+      if (dma?.path !== undefined) throw new ProtocolError('refused', 'hello.dma.path is not accepted: DMA memory is a sealed memfd offered by its descriptor number, hello.dma.fd (PROTOCOL.md "DMA memory")');
+      if (dma?.fd !== undefined) return openDmaMemfd({ fd: dma.fd, base: dma.base, size: dma.size }, msg.guest, this.dmaMemfds, (fd) => conn.openPeerFd(fd));
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.server?.counters.inc('dmaRefused');
+      const holder = e instanceof DmaRefusal ? e.holder : undefined;
+      this.log.warn({ conn: conn.label, guest: msg.guest, peer: describePeer(conn.credentials), ...(holder ? { holder } : {}) }, `DMA memory refused: ${e.detail}`);
+      throw e;
+    }
+    if (dma) return messageMemory(dma.base, dma.size, conn);
+    if (msg.caps.includes('dma')) return messageMemory(0, Number.MAX_SAFE_INTEGER, conn);
+    return null;
   }
 }
 

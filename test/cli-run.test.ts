@@ -15,7 +15,7 @@ const listening = (run: ReturnType<typeof start>): Promise<void> => run.printed(
 
 function scratchConfig(dir: string): string {
   const config = join(dir, 'ok.json');
-  writeFileSync(config, JSON.stringify({ socket: 'mv.sock', devices: [{ id: 's', kind: 'scratch', map: { regs: '0x300' } }], guests: [{ name: 'g', grants: [{ device: 's' }] }] }));
+  writeFileSync(config, JSON.stringify({ socket: 'mv.sock', devices: [{ id: 's', kind: 'scratch', map: { regs: '0x300' } }], guests: [{ name: 'g', auth: { uid: process.getuid!() }, grants: [{ device: 's' }] }] }));
   return config;
 }
 

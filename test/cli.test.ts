@@ -44,7 +44,8 @@ describe('muxvisor CLI', () => {
     const dir = tmp();
     const sock = join(dir, 'mv.sock');
     const config = join(dir, 'ok.json');
-    writeFileSync(config, JSON.stringify({ socket: 'mv.sock', devices: [{ id: 's', kind: 'scratch', map: { regs: '0x300' } }], guests: [{ name: 'g', grants: [{ device: 's' }] }] }));
+    // `muxvisor run` opens a guest that connects by itself only to the credential its `auth` names.
+    writeFileSync(config, JSON.stringify({ socket: 'mv.sock', devices: [{ id: 's', kind: 'scratch', map: { regs: '0x300' } }], guests: [{ name: 'g', auth: { uid: process.getuid!() }, grants: [{ device: 's' }] }] }));
     const run = start(['--json', '--log-level', 'warn', 'run', config]);
     await run.printed('"listening"');
     const first = JSON.parse(run.stdout().split('\n')[0]);

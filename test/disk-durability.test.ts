@@ -57,7 +57,7 @@ function startSupervisor(): Rig {
       // No watchdog to speak of: FLUSH waits for fdatasync (delayed further under strace), and a
       // loaded machine must not make it look like a hung guest (over 0.5 s of the 2 s seen).
       devices: [{ id: 'disk0', kind: 'ata', backend: { type: 'file', path: image }, properties: { deadlineNs: 60e9 } }],
-      guests: [{ name: 'g1', grants: [{ device: 'disk0', window: { startLba: WINDOW_START, sectors: 8192 } }] }],
+      guests: [{ name: 'g1', auth: { uid: process.getuid!() }, grants: [{ device: 'disk0', window: { startLba: WINDOW_START, sectors: 8192 } }] }],
     }),
   );
   const sup = spawn(process.execPath, [CLI, '--json', '--log-level', 'warn', 'run', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -4,7 +4,7 @@
 // over several accesses, and a lost channel. Each runs twice: accesses as `acc` frames
 // (the socket path), and through the shared-memory access slot, where every answer is
 // given later (the stalled-answer path) while irq/dma frames still use the socket.
-import { existsSync, readdirSync, readSync, writeSync } from 'node:fs';
+import { readdirSync, readSync, writeSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AccMsg } from '../src/channel/messages.ts';
 import { runTrapped as runTrappedRaw, TRAP_BUILD_DIR, TRAP_EXIT_CHANNEL_LOST } from '../src/trap/user.ts';
@@ -137,8 +137,10 @@ describe.each(['socket', 'slot'] as const)('user-mode trap shim over the channel
     wentThrough(peer);
     const dma = peer.conns[0].hello.dma!;
     expect(dma).toMatchObject({ base: 0x2000_0000, size: 0x10000 });
-    expect(dma.path).toMatch(/^\/dev\/shm\/muxvisor-dma-\d+-g2$/);
-    expect(existsSync(dma.path!)).toBe(false); // unlinked once welcomed
+    // A memfd offered by its number: no name that anybody could swap or that could be left behind.
+    expect(dma.fd).toBeTypeOf('number');
+    expect(dma.path).toBeUndefined();
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith('muxvisor-dma-'))).toEqual([]);
   });
 
   it('maps a sysfs BAR at the address from PCI config and forwards 4- and 8-byte MMIO', async () => {
@@ -199,10 +201,10 @@ describe.each(['socket', 'slot'] as const)('user-mode trap shim over the channel
     expect(r.code).toBe(0);
     wentThrough(peer);
     expect(peer.conns.map((c) => c.hello.guest)).toEqual(['forker', 'forker']);
-    // The child _exit()s without destructors: its DMA file must be gone all the same.
-    const names = peer.conns.map((c) => c.hello.dma!.path!.slice('/dev/shm/'.length));
-    expect(names).toHaveLength(2);
-    expect(readdirSync('/dev/shm').filter((f) => names.includes(f))).toEqual([]);
+    // Each offers DMA memory of its own (a memfd: the child's, not the parent's), named nowhere.
+    expect(peer.conns.map((c) => c.dmaInode !== null && c.hello.dma?.path === undefined)).toEqual([true, true]);
+    expect(peer.conns[0].dmaInode).not.toBe(peer.conns[1].dmaInode);
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith('muxvisor-dma-'))).toEqual([]);
     // The shim offers its slot (a memfd: nothing named to leave behind) to either peer.
     expect(peer.conns.map((c) => c.hello.slot?.size)).toEqual([8192, 8192]);
     expect(peer.protocolErrors).toEqual([]);

@@ -85,7 +85,8 @@ describe('muxvisor exec', () => {
   it('three drivers share one disk of `muxvisor run`; one SIGKILLed mid-transfer, the other two verify', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'muxvisor-exec-run-'));
     const socket = join(dir, 'sock');
-    const guests = ['g1', 'g2', 'g3'].map((name, i) => ({ name, grants: [{ device: 'disk', window: { startLba: 1 + i * 2048, sectors: 2048 } }] }));
+    // Guests that connect by themselves (exec --socket): `muxvisor run` opens them to the uid their `auth` names.
+    const guests = ['g1', 'g2', 'g3'].map((name, i) => ({ name, auth: { uid: process.getuid!() }, grants: [{ device: 'disk', window: { startLba: 1 + i * 2048, sectors: 2048 } }] }));
     const config = { socket, devices: [{ id: 'disk', kind: 'ata', backend: { type: 'file', path: join(dir, 'disk.img'), sizeMiB: 4, create: true } }], guests };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     const run = spawn(process.execPath, [CLI, '--json', '--log-level', 'warn', 'run', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'inherit'] });

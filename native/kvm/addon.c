@@ -184,8 +184,8 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
         free(g);   /* fds opened before the failure leak; creation failures are rare and fatal to the guest */
         return throw_die(env);
     }
-    vm_create(&g->vm, kvm_dev, (size_t)mem_mib << 20, "/dev/shm");
-    vm_destroy(&g->vm);   /* in-process, nobody else maps the file: unlink it at once */
+    vm_create(&g->vm, kvm_dev, (size_t)mem_mib << 20);
+    vm_destroy(&g->vm);   /* in-process, nobody else needs the memfd: the mapping is enough */
     uint32_t entry = load_kernel(&g->vm, kernel);
     snprintf(full, sizeof full, "%s%s%s", kernel, cmdline[0] ? " " : "", cmdline);
     uint32_t mbi = write_multiboot_info(&g->vm, full);

@@ -138,7 +138,7 @@ static void on_rep(struct channel *ch, const struct msg *m) {
     pthread_mutex_unlock(&ch->lock);
 }
 
-/* dmar/dmaw: the supervisor reaches guest memory through messages (when it did not map dma.path). */
+/* dmar/dmaw: the supervisor reaches guest memory through messages (when the hello offered no dma.fd). */
 static void on_dma(struct channel *ch, const struct msg *m, int write) {
     struct mp_out o = frame_begin(ch->reader_buf);
     uint64_t len = write ? m->blen : m->n;
@@ -255,18 +255,20 @@ struct channel *channel_connect(const char *addr, struct vm *vm, void (*kick)(vo
     return ch;
 }
 
-void channel_hello(struct channel *ch, const char *guest, int with_dma) {
+void channel_hello(struct channel *ch, const char *guest, int with_dma, const char *token) {
     static const char *caps[] = { "pio", "mmio", "irq", "dma", "string" };
     struct mp_out o = frame_begin(ch->vcpu_buf);
-    mp_map(&o, with_dma ? 5 : 4);
+    int tok = token && *token;
+    mp_map(&o, 4 + (with_dma ? 1 : 0) + (tok ? 1 : 0));
     mp_str(&o, "t"); mp_str(&o, "hello");
     mp_str(&o, "v"); mp_uint(&o, 1);
     mp_str(&o, "guest"); mp_str(&o, guest);
     mp_str(&o, "caps"); mp_array(&o, 5);
     for (int i = 0; i < 5; i++) mp_str(&o, caps[i]);
+    if (tok) { mp_str(&o, "token"); mp_str(&o, token); }
     if (with_dma) {
         mp_str(&o, "dma"); mp_map(&o, 3);
-        mp_str(&o, "path"); mp_str(&o, ch->vm->shm_path);
+        mp_str(&o, "fd"); mp_uint(&o, (uint64_t)ch->vm->mem_fd);
         mp_str(&o, "base"); mp_uint(&o, 0);
         mp_str(&o, "size"); mp_uint(&o, ch->vm->mem_size);
     }

@@ -239,7 +239,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: muxvisor-kvm --name NAME (--kernel ELF|--flat BIN --load-addr A [--entry A] [--real-mode])\n"
             "                    [--cmdline STR] [--mem MiB] [--connect unix:PATH|tcp:HOST:PORT]\n"
-            "                    [--kvm-dev /dev/kvm] [--shm-dir /dev/shm] [--no-dma-path] [--stamp]\n");
+            "                    [--kvm-dev /dev/kvm] [--no-dma-fd] [--stamp]   (token: $MUXVISOR_TOKEN)\n");
     exit(STOP_HOST_ERROR);
 }
 
@@ -253,14 +253,14 @@ static uint64_t num(const char *s, const char *opt) {
 
 int main(int argc, char **argv) {
     const char *kernel = NULL, *flat = NULL, *cmdline = "", *connect_to = NULL;
-    const char *kvm_dev = "/dev/kvm", *shm_dir = "/dev/shm";
+    const char *kvm_dev = "/dev/kvm";
     uint64_t load_addr = 0x100000, entry = UINT64_MAX, mem_mib = 32;
-    int real_mode = 0, dma_path = 1;
+    int real_mode = 0, dma_fd = 1;
     static const struct option opts[] = {
         { "name", 1, 0, 'n' }, { "kernel", 1, 0, 'k' }, { "flat", 1, 0, 'f' }, { "load-addr", 1, 0, 'l' },
         { "entry", 1, 0, 'e' }, { "real-mode", 0, 0, 'r' }, { "cmdline", 1, 0, 'c' }, { "mem", 1, 0, 'm' },
-        { "connect", 1, 0, 'C' }, { "kvm-dev", 1, 0, 'K' }, { "shm-dir", 1, 0, 'S' },
-        { "no-dma-path", 0, 0, 'D' }, { "stamp", 0, 0, 's' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        { "connect", 1, 0, 'C' }, { "kvm-dev", 1, 0, 'K' },
+        { "no-dma-fd", 0, 0, 'D' }, { "stamp", 0, 0, 's' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -275,8 +275,7 @@ int main(int argc, char **argv) {
         case 'm': mem_mib = num(optarg, "--mem"); break;
         case 'C': connect_to = optarg; break;
         case 'K': kvm_dev = optarg; break;
-        case 'S': shm_dir = optarg; break;
-        case 'D': dma_path = 0; break;
+        case 'D': dma_fd = 0; break;
         case 's': g_stamp = 1; break;
         default: usage();
         }
@@ -286,7 +285,7 @@ int main(int argc, char **argv) {
 
     g_vcpu_thread = pthread_self();
     install_signals();
-    vm_create(&g_vm, kvm_dev, (size_t)mem_mib << 20, shm_dir);
+    vm_create(&g_vm, kvm_dev, (size_t)mem_mib << 20);
     if (kernel) {
         uint32_t start = load_kernel(&g_vm, kernel);
         /* Like GRUB and QEMU, the command line starts with the kernel's path. */
@@ -303,8 +302,15 @@ int main(int argc, char **argv) {
 
     struct channel *ch = NULL;
     if (connect_to) {
+        /* The guest's credential (src/channel/peer-auth.ts), read once and not kept in the
+         * environment. Guest RAM is offered by descriptor number: only a peer on this machine,
+         * over a Unix socket, can share it; over TCP the supervisor uses dmar/dmaw. */
+        char token[512] = "";
+        const char *t = getenv("MUXVISOR_TOKEN");
+        if (t) snprintf(token, sizeof token, "%s", t);
+        unsetenv("MUXVISOR_TOKEN");
         ch = channel_connect(connect_to, &g_vm, kick_vcpu);
-        channel_hello(ch, g_guest_name, dma_path);
+        channel_hello(ch, g_guest_name, dma_fd && strncmp(connect_to, "tcp:", 4) != 0, token);
     }
     sigset_t block, old;
     sigemptyset(&block);

@@ -30,10 +30,10 @@ struct vm {
     size_t run_size;
     uint8_t *mem;           /* guest RAM at guest-physical 0, shared with the supervisor */
     size_t mem_size;
-    char shm_path[256];     /* the /dev/shm file behind mem (PROTOCOL.md hello dma.path) */
+    int mem_fd;             /* the sealed memfd behind mem (PROTOCOL.md hello dma.fd), -1 when closed */
 };
 
-void vm_create(struct vm *vm, const char *kvm_dev, size_t mem_size, const char *shm_dir);
+void vm_create(struct vm *vm, const char *kvm_dev, size_t mem_size);
 void vm_enter_protected(struct vm *vm, uint32_t entry, uint32_t eax, uint32_t ebx);
 void vm_enter_real(struct vm *vm, uint16_t cs, uint16_t ip);
 void vm_irq_line(struct vm *vm, uint32_t line, int level);
@@ -67,8 +67,9 @@ struct access {
 };
 struct channel;
 struct channel *channel_connect(const char *addr, struct vm *vm, void (*kick)(void));
-/* Sends hello and waits for welcome; dies with the supervisor's err message otherwise. */
-void channel_hello(struct channel *ch, const char *guest, int with_dma);
+/* Sends hello and waits for welcome; dies with the supervisor's err message otherwise.
+ * with_dma: offer guest RAM's memfd as the DMA memory; token: the guest's credential or NULL. */
+void channel_hello(struct channel *ch, const char *guest, int with_dma, const char *token);
 /* Forwards one access; fills value / data for reads. Returns -1 when the channel closed. */
 int channel_access(struct channel *ch, struct access *acc, uint64_t *value);
 /* Non-zero once the supervisor said bye/err or hung up; *why gets a printable reason. */

@@ -48,16 +48,17 @@ static void open_kvm(struct vm *vm, const char *kvm_dev) {
             die_code(STOP_NO_KVM, "%s lacks %s", kvm_dev, needed[i].name);
 }
 
-/* Guest RAM is a /dev/shm file so the supervisor can map the same pages as the DMA window. */
-static void create_memory(struct vm *vm, size_t size, const char *shm_dir) {
-    static unsigned serial;   /* the addon creates several VMs in one process */
-    snprintf(vm->shm_path, sizeof vm->shm_path, "%s/muxvisor-kvm-%s-%d-%u", shm_dir, g_guest_name, (int)getpid(), serial++);
-    int fd = open(vm->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) die("guest memory %s: open: %s", vm->shm_path, strerror(errno));
-    if (ftruncate(fd, (off_t)size) < 0) die("guest memory %s: ftruncate: %s", vm->shm_path, strerror(errno));
+/* Guest RAM is a memfd sealed against shrinking, growing and further seals: the helper offers
+ * it to the supervisor as the DMA window by descriptor number (PROTOCOL.md "DMA memory"), and
+ * it has no name anybody could open, replace or leave behind. */
+static void create_memory(struct vm *vm, size_t size) {
+    int fd = memfd_create("muxvisor-kvm-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) die("guest memory: memfd_create: %s", strerror(errno));
+    vm->mem_fd = fd;
+    if (ftruncate(fd, (off_t)size) < 0) die("guest memory: ftruncate %zu bytes: %s", size, strerror(errno));
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) die("guest memory: fcntl(F_ADD_SEALS): %s", strerror(errno));
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) die("guest memory %s: mmap %zu bytes: %s", vm->shm_path, size, strerror(errno));
-    close(fd);
+    if (mem == MAP_FAILED) die("guest memory: mmap %zu bytes: %s", size, strerror(errno));
     vm->mem = mem;
     vm->mem_size = size;
     struct kvm_userspace_memory_region region = {
@@ -77,9 +78,9 @@ static void set_cpuid(struct vm *vm) {
     free(cpuid);
 }
 
-void vm_create(struct vm *vm, const char *kvm_dev, size_t mem_size, const char *shm_dir) {
+void vm_create(struct vm *vm, const char *kvm_dev, size_t mem_size) {
     memset(vm, 0, sizeof *vm);
-    vm->kvm = vm->vmfd = vm->vcpufd = -1;
+    vm->kvm = vm->vmfd = vm->vcpufd = vm->mem_fd = -1;
     open_kvm(vm, kvm_dev);
     vm->vmfd = KVM_IOCTL(vm->kvm, KVM_CREATE_VM, 0);
     KVM_IOCTL(vm->vmfd, KVM_SET_TSS_ADDR, TSS_ADDR);
@@ -87,7 +88,7 @@ void vm_create(struct vm *vm, const char *kvm_dev, size_t mem_size, const char *
     KVM_IOCTL(vm->vmfd, KVM_CREATE_IRQCHIP, 0);
     struct kvm_pit_config pit = { .flags = 0 };
     KVM_IOCTL(vm->vmfd, KVM_CREATE_PIT2, &pit);
-    create_memory(vm, mem_size, shm_dir);
+    create_memory(vm, mem_size);
     vm->vcpufd = KVM_IOCTL(vm->vmfd, KVM_CREATE_VCPU, 0);
     int run_size = KVM_IOCTL(vm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     void *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpufd, 0);
@@ -153,6 +154,6 @@ uint64_t vm_rip(struct vm *vm) {
 int vm_halted_for_good(struct vm *vm) { return vm_halt_state(vm) == VM_HALTED_FOR_GOOD; }
 
 void vm_destroy(struct vm *vm) {
-    if (vm->shm_path[0]) unlink(vm->shm_path);
-    vm->shm_path[0] = 0;
+    if (vm->mem_fd >= 0) close(vm->mem_fd);   /* the mapping keeps the memory while it lives */
+    vm->mem_fd = -1;
 }

@@ -116,7 +116,7 @@ static int handle_async(const struct mt_wire *m)
 	return 0; // reset, welcome repeats, unknown types: nothing to do here
 }
 
-int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
+int mt_chan_open(const char *path, const char *guest, const char *token, uint64_t spin_us)
 {
 	mt_frame_spin_ns = spin_us * 1000;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -138,8 +138,8 @@ int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 		return -1;
 	}
 	struct mp_w w = mt_frame_begin();
-	int dma = mt_dma.mem != NULL, slot = mt_slot_file.mem != NULL;
-	mp_map(&w, (uint32_t)(4 + dma + slot));
+	int dma = mt_dma.mem != NULL, slot = mt_slot_file.mem != NULL, tok = token[0] != 0;
+	mp_map(&w, (uint32_t)(4 + dma + slot + tok));
 	mp_str(&w, "t"), mp_str(&w, "hello");
 	mp_str(&w, "v"), mp_uint(&w, 1);
 	mp_str(&w, "guest"), mp_str(&w, guest);
@@ -155,10 +155,12 @@ int mt_chan_open(const char *path, const char *guest, uint64_t spin_us)
 		mp_str(&w, "fd"), mp_uint(&w, (uint64_t)mt_slot_fd());
 		mp_str(&w, "size"), mp_uint(&w, MT_SLOT_SIZE);
 	}
+	if (tok)
+		mp_str(&w, "token"), mp_str(&w, token);
 	if (dma) {
 		mp_str(&w, "dma");
 		mp_map(&w, 3);
-		mp_str(&w, "path"), mp_str(&w, mt_dma.path);
+		mp_str(&w, "fd"), mp_uint(&w, (uint64_t)mt_dma.fd);
 		mp_str(&w, "base"), mp_uint(&w, mt_dma.base);
 		mp_str(&w, "size"), mp_uint(&w, mt_dma.size);
 	}

@@ -1,8 +1,11 @@
 // The connection to the supervisor, made once, when the program first reaches for
 // hardware (iopl/ioperm, opening a device file, or a trapped access), so that a shell or
 // helper that merely inherits LD_PRELOAD does not become the guest. Creates the DMA
-// memory file and the access slot (slot.c, a memfd; without it the socket carries the accesses), connects and says hello (channel.c). Async-signal-safe: the first trapped
-// access may be where it happens.
+// memory and the access slot (both sealed memfds, offered by descriptor number: nothing
+// named that anybody could open, replace or leave behind; without a slot the socket
+// carries the accesses), connects and says hello (channel.c) with the guest's token
+// (MUXVISOR_TOKEN, wiped from the environment once used). Async-signal-safe: the first
+// trapped access may be where it happens.
 #include "muxtrap.h"
 #include "slot.h"
 
@@ -19,7 +22,8 @@
 struct mt_dma mt_dma = { .fd = -1 };
 
 static int state; // 0 not yet, 1 connecting, 2 connected
-static char sock_path[108], guest[64];
+static char sock_path[108], guest[64], token[512];
+static char *token_env; // the variable's value in our environment, wiped once the token is used
 static uint64_t spin_us, slot_spin_us;
 static int slot_wanted, slot_always;
 
@@ -37,6 +41,8 @@ void mt_connect_prepare(void)
 	char num[32];
 	copy_env(sock_path, sizeof sock_path, "MUXVISOR_SOCKET", "");
 	copy_env(guest, sizeof guest, "MUXVISOR_GUEST", "guest");
+	copy_env(token, sizeof token, "MUXVISOR_TOKEN", "");
+	token_env = getenv("MUXVISOR_TOKEN");
 	copy_env(num, sizeof num, "MUXVISOR_SPIN_US", "0");
 	spin_us = strtoull(num, NULL, 0);
 	copy_env(num, sizeof num, "MUXVISOR_SLOT", "1");
@@ -56,31 +62,29 @@ void mt_connect_prepare(void)
 	pthread_atfork(NULL, NULL, forked_child);
 }
 
+// The DMA memory is a memfd sealed against shrinking, growing and further seals, as the
+// slot is (PROTOCOL.md "DMA memory"): the supervisor takes it through /proc/PID/fd/N, PID
+// being what the kernel says of our socket, so nobody can swap a file in under a name.
 static int dma_create(void)
 {
 	if (!mt_dma.size)
 		return 0; // DMA memory turned off
-	struct mt_msg p = { .n = 0 };
-	msg_s(&p, "/dev/shm/muxvisor-dma-");
-	msg_u(&p, (uint64_t)getpid());
-	msg_s(&p, "-");
-	msg_s(&p, guest);
-	if (p.n >= sizeof mt_dma.path)
-		p.n = sizeof mt_dma.path - 1;
-	memcpy(mt_dma.path, p.b, p.n);
-	mt_dma.path[p.n] = 0;
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, mt_dma.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = (int)syscall(SYS_memfd_create, "muxvisor-dma", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
-		mt_perror("create DMA memory", mt_dma.path);
+		mt_perror("memfd_create", "for the DMA memory");
 		return -1;
 	}
-	if (ftruncate(fd, (off_t)mt_dma.size) < 0) {
-		mt_perror("ftruncate DMA memory", mt_dma.path);
+	if (syscall(SYS_ftruncate, fd, (long)mt_dma.size) < 0) {
+		mt_perror("ftruncate", "the DMA memory");
+		return -1;
+	}
+	if (syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		mt_perror("fcntl(F_ADD_SEALS)", "on the DMA memory");
 		return -1;
 	}
 	void *mem = (void *)syscall(SYS_mmap, NULL, mt_dma.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED) {
-		mt_perror("mmap DMA memory", mt_dma.path);
+		mt_perror("mmap", "the DMA memory");
 		return -1;
 	}
 	mt_dma.mem = mem;
@@ -94,7 +98,7 @@ static void forked_child(void)
 {
 	mt_chan_forget();
 	state = 0;
-	if (mt_dma.mem) { // the parent's DMA file stays the parent's
+	if (mt_dma.mem) { // the parent's DMA memory stays the parent's
 		munmap(mt_dma.mem, mt_dma.size);
 		close(mt_dma.fd);
 		mt_dma.mem = NULL;
@@ -113,12 +117,21 @@ static void say_floating(void)
 	msg_out(&m, 2);
 }
 
-// Ends the program before any welcome: the DMA file, named until the welcome, goes too.
+// Ends the program before any welcome.
 static void exit_unconnected(void)
 {
-	if (mt_dma.mem)
-		unlink(mt_dma.path);
 	_exit(MT_EXIT_CHANNEL);
+}
+
+// The token opened the guest (it is a one-time one, or a standing secret): gone from our
+// environment, so that programs started from here on do not inherit it. In place: the
+// value's bytes are zeroed, which is all that is async-signal-safe.
+static void forget_token(void)
+{
+	memset(token, 0, sizeof token);
+	if (token_env)
+		memset(token_env, 0, strlen(token_env));
+	token_env = NULL;
 }
 
 void mt_connect(void)
@@ -144,12 +157,9 @@ void mt_connect(void)
 			if (slot_always)
 				exit_unconnected();
 		}
-		if (mt_chan_open(sock_path, guest, spin_us))
+		if (mt_chan_open(sock_path, guest, token, spin_us))
 			exit_unconnected();
-		// Welcomed: the supervisor has the DMA file open, so its name can go now and
-		// nothing is left behind however the program ends.
-		if (mt_dma.mem)
-			unlink(mt_dma.path);
+		forget_token();
 		__atomic_store_n(&state, 2, __ATOMIC_RELEASE);
 		syscall(SYS_futex, &state, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
 		return;

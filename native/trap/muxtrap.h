@@ -39,11 +39,10 @@ struct mt_region {
 };
 
 struct mt_dma {
-	char path[160];   // /dev/shm file announced in hello
 	uint64_t base;    // bus address of byte 0
 	uint64_t size;
 	uint8_t *mem;     // our mapping (NULL: no DMA memory)
-	int fd;
+	int fd;           // the sealed memfd, announced in hello by number
 };
 
 struct mt_slot;
@@ -59,10 +58,10 @@ extern struct mt_slot_file mt_slot_file;
 // connect.c: the connection is made when the program first reaches for hardware.
 void mt_connect_prepare(void); // constructor: read the environment
 void mt_connect(void);         // idempotent, thread-safe, async-signal-safe; exits on failure
-void mt_disconnect(void);      // destructor: bye, remove the DMA file
+void mt_disconnect(void);      // destructor: bye
 
 // channel.c: the socket to the supervisor.
-int mt_chan_open(const char *path, const char *guest, uint64_t spin_us);
+int mt_chan_open(const char *path, const char *guest, const char *token, uint64_t spin_us); // token: "" for none
 int mt_chan_access(const struct mt_acc *a, struct mt_rep *r); // 0, or -1 when lost
 void mt_chan_start_reader(void);
 void mt_chan_bye(const char *reason);

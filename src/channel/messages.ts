@@ -45,7 +45,12 @@ export class ProtocolError extends Error {
 export type Cap = 'pio' | 'mmio' | 'irq' | 'dma' | 'string' | 'slot';
 export type U64 = number | bigint;
 
-export interface HelloMsg { t: 'hello'; v: number; guest: string; caps: string[]; dma?: { path?: string; base: number; size: number }; slot?: { fd: number; size: number } }
+/**
+ * `dma.fd`: the peer's descriptor number of its DMA memfd (-1: the field was not a uint; the
+ * offer is refused). `dma.path` is no longer accepted (PROTOCOL.md "DMA memory"): it is kept
+ * only to be refused with that reason. `token`: a credential (peer-auth.ts), never logged.
+ */
+export interface HelloMsg { t: 'hello'; v: number; guest: string; caps: string[]; dma?: { fd?: number; path?: string; base: number; size: number }; slot?: { fd: number; size: number }; token?: string }
 /** `slot: 1`: the supervisor mapped the hello's access slot; accesses go through it. */
 export interface WelcomeMsg { t: 'welcome'; v: number; guest: string; irqs: number[]; slot?: 1 }
 /** The doorbell of the access slot: a request is posted while the supervisor is not polling. */
@@ -178,11 +183,15 @@ function validateHello(o: Obj): HelloMsg {
     const dma = o.dma;
     if (typeof dma !== 'object' || Array.isArray(dma) || dma instanceof Uint8Array) bad('hello', 'field dma must be a map');
     const d = dma as Obj;
-    // Without a path the window's bytes travel in dmar/dmaw messages.
+    // Without an fd the window's bytes travel in dmar/dmaw messages.
     msg.dma = { base: uint(d, 'base', 'hello.dma'), size: uint(d, 'size', 'hello.dma') };
+    // An fd the supervisor cannot use is refused with the reason, not a protocol error: -1.
+    if (d.fd !== undefined && d.fd !== null) msg.dma.fd = typeof d.fd === 'number' && Number.isSafeInteger(d.fd) && d.fd >= 0 ? d.fd : -1;
     const path = optStr(d, 'path', 'hello.dma');
     if (path !== undefined) msg.dma.path = path;
   }
+  const token = optStr(o, 'token', 'hello');
+  if (token !== undefined) msg.token = token;
   if (o.slot !== undefined && o.slot !== null) {
     const slot = o.slot;
     if (typeof slot !== 'object' || Array.isArray(slot) || slot instanceof Uint8Array) bad('hello', 'field slot must be a map');

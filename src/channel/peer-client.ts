@@ -22,8 +22,13 @@ export interface PeerClientOptions {
   caps?: string[];
   /** DMA memory served through dmar/dmaw: bus address base+x is bytes[x]. */
   memory?: { base: number; bytes: Uint8Array };
-  /** Or a shared file the supervisor opens itself (hello's dma.path). */
-  dmaFile?: { path: string; base: number; size: number };
+  /**
+   * Or shared memory: a memfd of this process (peer-cred.ts memfdCreate, sealed at least
+   * against shrinking) offered by its descriptor number (hello's dma.fd, PROTOCOL.md "DMA memory").
+   */
+  dmaFd?: { fd: number; base: number; size: number };
+  /** The credential of the guest (hello's token): a one-time token or its auth.tokenFile's content. */
+  token?: string;
   /** Protocol version to announce (tests of version mismatch). */
   version?: number;
 }
@@ -128,10 +133,11 @@ export class PeerClient {
 
   private hello(): Promise<void> {
     const o = this.options;
-    const caps = o.caps ?? ['pio', 'mmio', 'irq', 'string', ...(o.memory || o.dmaFile ? ['dma'] : [])];
+    const caps = o.caps ?? ['pio', 'mmio', 'irq', 'string', ...(o.memory || o.dmaFd ? ['dma'] : [])];
     const msg: HelloMsg = { t: 'hello', v: o.version ?? PROTOCOL_VERSION, guest: o.guest, caps };
-    if (o.dmaFile) msg.dma = { path: o.dmaFile.path, base: o.dmaFile.base, size: o.dmaFile.size };
+    if (o.dmaFd) msg.dma = { fd: o.dmaFd.fd, base: o.dmaFd.base, size: o.dmaFd.size };
     else if (o.memory) msg.dma = { base: o.memory.base, size: o.memory.bytes.length };
+    if (o.token !== undefined) msg.token = o.token;
     return new Promise<void>((resolve, reject) => {
       this.welcome = { resolve, reject };
       this.send(msg);

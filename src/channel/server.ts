@@ -28,6 +28,7 @@ import {
   validatePeerMessage,
 } from './messages.ts';
 import { AccessSlot, SlotError, SlotPoller } from './slot.ts';
+import { type OpenedPeerFd, type PeerIdentity, openPeerFd, peerIdentity } from './peer-cred.ts';
 
 export type CloseReason = 'bye' | 'crash' | 'disconnect';
 
@@ -113,6 +114,18 @@ export class PeerConnection {
   /** The hello has been received (it may still be being accepted). */
   get helloArrived(): boolean {
     return this.flow.helloArrived;
+  }
+
+  private identity: PeerIdentity | undefined;
+
+  /** Who the peer is, as the kernel says (SO_PEERCRED, peer-cred.ts); over TCP, why nobody can tell. */
+  get credentials(): PeerIdentity {
+    return (this.identity ??= peerIdentity(this.socket));
+  }
+
+  /** The peer's descriptor `fd`, opened for this process (a memfd only, peer-cred.ts); throws with the reason. */
+  openPeerFd(fd: number): OpenedPeerFd {
+    return openPeerFd(this.socket, fd);
   }
 
   /** Send a message; dropped (and counted) when the peer is gone. */

@@ -1,10 +1,12 @@
-// `muxvisor exec [--socket PATH --guest NAME] -- PROGRAM [ARGS...]`: run an unmodified
-// program under the user-mode trap shim (native/trap) as a guest of a supervisor. With
-// --socket it joins a running `muxvisor run`; without, it starts a private supervisor
-// with one ATA disk on a temporary image (the PIIX IDE function, its ports and IRQ 14
-// granted to the guest), runs the program and exits with the program's exit status.
+// `muxvisor exec [--socket PATH --guest NAME [--token-file F]] -- PROGRAM [ARGS...]`: run an
+// unmodified program under the user-mode trap shim (native/trap) as a guest of a supervisor.
+// With --socket it joins a running `muxvisor run` (the guest's `auth` says what it needs: a
+// uid, or the token of --token-file / $MUXVISOR_TOKEN); without, it starts a private
+// supervisor with one ATA disk on a temporary image (the PIIX IDE function, its ports and
+// IRQ 14 granted to the guest) that knows the program by a one-time token, runs the program
+// and exits with the program's exit status.
 
-import { closeSync, mkdtempSync, openSync, rmSync, ftruncateSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, ftruncateSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -26,6 +28,7 @@ interface ExecOptions {
   image?: string;
   sizeMib: string;
   trace?: boolean;
+  tokenFile?: string;
 }
 
 /**
@@ -45,9 +48,9 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
 }
 
-function runProgram(program: string, args: string[], socket: string, guest: string, trace: boolean): Promise<number> {
+function runProgram(program: string, args: string[], socket: string, guest: string, trace: boolean, token?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawnTrapped(program, args, { socket, guest, stdio: 'inherit', ...(trace ? { traceFd: 2 } : {}) });
+    const child = spawnTrapped(program, args, { socket, guest, stdio: 'inherit', ...(token !== undefined ? { token } : {}), ...(trace ? { traceFd: 2 } : {}) });
     // Ctrl-C reaches the child directly (same process group): we only outlive it, so the
     // supervisor closes cleanly. SIGTERM/SIGHUP sent to us are passed on.
     const ignore = () => {};
@@ -71,7 +74,16 @@ function runProgram(program: string, args: string[], socket: string, guest: stri
   });
 }
 
-async function withPrivateSupervisor(opts: ExecOptions, cmd: Command, run: (socket: string) => Promise<number>): Promise<number> {
+/** The content of a token file, trimmed (as the supervisor reads the guest's auth.tokenFile). */
+function readToken(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new Error(`--token-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function withPrivateSupervisor(opts: ExecOptions, cmd: Command, run: (socket: string, token: string) => Promise<number>): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'muxvisor-exec-'));
   try {
     const sizeMiB = Number(opts.sizeMib);
@@ -89,10 +101,11 @@ async function withPrivateSupervisor(opts: ExecOptions, cmd: Command, run: (sock
     const registry = new DeviceRegistry();
     const socket = join(dir, 'sock');
     const config = parseConfig(privateConfig(registry, socket, image, sizeMiB, opts.guest ?? EXEC_GUEST), '<muxvisor exec>', { knownKinds: registry.kinds() });
-    const sup = new Supervisor({ config, logger, registry });
+    // Nobody but the program it starts may be its guest: by the one-time token it is handed.
+    const sup = new Supervisor({ config, logger, registry, defaultAuth: null });
     try {
       await sup.listen();
-      return await run(socket);
+      return await run(socket, sup.issueToken(opts.guest ?? EXEC_GUEST));
     } finally {
       await sup.close();
     }
@@ -111,16 +124,19 @@ export function register(program: Command): void {
     .option('--guest <name>', `guest name in the supervisor's config (default with a private supervisor: ${EXEC_GUEST})`)
     .option('--image <path>', 'disk image of the private supervisor (default: a temporary zeroed image)')
     .option('--size-mib <n>', 'size of the temporary image', String(DEFAULT_IMAGE_MIB))
+    .option('--token-file <path>', "with --socket: the guest's token (its auth.tokenFile); default: $MUXVISOR_TOKEN, if set")
     .option('--trace', "print every trapped access on the program's stderr", false)
     .action(async (prog: string, args: string[], opts: ExecOptions, cmd: Command) => {
       trapLibPath(); // a clear error before anything starts when the shim is not built
       if (opts.socket) {
         if (!opts.guest) throw new Error('exec --socket needs --guest NAME (a guest of that supervisor\'s config)');
-        process.exitCode = await runProgram(prog, args, opts.socket, opts.guest, opts.trace === true);
+        const token = opts.tokenFile !== undefined ? readToken(opts.tokenFile) : undefined;
+        process.exitCode = await runProgram(prog, args, opts.socket, opts.guest, opts.trace === true, token);
         return;
       }
-      process.exitCode = await withPrivateSupervisor(opts, cmd, (socket) =>
-        runProgram(prog, args, socket, opts.guest ?? EXEC_GUEST, opts.trace === true),
+      if (opts.tokenFile !== undefined) throw new Error('--token-file goes with --socket (a private supervisor hands its program a token of its own)');
+      process.exitCode = await withPrivateSupervisor(opts, cmd, (socket, token) =>
+        runProgram(prog, args, socket, opts.guest ?? EXEC_GUEST, opts.trace === true, token),
       );
     });
 }

@@ -1,6 +1,8 @@
 // Starts the guests a config describes when `muxvisor run` serves it: each guest's `run`
 //   scripted {driver: 'ata' | module path, options}  an in-process driver on the local guest path
-//   user {argv, env?, cwd?}                          an unmodified program under the trap shim
+//   user {argv, env?, cwd?}                          an unmodified program under the trap shim,
+//                                                    handed a one-time token (MUXVISOR_TOKEN) that
+//                                                    opens its guest once (src/channel/peer-auth.ts)
 //   kvm {image, memoryMiB?, options.cmdline?}        a KVM guest (N-API runner, in process)
 // Guests without `run` are left to connect themselves (`muxvisor exec`, a KVM helper, ...).
 
@@ -79,11 +81,14 @@ function launchScripted(sup: Supervisor, g: GuestConfig, run: { driver: string; 
   return { name: g.name, done, stop: () => abort.abort() };
 }
 
-async function launchUser(socket: string, g: GuestConfig, run: { argv: string[]; env?: Record<string, string>; cwd?: string }): Promise<LaunchedGuest> {
+async function launchUser(sup: Supervisor, socket: string, g: GuestConfig, run: { argv: string[]; env?: Record<string, string>; cwd?: string }): Promise<LaunchedGuest> {
   const { spawnTrapped } = await import('../trap/user.ts');
+  // The shim sends it in its hello: the name is this process's, not whoever says it first.
+  const token = sup.issueToken(g.name);
   const child: ChildProcess = spawnTrapped(run.argv[0], run.argv.slice(1), {
     socket,
     guest: g.name,
+    token,
     cwd: run.cwd,
     env: { ...process.env, ...run.env },
     // Its output goes to stderr: stdout belongs to the supervisor (--json).
@@ -92,7 +97,7 @@ async function launchUser(socket: string, g: GuestConfig, run: { argv: string[];
   const done = new Promise<GuestOutcome>((res) => {
     child.once('error', (e) => res({ guest: g.name, how: 'user', ok: false, detail: `cannot start ${run.argv[0]}: ${e.message}` }));
     child.once('exit', (code, sig) => res({ guest: g.name, how: 'user', ok: code === 0, detail: sig ? `killed by ${sig}` : `exit status ${code}` }));
-  });
+  }).finally(() => sup.revokeToken(g.name, token)); // unused when it never connected: void now
   return { name: g.name, done, stop: () => child.kill('SIGTERM') };
 }
 
@@ -116,7 +121,7 @@ export async function launchGuests(sup: Supervisor, config: Config, socket: stri
     const where = `guests[${i}]`;
     let l: LaunchedGuest;
     if (run.type === 'scripted') l = launchScripted(sup, g, run, where);
-    else if (run.type === 'user') l = await launchUser(socket, g, run);
+    else if (run.type === 'user') l = await launchUser(sup, socket, g, run);
     else l = await launchKvm(sup, g, run);
     log.info({ guest: g.name, run: run.type }, 'guest started');
     void l.done.then((o) => (o.ok ? log.info(o, 'guest finished') : log.error(o, 'guest failed')));

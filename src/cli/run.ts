@@ -39,7 +39,9 @@ export function register(program: Command): void {
         // A bad policy or machine is a configuration error: name the file with the JSON paths.
         throw e instanceof MuxConfigError ? new ConfigError(configPath, e.issues) : e;
       });
-      const supervisor = new Supervisor({ config, logger: log, registry, createRouter, configSource: configPath });
+      // A guest that connects by itself must name its credential (`auth`); the guests started
+      // here are known by the one-time token each is handed (launch.ts).
+      const supervisor = new Supervisor({ config, logger: log, registry, createRouter, configSource: configPath, defaultAuth: null });
       const signal = waitForSignal();
       const addr = await supervisor.listen(parseEndpoint(config.socket));
       const where = typeof addr === 'string' ? addr : `tcp:${addr.address}:${addr.port}`;

@@ -40,6 +40,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
   }
   for (const g of config.guests) {
     if (g.run?.type === 'kvm') g.run.image = abs(g.run.image);
+    if (g.auth?.tokenFile) g.auth.tokenFile = abs(g.auth.tokenFile);
     // A scripted driver is a path when it looks like one, else a built-in driver name.
     if (g.run?.type === 'scripted' && /[/\\]|\.[cm]?[tj]s$/.test(g.run.driver)) g.run.driver = abs(g.run.driver);
   }

@@ -69,9 +69,24 @@ export const RangeGrantSchema = z.strictObject({ space: z.enum(['pio', 'mmio']),
 export const IrqGrantSchema = z.strictObject({ irq: z.number().int().min(0).max(255) });
 export const GrantSchema = z.union([DeviceGrantSchema, RangeGrantSchema, IrqGrantSchema]);
 
+const Uid = z.number().int().min(0).max(0xffff_fffe);
+export const AuthSchema = z
+  .strictObject({
+    uid: z.union([Uid, z.array(Uid).min(1)]).optional().meta({
+      description: 'the peer must run as this uid (or one of these), as the kernel says of the Unix socket (SO_PEERCRED); a TCP peer has no uid',
+    }),
+    tokenFile: Path.optional().meta({
+      description: 'a file (not readable by others, not writable by group or others) whose content, trimmed, at least 16 characters, the peer sends as `token` in its hello (muxvisor exec --token-file, MUXVISOR_TOKEN)',
+    }),
+  })
+  .meta({
+    description: 'who may connect as this guest over the socket; both when both are given. Without it, a guest the config starts (`run`) is only the process started for it, and any other guest is refused by `muxvisor run`',
+  });
+
 export const GuestSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a name of letters, digits, "_", "." and "-", starting with a letter'),
   run: RunSchema.optional(),
+  auth: AuthSchema.optional(),
   grants: z.array(GrantSchema).default([]),
   weight: z.number().positive().default(1),
   priority: z.number().int().default(0),
@@ -115,6 +130,7 @@ export type DeviceGrant = z.output<typeof DeviceGrantSchema>;
 export type RangeGrant = z.output<typeof RangeGrantSchema>;
 export type IrqGrant = z.output<typeof IrqGrantSchema>;
 export type RunConfig = z.output<typeof RunSchema>;
+export type AuthConfig = z.output<typeof AuthSchema>;
 
 export function isDeviceGrant(g: Grant): g is DeviceGrant {
   return 'device' in g;
@@ -188,6 +204,7 @@ export function crossCheck(config: Config, knownKinds?: readonly string[]): Conf
     const at = `guests[${i}]`;
     if (names.has(g.name)) issues.push({ path: `${at}.name`, message: `duplicate guest name "${g.name}" (also guests[${names.get(g.name)}])` });
     else names.set(g.name, i);
+    if (g.auth && g.auth.uid === undefined && g.auth.tokenFile === undefined) issues.push({ path: `${at}.auth`, message: 'expected "uid", "tokenFile" or both' });
     g.grants.forEach((gr, j) => {
       const gat = `${at}.grants[${j}]`;
       if (isDeviceGrant(gr) && !ids.has(gr.device)) {

@@ -75,6 +75,8 @@ export interface KvmGuestOptions {
   memoryMiB?: number;
   /** Supervisor socket: a path, `unix:PATH` or `tcp:HOST:PORT`. Absent: standalone (accesses read all-ones). */
   connect?: string;
+  /** The guest's credential for the hello (MUXVISOR_TOKEN): a Supervisor.issueToken or a token file's content. */
+  token?: string;
   kvmDev?: string;
   /** Kill the guest after this long (default 120 s); its exitReason is then `timeout`. */
   timeoutMs?: number;
@@ -146,7 +148,8 @@ export function startKvmGuest(opts: KvmGuestOptions): KvmGuestHandle {
   if (!existsSync(KVM_RUNNER)) throw new KvmRunnerError(`${KVM_RUNNER} is missing: run \`make -C native\` (npm install builds it)`);
   const image = opts.image ?? GUEST_IMAGES.ataDriver;
   if (!existsSync(image)) throw new KvmRunnerError(`guest image ${image} is missing: run \`make -C native\``);
-  const child: ChildProcess = spawn(KVM_RUNNER, runnerArgs(opts), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = opts.token !== undefined ? { ...process.env, MUXVISOR_TOKEN: opts.token } : process.env;
+  const child: ChildProcess = spawn(KVM_RUNNER, runnerArgs(opts), { stdio: ['ignore', 'pipe', 'pipe'], env });
   const output = newGuestOutput();
   const waiters = new Set<{ re: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }>();
   let stderr = '';

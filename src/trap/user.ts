@@ -2,7 +2,7 @@
 // README.md): LD_PRELOAD=libmuxtrap.so plus the MUXVISOR_* variables it reads.
 
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +33,8 @@ export interface TrapOptions {
   socket?: string;
   /** Guest name from the supervisor's config (MUXVISOR_GUEST). */
   guest?: string;
+  /** The guest's credential, sent in the hello (MUXVISOR_TOKEN): a one-time token or a token file's content. */
+  token?: string;
   /** Answer accesses inside the shim itself (benchmarks, decoder tests). */
   localEcho?: boolean;
   /** A file descriptor number of the child where the shim writes one line per access. */
@@ -61,6 +63,7 @@ export function trapEnv(opts: TrapOptions, base: NodeJS.ProcessEnv = process.env
   };
   set('MUXVISOR_SOCKET', opts.socket);
   set('MUXVISOR_GUEST', opts.guest);
+  set('MUXVISOR_TOKEN', opts.token);
   if (opts.localEcho) env.MUXVISOR_LOCAL_ECHO = '1';
   if (opts.traceFd !== undefined) env.MUXVISOR_TRACE_FD = String(opts.traceFd);
   set('MUXVISOR_DMA_BASE', opts.dmaBase);
@@ -73,32 +76,19 @@ export function trapEnv(opts: TrapOptions, base: NodeJS.ProcessEnv = process.env
   return env;
 }
 
-/** The /dev/shm file the shim creates as a process's DMA memory. */
-export function dmaShmPath(pid: number, guest: string): string {
-  return `/dev/shm/muxvisor-dma-${pid}-${guest}`;
-}
-
 export interface SpawnTrappedOptions extends TrapOptions {
   cwd?: string;
   stdio?: StdioOptions;
   env?: NodeJS.ProcessEnv;
 }
 
-/**
- * Starts `program` under the shim. The shim unlinks its DMA file once the supervisor has
- * welcomed it; should the child die before that, the file is removed here.
- */
+/** Starts `program` under the shim (its DMA memory is a memfd: nothing is left behind). */
 export function spawnTrapped(program: string, args: readonly string[], opts: SpawnTrappedOptions): ChildProcess {
-  const child = spawn(program, args, {
+  return spawn(program, args, {
     cwd: opts.cwd,
     stdio: opts.stdio ?? 'pipe',
     env: trapEnv(opts, opts.env ?? process.env),
   });
-  const pid = child.pid;
-  child.once('exit', () => {
-    if (pid !== undefined) rmSync(dmaShmPath(pid, opts.guest ?? 'guest'), { force: true });
-  });
-  return child;
 }
 
 export interface TrappedResult {

@@ -4,18 +4,21 @@
 // shim's shared-memory access slot (src/channel/slot.ts) and answers accesses there.
 // Also a fake conf1 PCI configuration space (ports 0xCF8/0xCFC) for lspci.
 
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFrame, FrameDecoder } from '../../src/channel/codec.ts';
 import { type AccMsg, accessToAcc, type HelloMsg, type PeerMessage, validatePeerMessage } from '../../src/channel/messages.ts';
 import { AccessSlot, SlotPoller } from '../../src/channel/slot.ts';
+import { openPeerFd } from '../../src/channel/peer-cred.ts';
 
 export interface PeerConn {
   hello: HelloMsg;
-  /** The peer's DMA file, opened while accepting the hello (the shim unlinks it after welcome). */
+  /** The peer's DMA memfd (hello.dma.fd), opened as the supervisor opens it (peer-cred.ts). */
   dmaFd: number | null;
+  /** "st_dev:st_ino" of that memfd (the fd is closed with the connection). */
+  dmaInode: string | null;
   socket: Socket;
   send(msg: Record<string, unknown>): void;
   /** Resolves with the next dmad/dmak the shim sends. */
@@ -86,9 +89,11 @@ export class TrapPeer {
       }
       for (const m of msgs) {
         if (m.t === 'hello') {
-          const dmaFd = m.dma?.path ? openSync(m.dma.path, 'r+') : null;
+          if (m.dma?.path !== undefined) this.protocolErrors.push(`hello.dma.path ${m.dma.path}: DMA memory by name`);
+          const dmaFd = m.dma?.fd !== undefined ? openPeerFd(socket, m.dma.fd).fd : null;
           if (dmaFd !== null) socket.once('close', () => closeSync(dmaFd));
-          conn = { hello: m, dmaFd, socket, send, nextDmaAnswer: () => new Promise((resolve) => waiters.push(resolve)) };
+          const st = dmaFd !== null ? fstatSync(dmaFd) : null;
+          conn = { hello: m, dmaFd, dmaInode: st ? `${st.dev}:${st.ino}` : null, socket, send, nextDmaAnswer: () => new Promise((resolve) => waiters.push(resolve)) };
           this.conns.push(conn);
           const c = conn;
           if (useSlot && m.slot) {
