@@ -60,10 +60,10 @@ const CONNECTION_OBJECTS = 16 * 1024;
 const SESSION_OBJECTS = 48 * 1024;
 
 /**
- * The most memory one connection can make the supervisor hold, by part (README "Security"):
+ * The most memory one connection can make the supervisor hold, by part (PROTOCOL.md "Limits"):
  * a welcomed guest's connection, a connection being read before its hello, one waiting
  * (paused) to be read. Garbage the JavaScript engine has not collected yet is not held and
- * not counted here (see the README).
+ * not counted here (test/channel-flood.test.ts allows for it).
  */
 export function memoryBound(l: ChannelLimits = DEFAULT_LIMITS): { guest: Record<string, number>; reading: Record<string, number>; waiting: Record<string, number> } {
   return {

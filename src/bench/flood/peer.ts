@@ -2,7 +2,8 @@
 // a separate process that tries to make the supervisor hold memory. Run as
 //   node --import tsx src/bench/flood/peer.ts <socket> <mode> <guest> [n]
 // and prints one JSON line when its flood is in place ({"ready": true, ...}), then keeps its
-// connections open until killed. Modes:
+// connections open until killed (FLOOD_WAIT=1: it loads, says {"loaded": true} and floods on
+// a line on stdin). Modes:
 //   reads       hello as <guest>, then string reads of the largest legal size (64 KiB of
 //               reply each) of a port it is not granted, written as fast as the socket takes
 //               them and never a reply read (n: how many to try)
@@ -113,7 +114,14 @@ async function main(): Promise<Record<string, unknown>> {
   }
 }
 
-main().then(
+/** With FLOOD_WAIT=1 the flood starts on a line on stdin (after the start-up, which costs CPU). */
+async function go(): Promise<void> {
+  if (process.env.FLOOD_WAIT !== '1') return;
+  process.stdout.write(JSON.stringify({ loaded: true }) + '\n');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+}
+
+go().then(main).then(
   (r) => {
     process.stdout.write(JSON.stringify({ ready: true, ...r, open: keep.filter((s) => !s.destroyed).length }) + '\n');
     setInterval(() => undefined, 1 << 30); // hold the connections until killed

@@ -10,6 +10,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GuestSchema } from '../../config/schema.ts';
 import { TRAP_BUILD_DIR, runTrapped } from '../../trap/user.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -80,13 +81,15 @@ export async function runFlood(o: FloodOptions): Promise<FloodResult> {
   const socket = join(dir, 'mv.sock');
   const window = Math.max(o.sectors, 64);
   const honest = Array.from({ length: o.honest }, (_, i) => `h${i}`);
+  // Guests that connect by themselves are known by their uid (ours), where the config asks.
+  const auth = 'auth' in GuestSchema.shape ? { auth: { uid: process.getuid?.() ?? 0 } } : {};
   const config = {
     socket,
     devices: [{ id: 'disk0', kind: 'ata', backend: { type: 'file', path: join(dir, 'disk.img'), sizeMiB: Math.ceil(((o.honest + 1) * window) / 2048) + 1, create: true } }],
     guests: [
-      ...honest.map((name, i) => ({ name, grants: [{ device: 'disk0', window: { startLba: i * window, sectors: window } }] })),
+      ...honest.map((name, i) => ({ name, ...auth, grants: [{ device: 'disk0', window: { startLba: i * window, sectors: window } }] })),
       // The hostile guest is granted a port with nothing behind it: everything else is denied.
-      { name: 'mallory', grants: [{ space: 'pio', start: '0x80', end: '0x80' }] },
+      { name: 'mallory', ...auth, grants: [{ space: 'pio', start: '0x80', end: '0x80' }] },
     ],
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -114,14 +117,23 @@ export async function runFlood(o: FloodOptions): Promise<FloodResult> {
         floods.push(c);
         return firstLine(c, (l) => l.startsWith('{'), `flood ${mode}`).then((l) => report.push(JSON.parse(l) as Record<string, unknown>));
       };
+      // A burst loads first (node and tsx cost CPU) and floods when told, with the honest guests.
+      const loaded = async (mode: string, count: number): Promise<() => Promise<unknown>> => {
+        const c = spawn(process.execPath, ['--import', 'tsx', PEER, socket, mode, 'mallory', String(count)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, FLOOD_WAIT: '1' } });
+        floods.push(c);
+        const ready = firstLine(c, (l) => l.startsWith('{"ready"'), `flood ${mode}`);
+        await firstLine(c, (l) => l.startsWith('{"loaded"'), `flood ${mode} to load`);
+        return () => (c.stdin!.write('go\n'), ready.then((l) => report.push(JSON.parse(l) as Record<string, unknown>)));
+      };
       const on = (m: string) => !o.modes || o.modes.includes(m);
       // One hostile guest connection at a time (the config's guest may be attached once):
       // the big read first (it is closed for it), then the reads nobody reads.
       if (on('big')) await start('big', 1);
       if (on('reads')) await start('reads', o.reads ?? 100_000);
       else if (on('halfafter')) await start('halfafter', 1);
+      const triggers = await Promise.all([on('halfframes') ? loaded('halfframes', o.halfFrames ?? 200) : null, on('connects') ? loaded('connects', o.connects ?? 1000) : null]);
       // The bursts of connections start with the honest guests, whose connects fall among them.
-      bursts = Promise.all([on('halfframes') ? start('halfframes', o.halfFrames ?? 200) : null, on('connects') ? start('connects', o.connects ?? 1000) : null]);
+      bursts = Promise.all(triggers.map((t) => t?.()));
     }
     const t0 = performance.now();
     const runs = await Promise.all(
