@@ -159,8 +159,9 @@ int mt_chan_open(const char *path, const char *guest, const char *token, uint64_
 		mp_str(&w, "token"), mp_str(&w, token);
 	if (dma) {
 		mp_str(&w, "dma");
-		mp_map(&w, 3);
-		mp_str(&w, "fd"), mp_uint(&w, (uint64_t)mt_dma.fd);
+		mp_map(&w, mt_dma.shared ? 3 : 2);
+		if (mt_dma.shared)
+			mp_str(&w, "fd"), mp_uint(&w, (uint64_t)mt_dma.fd);
 		mp_str(&w, "base"), mp_uint(&w, mt_dma.base);
 		mp_str(&w, "size"), mp_uint(&w, mt_dma.size);
 	}

@@ -65,11 +65,19 @@ void mt_connect_prepare(void)
 // The DMA memory is a memfd sealed against shrinking, growing and further seals, as the
 // slot is (PROTOCOL.md "DMA memory"): the supervisor takes it through /proc/PID/fd/N, PID
 // being what the kernel says of our socket, so nobody can swap a file in under a name.
+// Where a sealed memfd cannot be made (a sandbox refusing MFD_ALLOW_SEALING), the memory is
+// an unsealed memfd of our own that is not offered (said once): the supervisor then reads
+// and writes it through dmar/dmaw, which channel.c answers from the same mapping.
 static int dma_create(void)
 {
 	if (!mt_dma.size)
 		return 0; // DMA memory turned off
+	const char *why = NULL;
 	int fd = (int)syscall(SYS_memfd_create, "muxvisor-dma", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		why = "memfd_create";
+		fd = (int)syscall(SYS_memfd_create, "muxvisor-dma", MFD_CLOEXEC);
+	}
 	if (fd < 0) {
 		mt_perror("memfd_create", "for the DMA memory");
 		return -1;
@@ -78,10 +86,18 @@ static int dma_create(void)
 		mt_perror("ftruncate", "the DMA memory");
 		return -1;
 	}
-	if (syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		mt_perror("fcntl(F_ADD_SEALS)", "on the DMA memory");
-		return -1;
+	if (!why && syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		why = "fcntl(F_ADD_SEALS)";
+	if (why) {
+		struct mt_msg m = { .n = 0 };
+		msg_s(&m, "muxtrap: DMA memory not shared (");
+		msg_s(&m, why);
+		msg_s(&m, ": ");
+		msg_s(&m, strerror(errno)); // as mt_perror does: connect time, not a trapped access
+		msg_s(&m, "): the supervisor reaches it through dmar/dmaw\n");
+		msg_out(&m, 2);
 	}
+	mt_dma.shared = !why;
 	void *mem = (void *)syscall(SYS_mmap, NULL, mt_dma.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED) {
 		mt_perror("mmap", "the DMA memory");

@@ -42,7 +42,8 @@ struct mt_dma {
 	uint64_t base;    // bus address of byte 0
 	uint64_t size;
 	uint8_t *mem;     // our mapping (NULL: no DMA memory)
-	int fd;           // the sealed memfd, announced in hello by number
+	int fd;           // the memfd (what /dev/muxvisor-dma opens)
+	int shared;       // it is sealed and announced in hello by number (else dmar/dmaw only)
 };
 
 struct mt_slot;
