@@ -74,4 +74,18 @@ describe('command results and interrupts per guest', () => {
     expect(await a.driver.io.inb(0x3f6)).toBe(0x50);
     expect(a.irqs.slice(aBefore).some(([, level]) => level)).toBe(true);
   });
+
+  it('a guest that held the device again without a command keeps its own result through the next switch', async () => {
+    rig = await openAtaRig({ guests: [{ name: 'a', window: A }, { name: 'b', window: B }], manualWatchdog: true });
+    await readWithoutStatus(rig, 'a');
+    const fail = () => rawCommand(rig!.g('b').driver.io, { cur: [0, 1, 0xff, 0xff, 0x0f], device: 0xe0 }, 0x20);
+    expect((await fail()) & ATA_ERR).toBe(ATA_ERR);
+    const io = rig.g('a').driver.io;
+    expect(await io.inb(0x3f6)).toBe(0x50); // a holds the device again, issues nothing
+    expect(rig.stats().owner).toBe('a');
+    expect((await fail()) & ATA_ERR).toBe(ATA_ERR); // a loses it with the device showing b's failure
+    expect(await io.inb(CMD + 7)).toBe(0x50);
+    expect(await io.inb(CMD + 1)).toBe(0x00);
+  });
 });
+

@@ -304,10 +304,13 @@ function dataEndProbe(g: GuestView): MuxAccess {
 
 /**
  * The context save of ERRSAVE: when a guest loses the device, its last command's STATUS and
- * ERROR (alternate status: no interrupt acknowledged). Nothing when it issued none (the device
- * shows someone else's result) or the drive is still busy.
+ * ERROR (alternate status: no interrupt acknowledged). The result it already has saved when it
+ * issued no command since (the device then shows someone else's); nothing when it never issued
+ * one or the drive is still busy.
  */
 export async function saveResult(io: ReplayIo, g: GuestView): Promise<number> {
+  const kept = g.context.get(ERRSAVE) ?? 0;
+  if (kept & ERRSAVE_VALID) return kept;
   if (!scratchOf(g).issued) return 0;
   const st = await io.read('ALTSTATUS');
   return st & ATA_BUSY ? 0 : ERRSAVE_VALID | (st << 8) | (await io.read('ERROR'));
