@@ -7,7 +7,8 @@
 // fresh-machine test uses it for the ones PATH cannot hide (/dev/kvm).
 
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { kvmUnavailableReason } from '../../src/trap/kvm.ts';
 
 interface Tool {
@@ -27,7 +28,11 @@ const TOOLS = {
   chromium: { binary: 'chromium', pkg: 'chromium' },
 } satisfies Record<string, Tool>;
 
-export type Requirement = keyof typeof TOOLS | 'kvm' | 'root';
+export type Requirement = keyof typeof TOOLS | 'kvm' | 'root' | 'linux-kit' | 'e2fsprogs';
+
+/** The Linux guest kit (native/linux-guest/build-kit.sh): bzImage, initramfs.cpio.gz, manifest.json. */
+export const LINUX_KIT_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../native/linux-guest/build');
+const LINUX_KIT_FILES = ['bzImage', 'initramfs.cpio.gz', 'manifest.json'];
 
 /** The Debian packages behind every optional tool (the README's install line lists them). */
 export const OPTIONAL_PACKAGES: readonly string[] = Object.values(TOOLS).map((t) => t.pkg);
@@ -54,8 +59,36 @@ function reasonFor(req: Requirement): string | null {
   if (hidden().has(req)) return `${req} hidden by MUXVISOR_TEST_HIDE`;
   if (req === 'kvm') return kvmUnavailableReason();
   if (req === 'root') return process.getuid?.() === 0 ? null : 'needs root (network namespaces, TAP devices)';
+  if (req === 'linux-kit') {
+    const absent = LINUX_KIT_FILES.filter((f) => !existsSync(join(LINUX_KIT_DIR, f)));
+    return absent.length
+      ? `the Linux guest kit is not built (no ${absent.join(', ')} in native/linux-guest/build) — npm run guest-kit (it fetches Debian's kernel with apt-get download, .ci/run builds it)`
+      : null;
+  }
+  if (req === 'e2fsprogs') {
+    // Debian puts them in /sbin, which a user's PATH may lack.
+    const absent = ['e2fsck', 'debugfs', 'dumpe2fs'].filter((b) => !e2fsTool(b));
+    return absent.length ? `${absent.join(', ')} not installed — apt-get install e2fsprogs` : null;
+  }
   const tool: Tool = TOOLS[req];
   return onPath(tool.binary) ? null : `${tool.binary} not installed — apt-get install ${tool.pkg}`;
+}
+
+/** The path of an e2fsprogs program (PATH, then /usr/sbin and /sbin), or null. */
+export function e2fsTool(binary: string): string | null {
+  if (hidden().has('e2fsprogs')) return null;
+  const found = onPath(binary);
+  if (found) return found;
+  for (const dir of ['/usr/sbin', '/sbin']) {
+    const p = join(dir, binary);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // not there
+    }
+  }
+  return null;
 }
 
 /** Why a test needing all of `reqs` must skip (every missing one, joined), or null to run it. */
