@@ -236,11 +236,23 @@ describe('connections before their hello', () => {
     expect(r.server.gate.size).toBeLessThanOrEqual(DEFAULT_LIMITS.maxHelloReaders + DEFAULT_LIMITS.maxHelloQueue);
   });
 
+  it('a reader gets helloGraceMs to say hello before a waiting connection takes its place', async () => {
+    const r = await rig({ maxHelloReaders: 2, maxHelloQueue: 100, helloGraceMs: 400, helloDeadlineMs: 60_000 });
+    const slow = await raw(r.sock); // read at once; its hello comes late, within the grace
+    await Promise.all(Array.from({ length: 10 }, () => raw(r.sock)));
+    await sleep(150);
+    slow.s.write(hello('slow'));
+    await until(() => slow.msgs.some((m) => m.t === 'welcome'), 'the late hello to be welcomed');
+    expect(slow.s.destroyed).toBe(false);
+    await until(() => r.server.gate.size === 2, 'the silent ones to be closed in turn');
+    expect(r.server.counters.get('helloEvicted')).toBe(8); // 10 silent, 2 still read
+  });
+
   it('at most maxHelloReaders are read and maxHelloQueue wait (paused); the silent ones are closed in turn, each counted', async () => {
-    const r = await rig({ maxHelloReaders: 4, maxHelloQueue: 8, helloDeadlineMs: 60_000 });
+    const r = await rig({ maxHelloReaders: 4, maxHelloQueue: 8, helloGraceMs: 50, helloDeadlineMs: 60_000 });
     const silent = await Promise.all(Array.from({ length: 20 }, () => raw(r.sock)));
-    // The sweeps close the oldest silent readers while others wait (or a connect finds the
-    // queue full and is refused at once), until maxHelloReaders are left.
+    // The sweeps close the oldest readers silent for helloGraceMs while others wait (or a
+    // connect finds the queue full and is refused at once), until maxHelloReaders are left.
     await until(() => r.server.gate.size === 4, 'the queue to drain');
     const c = r.server.counters;
     expect(c.get('helloEvicted') + c.get('helloRefused')).toBe(16);

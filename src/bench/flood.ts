@@ -3,8 +3,11 @@
 // then while a hostile guest floods the socket (64 KiB string reads it never reads the
 // replies of, a read over the per-access limit, 200 half first frames and 200 half 1 MiB
 // frames, 1000 simultaneous connects). Runs alternate, the medians are compared:
-//  - flood.honestSectorsPerSec.quiet / .flooded: sectors written + read per second, both guests;
+//  - flood.honestSectorsPerSec.quiet / .flooded: sectors written + read per second, both guests
+//    (each timed by the driver itself, from its first access to its verdict);
 //  - flood.throughputRatio: flooded / quiet (1 = the flood costs the honest guests nothing);
+//  - flood.supervisorCpuMs.quiet / .flooded: CPU the supervisor used meanwhile (the flood's
+//    cost to the supervisor, which the machine's other load does not move much);
 //  - flood.rssGrowthMiB.quiet / .flooded: the supervisor's RSS growth over the run (median);
 //  - flood.rssBoundMiB: the documented bound for the run's three guests (PROTOCOL.md "Limits").
 
@@ -24,7 +27,7 @@ const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
 export async function run(opts: { quick: boolean }): Promise<Record<string, unknown>> {
   for (const f of [ATA_PIO, TRAP_LIB]) if (!existsSync(f)) throw new Error(`${f} is not built (npm install builds native/)`);
   // The machine's other load moves single runs by tens of percent: medians of alternating runs.
-  const rounds = opts.quick ? 1 : 5;
+  const rounds = opts.quick ? 1 : 7;
   const shape = { honest: 2, sectors: opts.quick ? 256 : 1024, passes: 2 };
   const quiet: FloodResult[] = [];
   const flooded: FloodResult[] = [];
@@ -43,6 +46,8 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
     'flood.honestSectorsPerSec.quiet': q,
     'flood.honestSectorsPerSec.flooded': f,
     'flood.throughputRatio': Math.round((f / q) * 100) / 100,
+    'flood.supervisorCpuMs.quiet': median(quiet.map((r) => r.supervisorCpuMs)),
+    'flood.supervisorCpuMs.flooded': median(flooded.map((r) => r.supervisorCpuMs)),
     'flood.rssGrowthMiB.quiet': mib(median(quiet.map((r) => r.rss.maxKiB - r.rss.beforeKiB))),
     'flood.rssGrowthMiB.flooded': mib(median(flooded.map((r) => r.rss.maxKiB - r.rss.beforeKiB))),
     'flood.rssBoundMiB': mib(supervisorBound(3) / 1024),

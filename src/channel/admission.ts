@@ -2,11 +2,11 @@
 // pauseOnConnect): reading a connection costs a read buffer of up to 64 KiB, holding a paused
 // one only its socket object. At most `maxReading` of them are read at once; the others
 // wait in order, paused, at most `maxQueued`, and a connect beyond that is refused (closed at
-// once, unread). When connections wait, the readers that have had a full turn of the event
-// loop to send their hello and sent none are closed (oldest first) and the waiting ones
-// read in their place. An honest peer sends its hello with its connect, so it is read, and
-// welcomed, however many silent connections came before it; a flood of connects costs the
-// supervisor a bounded number of sockets, and never a read buffer for each.
+// once, unread). While connections wait, a reader that has been read for `graceMs` and has
+// not sent its hello is closed (oldest first) and a waiting one is read in its place. An
+// honest peer sends its hello right after its connect, so it is read and welcomed however
+// many silent connections came before it; a flood of connects costs the supervisor a
+// bounded number of sockets, and never a read buffer for each.
 
 export interface GateHooks<C> {
   /** True while the connection's hello has not arrived: a reader that may be closed. */
@@ -19,18 +19,24 @@ export interface GateHooks<C> {
   refuse(conn: C): void;
 }
 
+export interface GateLimits {
+  maxReading: number;
+  maxQueued: number;
+  /** How long a reader may take to send its hello before a waiting connection may take its place (ms). */
+  graceMs: number;
+}
+
 export class HelloGate<C> {
-  /** Being read; insertion order is age. The value: the sweep during which it started. */
+  /** Being read; insertion order is age. The value: when reading started (ms). */
   private readonly reading = new Map<C, number>();
   /** Paused, waiting to be read; insertion order is age. */
   private readonly queued = new Set<C>();
-  private sweeps = 0;
-  private sweepQueued = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly maxReading: number,
-    private readonly maxQueued: number,
+    private readonly limits: GateLimits,
     private readonly hooks: GateHooks<C>,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Connections not welcomed yet: read, and waiting. */
@@ -40,8 +46,8 @@ export class HelloGate<C> {
 
   /** A new connection (paused) waits for its welcome. */
   admit(conn: C): void {
-    if (this.reading.size < this.maxReading) return this.startReading(conn);
-    if (this.queued.size >= this.maxQueued) return this.hooks.refuse(conn);
+    if (this.reading.size < this.limits.maxReading) return this.startReading(conn);
+    if (this.queued.size >= this.limits.maxQueued) return this.hooks.refuse(conn);
     this.queued.add(conn);
     this.queueSweep();
   }
@@ -49,47 +55,50 @@ export class HelloGate<C> {
   /** Welcomed or closed. */
   done(conn: C): void {
     if (this.queued.delete(conn)) return;
-    if (!this.reading.delete(conn)) return;
-    this.fill();
+    if (this.reading.delete(conn)) this.fill();
+  }
+
+  /** Stop the sweep timer (the server closes). */
+  close(): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
   }
 
   private startReading(conn: C): void {
-    this.reading.set(conn, this.sweeps);
+    this.reading.set(conn, this.now());
     this.hooks.read(conn);
   }
 
   private fill(): void {
     for (const next of this.queued) {
-      if (this.reading.size >= this.maxReading) return;
+      if (this.reading.size >= this.limits.maxReading) return;
       this.queued.delete(next);
       this.startReading(next);
     }
   }
 
+  /**
+   * Sweeps every half grace while connections wait. The sweep runs in a setImmediate after
+   * the timer, so after the event loop's I/O of that turn: a reader whose hello has come
+   * by then is read before it is judged, even when the loop was held up for a while.
+   */
   private queueSweep(): void {
-    if (this.sweepQueued) return;
-    this.sweepQueued = true;
-    // The first setImmediate runs after this turn's I/O, the second after the next turn's:
-    // by then a reader started before this sweep has been read at least once.
-    setImmediate(() =>
-      setImmediate(() => {
-        this.sweepQueued = false;
-        this.sweep();
-      }),
-    );
+    if (this.sweepTimer || this.queued.size === 0) return;
+    this.sweepTimer = setTimeout(() => setImmediate(() => this.sweep()), Math.max(1, this.limits.graceMs / 2));
+    this.sweepTimer.unref();
   }
 
   private sweep(): void {
-    const now = ++this.sweeps;
-    if (this.queued.size === 0) return;
+    this.sweepTimer = null;
+    const now = this.now();
     for (const [conn, since] of [...this.reading]) {
       if (this.queued.size === 0) break;
-      if (since >= now - 1 || !this.hooks.silent(conn)) continue;
+      if (now - since < this.limits.graceMs || !this.hooks.silent(conn)) continue;
       this.reading.delete(conn);
       this.hooks.evict(conn);
       this.fill();
     }
     this.fill();
-    if (this.queued.size > 0) this.queueSweep();
+    this.queueSweep();
   }
 }

@@ -26,8 +26,10 @@ export interface ChannelLimits {
   frameDeadlineMs: number;
   /** How long a connection may take to send its hello, ms (default 10 s). */
   helloDeadlineMs: number;
-  /** Connections not welcomed yet that are read at once (admission.ts; default 64). */
+  /** Connections not welcomed yet that are read at once (admission.ts; default 256). */
   maxHelloReaders: number;
+  /** How long a connection being read may take to send its hello before a waiting one takes its place (ms; default 500). */
+  helloGraceMs: number;
   /** Connections not welcomed yet that wait, paused, to be read; a connect beyond is refused (default 1024). */
   maxHelloQueue: number;
   /** Listen backlog (the kernel caps it at net.core.somaxconn; default 4096). */
@@ -39,7 +41,8 @@ export const DEFAULT_LIMITS: ChannelLimits = {
   maxInflight: 8,
   frameDeadlineMs: 10_000,
   helloDeadlineMs: 10_000,
-  maxHelloReaders: 64,
+  maxHelloReaders: 256,
+  helloGraceMs: 500,
   maxHelloQueue: 1024,
   backlog: 4096,
 };

@@ -439,12 +439,12 @@ export class ChannelServer {
   ) {
     this.options = { slot: true, ...options };
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.gate = new HelloGate<PeerConnection>(this.limits.maxHelloReaders, this.limits.maxHelloQueue, {
+    this.gate = new HelloGate<PeerConnection>({ maxReading: this.limits.maxHelloReaders, maxQueued: this.limits.maxHelloQueue, graceMs: this.limits.helloGraceMs }, {
       silent: (c) => !c.helloArrived,
       read: (c) => c.startReading(),
       evict: (c) => {
         this.counters.inc('helloEvicted');
-        c.drop(new ProtocolError('timeout', `no hello while ${this.limits.maxHelloReaders} connections were read and more waited: the oldest silent one is closed`));
+        c.drop(new ProtocolError('timeout', `no hello within ${this.limits.helloGraceMs} ms while ${this.limits.maxHelloReaders} connections were read and more waited`));
       },
       refuse: (c) => {
         this.counters.inc('helloRefused');
@@ -528,6 +528,7 @@ export class ChannelServer {
 
   /** Say bye to every peer and stop listening. */
   async close(): Promise<void> {
+    this.gate.close();
     for (const c of [...this.connections]) c.bye('supervisor shutting down');
     const server = this.server;
     this.server = null;

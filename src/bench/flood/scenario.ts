@@ -32,17 +32,28 @@ export interface FloodOptions {
   connects?: number;
   /** Which floods (default all): big, reads, halfframes, halfafter, connects. */
   modes?: string[];
+  /** The honest guests' access slot (default: the shim's default, the slot while the supervisor polls). */
+  slot?: boolean;
 }
 
 export interface FloodResult {
   honest: { guest: string; ok: boolean; ms: number; line: string }[];
-  /** Sectors moved per second by all honest guests together (written + read). */
+  /** Sectors moved per second by the honest guests together (written + read), each timed by itself. */
   sectorsPerSecond: number;
+  /** CPU time the supervisor used while the honest guests ran (the flood's cost shows here too). */
+  supervisorCpuMs: number;
   rss: { beforeKiB: number; maxKiB: number };
   /** What each flooding process reported when its flood was in place. */
   flood: Record<string, unknown>[];
   /** The supervisor's statistics when it stopped (protocol errors, channel counters). */
   stats: { protocolErrors: Record<string, number>; channel: Record<string, number>; guests: { guest: string; denials: number }[] } | null;
+}
+
+/** utime + stime of a process, in ms (/proc/PID/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // fields 14 and 15 of the whole line
 }
 
 function rssKiB(pid: number): number {
@@ -135,11 +146,11 @@ export async function runFlood(o: FloodOptions): Promise<FloodResult> {
       // The bursts of connections start with the honest guests, whose connects fall among them.
       bursts = Promise.all(triggers.map((t) => t?.()));
     }
-    const t0 = performance.now();
+    const cpu0 = cpuMs(pid);
     const runs = await Promise.all(
-      honest.map((guest, i) => runTrapped(ATA_PIO, ['--sectors', String(o.sectors), '--passes', String(o.passes), '--batch', '8', '--seed', String(i + 1)], { socket, guest })),
+      honest.map((guest, i) => runTrapped(ATA_PIO, ['--sectors', String(o.sectors), '--passes', String(o.passes), '--batch', '8', '--seed', String(i + 1)], { socket, guest, ...(o.slot === undefined ? {} : { slot: o.slot }) })),
     );
-    const wallMs = performance.now() - t0;
+    const supervisorCpuMs = cpuMs(pid) - cpu0;
     await bursts;
     const results = runs.map((r, i) => {
       const line = r.stdout.trim().split('\n').find((l) => l.includes(' ms, ')) ?? `${r.stdout.trim()} ${r.stderr.trim()}`.trim();
@@ -154,7 +165,8 @@ export async function runFlood(o: FloodOptions): Promise<FloodResult> {
     const stats = stoppedLine ? ((JSON.parse(stoppedLine) as { stats: FloodResult['stats'] }).stats ?? null) : null;
     return {
       honest: results,
-      sectorsPerSecond: Math.round((o.honest * o.sectors * o.passes * 2) / (wallMs / 1000)),
+      sectorsPerSecond: Math.round(results.reduce((sum, h) => sum + (o.sectors * o.passes * 2) / (h.ms / 1000), 0)),
+      supervisorCpuMs,
       rss: { beforeKiB, maxKiB },
       flood: report,
       stats,
