@@ -64,7 +64,7 @@ function memText(m: Mem): { text: string; expect: Omit<Expect, 'kind' | 'size'> 
     index: !useRip && m.index !== 'none' ? m.index : -1,
     disp: m.disp,
     addr32: m.addr32 && !!(base || index) ? 1 : 0,
-    fsgs: m.seg === '%fs:' || m.seg === '%gs:' ? 1 : 0,
+    fsgs: m.seg === '%fs:' ? 1 : m.seg === '%gs:' ? 2 : 0, // MT_SEG_FS, MT_SEG_GS
   };
   if (e.index !== -1) e.scale = m.scale;
   return { text: `${m.seg}${m.disp}${inner}`, expect: e };

@@ -120,7 +120,7 @@ int mt_decode(const uint8_t *code, size_t avail, struct mt_insn *d)
 		else if (b == PFX_REP || b == PFX_REPNE)
 			d->rep = 1;
 		else if (b == PFX_FS || b == PFX_GS)
-			d->seg_fsgs = 1;
+			d->seg_fsgs = b == PFX_FS ? MT_SEG_FS : MT_SEG_GS;
 		else if (b == 0x2E || b == 0x36 || b == 0x3E || b == 0x26 || b == PFX_LOCK)
 			; // flat segments in 64-bit mode; lock changes nothing we emulate
 		else

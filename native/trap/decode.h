@@ -20,13 +20,16 @@ enum mt_kind {
 #define MT_NO_REG (-1)
 #define MT_RIP_REL (-2)
 
+// Segment override of a memory operand (0: none; the flat ds/es/ss/cs in 64-bit mode).
+enum { MT_SEG_FS = 1, MT_SEG_GS = 2 };
+
 struct mt_insn {
 	enum mt_kind kind;
 	uint8_t len;         // total instruction length in bytes
 	uint8_t size;        // access width: 1, 2, 4, 8
 	uint8_t rep;         // F3/F2 prefix (string forms)
 	uint8_t addr32;      // 0x67 prefix: 32-bit addresses and counters
-	uint8_t seg_fsgs;    // fs/gs override: the effective address is not flat
+	uint8_t seg_fsgs;    // fs/gs override (MT_SEG_FS/GS): the effective address is not flat
 	int port;            // imm8 port, or -1 when the port is in DX
 	int reg;             // GPR 0..15 (load destination, store source) or MT_NO_REG
 	uint8_t reg_high8;   // reg names AH/CH/DH/BH (8-bit operand, no REX)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <asm/prctl.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -161,13 +162,23 @@ static uint64_t addr_reg(const greg_t *g, int reg, int addr32)
 	return addr32 ? (uint32_t)v : v;
 }
 
+// The fs or gs base (arch_prctl is a plain syscall: async-signal-safe); 0 without an override.
+static uint64_t segment_base(int seg)
+{
+	unsigned long base = 0;
+	if (seg && syscall(SYS_arch_prctl, seg == MT_SEG_FS ? ARCH_GET_FS : ARCH_GET_GS, &base) != 0)
+		base = 0;
+	return base;
+}
+
 static void string_io(greg_t *g, const struct mt_insn *d, uint16_t port)
 {
 	enum { RCX = 1, RSI = 6, RDI = 7 };
 	int ins = d->kind == MT_INS, ptr_reg = ins ? RDI : RSI;
 	uint64_t left = d->rep ? addr_reg(g, RCX, d->addr32) : 1;
 	int64_t step = g[REG_EFL] & EFLAGS_DF ? -(int64_t)d->size : d->size;
-	uint64_t ptr = addr_reg(g, ptr_reg, d->addr32);
+	// outs reads fs:/gs:[rsi] under an override (ins always writes es:[rdi], which is flat).
+	uint64_t ptr = addr_reg(g, ptr_reg, d->addr32) + (ins ? 0 : segment_base(d->seg_fsgs));
 	uint8_t buf[MT_CHUNK];
 	while (left) {
 		uint32_t n = left < MT_CHUNK / d->size ? (uint32_t)left : MT_CHUNK / d->size;
@@ -189,7 +200,7 @@ static void string_io(greg_t *g, const struct mt_insn *d, uint16_t port)
 		ptr += n * step;
 		left -= n;
 	}
-	set_reg(g, ptr_reg, 0, d->addr32 ? 4 : 8, ptr);
+	set_reg(g, ptr_reg, 0, d->addr32 ? 4 : 8, ptr - (ins ? 0 : segment_base(d->seg_fsgs)));
 	if (d->rep)
 		set_reg(g, RCX, 0, d->addr32 ? 4 : 8, 0);
 }

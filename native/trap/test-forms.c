@@ -6,6 +6,8 @@
 // still runs for faults that are not the shim's), `sent-ignored` (a SIGSEGV sent by kill()
 // while the program ignores it changes nothing), `sent-default` (a SIGSEGV sent by kill()
 // with the default action ends the program, as without the shim).
+#include <asm/prctl.h>
+#include <sys/syscall.h>
 #include "test-forms.h"
 
 #include <fcntl.h>
@@ -179,6 +181,18 @@ static void string_forms(void)
 	expect(PIO, 'w', 0x1f0, 2, 1, 0x0201, NULL);
 	asm volatile("outsw" : "+S"(si) : "d"(0x1f0) : "memory");
 	check("outsw without rep", (uint64_t)(si - src), 2);
+
+	// A segment override on the source: fs:[rsi] is the fs base plus rsi (here the TLS block).
+	unsigned long fsbase = 0;
+	if (syscall(SYS_arch_prctl, ARCH_GET_FS, &fsbase) != 0) {
+		check("arch_prctl(ARCH_GET_FS)", 1, 0);
+	} else {
+		uint64_t rsi = (uintptr_t)src - fsbase;
+		n = 3;
+		expect(PIO, 'w', 0x1f0, 1, 3, 0, src);
+		asm volatile("rep outsb %%fs:(%%rsi), (%%dx)" : "+S"(rsi), "+c"(n) : "d"(0x1f0) : "memory");
+		check("rep outsb fs: reads fs base + rsi, advances rsi", rsi + fsbase - (uintptr_t)src + n, 3);
+	}
 }
 
 static jmp_buf jb;
