@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, it, type ExpectStatic } from 'vitest';
+import { afterAll, beforeAll, describe, it, type ExpectStatic } from 'vitest';
 import { e2fsTool, LINUX_KIT_DIR, missing, titled } from './helpers/requires.ts';
 
 const why = missing('qemu', 'linux-kit', 'e2fsprogs');
@@ -209,7 +209,11 @@ function checkImage(expect: ExpectStatic, image: string, guest: string, nfiles: 
 }
 
 describe.skipIf(why !== null)(titled("Linux guest kit on QEMU's own devices", why), () => {
-  const dir = mkdtempSync(join(tmpdir(), 'muxvisor-linux-kit-'));
+  // Made in beforeAll: a skipped suite's body still runs, its hooks do not.
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'muxvisor-linux-kit-'));
+  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const image = (name: string): string => {
     const p = join(dir, name);
