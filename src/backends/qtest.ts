@@ -79,6 +79,8 @@ export interface QtestOptions {
   interceptIrq?: string | null;
   /** How long QEMU may take to connect; default 10 s. */
   startTimeoutMs?: number;
+  /** Descriptors QEMU inherits: the i-th as its fd 3 + i (an x-pci-proxy-dev socket: `fd=3`). */
+  inheritFds?: number[];
 }
 
 export type IrqListener = (line: number, level: boolean) => void;
@@ -203,7 +205,7 @@ export class QtestClient {
       // setpriv makes the kernel kill QEMU if we die without running exit hooks (SIGKILL, crash).
       const setpriv = findBinary('setpriv');
       const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', path, ...args]] : [path, args];
-      const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe', ...(options.inheritFds ?? [])] });
       live.add(child);
       let stderr = '';
       child.stderr!.setEncoding('utf8');
