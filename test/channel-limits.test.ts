@@ -120,6 +120,18 @@ describe('the size of one access and of a frame', () => {
     expect(q.msgs.at(-1)).toEqual({ t: 'err', code: 'oversized', msg: `frame length ${MAX_HELLO_FRAME + 1} exceeds ${MAX_HELLO_FRAME}` });
   });
 
+  it('DMA through messages larger than 64 KiB goes in 64 KiB messages, so every answer fits a frame', async () => {
+    const r = await rig();
+    const bytes = new Uint8Array(300_000);
+    const peer = await PeerClient.connect(r.sock, { guest: 'g', caps: ['pio', 'dma'], memory: { base: 0x10_0000, bytes } });
+    const data = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff);
+    expect(await r.conns[0].dmaWrite(0x10_0000 + 1000, data)).toBe(true);
+    expect(Buffer.from(bytes.subarray(1000, 201_000)).equals(Buffer.from(data))).toBe(true);
+    expect(Buffer.from((await r.conns[0].dmaRead(0x10_0000 + 1000, 200_000))!).equals(Buffer.from(data))).toBe(true);
+    expect(r.server.protocolErrors.snapshot()).toEqual({});
+    await peer.bye();
+  });
+
   it('an in-process guest asking for more than 64 KiB is refused with no data, counted and logged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvlim-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

@@ -19,6 +19,7 @@ import {
   type HelloMsg,
   MAX_FRAME,
   MAX_HELLO_FRAME,
+  MAX_STRING_BYTES,
   type PeerMessage,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -59,6 +60,8 @@ export interface ChannelHandler {
 
 let nextConnection = 1;
 const EMPTY = Buffer.alloc(0);
+/** The most data one dmar/dmaw carries: its answer or itself must fit a frame (PROTOCOL.md "Framing"). */
+const DMA_MESSAGE_MAX = MAX_STRING_BYTES;
 
 /** One peer connection. */
 export class PeerConnection {
@@ -160,12 +163,27 @@ export class PeerConnection {
   }
 
   /** Read the peer's memory through `dmar`; null when refused or the peer is gone. */
-  dmaRead(addr: number, len: number): Promise<Uint8Array | null> {
+  async dmaRead(addr: number, len: number): Promise<Uint8Array | null> {
+    if (len > DMA_MESSAGE_MAX) {
+      const out = new Uint8Array(len);
+      for (let off = 0; off < len; off += DMA_MESSAGE_MAX) {
+        const part = await this.dmaRead(addr + off, Math.min(DMA_MESSAGE_MAX, len - off));
+        if (!part) return null;
+        out.set(part, off);
+      }
+      return out;
+    }
     return this.dmaRequest({ t: 'dmar', id: 0, a: addr, n: len }, (m) => (m.t === 'dmad' && m.b && m.b.length === len ? m.b : null), null);
   }
 
   /** Write the peer's memory through `dmaw`; false when refused or the peer is gone. */
-  dmaWrite(addr: number, data: Uint8Array): Promise<boolean> {
+  async dmaWrite(addr: number, data: Uint8Array): Promise<boolean> {
+    if (data.length > DMA_MESSAGE_MAX) {
+      for (let off = 0; off < data.length; off += DMA_MESSAGE_MAX) {
+        if (!(await this.dmaWrite(addr + off, data.subarray(off, off + DMA_MESSAGE_MAX)))) return false;
+      }
+      return true;
+    }
     return this.dmaRequest({ t: 'dmaw', id: 0, a: addr, b: data }, (m) => m.t === 'dmak' && m.e === undefined, false);
   }
 
