@@ -15,6 +15,7 @@ import { DEFAULT_LIMITS, type ChannelLimits, hardUnread } from '../src/channel/f
 import { MAX_FRAME, MAX_HELLO_FRAME, MAX_STRING_BYTES, type SupervisorMessage, validateSupervisorMessage } from '../src/channel/messages.ts';
 import { PeerClient } from '../src/channel/peer-client.ts';
 import { type ChannelSession, ChannelServer, type PeerConnection } from '../src/channel/server.ts';
+import { AccessSlot, SLOT_MAGIC, SLOT_SIZE } from '../src/channel/slot.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { Supervisor } from '../src/supervisor.ts';
 
@@ -199,6 +200,33 @@ describe('a peer that does not read its replies', () => {
     }
     await until(() => p.msgs.filter((m) => m.t === 'rep').length === 50, 'all replies');
     expect(r.server.counters.get('readStopped.inflight')).toBeGreaterThan(0);
+  });
+});
+
+describe('the access slot of a peer that is not read', () => {
+  it('is not served while held (its requests wait, as frames in its socket do), and polls go on when released', () => {
+    const buf = new ArrayBuffer(SLOT_SIZE);
+    const words = new Int32Array(buf, 0, 8);
+    words[0] = SLOT_MAGIC | 0;
+    const served: Access[] = [];
+    const shm = { mapFd: () => buf, unmap: () => true, peerCred: () => ({ pid: 1, uid: 0, gid: 0 }), wake: () => 0 };
+    const slot = new AccessSlot(buf, shm, (a, answer) => (served.push(a), answer({ value: 0x5a })));
+    // The peer posts a 1-byte read of port 0x80.
+    const bytes = new Uint8Array(buf);
+    bytes[32] = 0; bytes[33] = 1; bytes[34] = 0;
+    new DataView(buf).setUint32(36, 1, true);
+    new DataView(buf).setUint32(40, 0x80, true);
+    Atomics.store(words, 1, 1);
+    slot.held = true;
+    expect(slot.hasRequest).toBe(false);
+    expect(slot.poll()).toBe(false);
+    expect(slot.sleep()).toBe(true); // asleep, and no busy re-poll for the held request
+    expect(served).toEqual([]);
+    slot.held = false;
+    expect(slot.hasRequest).toBe(true);
+    expect(slot.poll()).toBe(true);
+    expect(served).toEqual([{ space: 'pio', addr: 0x80, size: 1, dir: 'read' }]);
+    expect(Atomics.load(words, 2)).toBe(1); // answered
   });
 });
 
