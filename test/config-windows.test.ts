@@ -4,7 +4,7 @@
 // errors naming the JSON paths, unless the grants say "shared": true. Checked when the
 // config is parsed (what it says), loaded (image sizes) and when the devices are opened.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -111,6 +111,40 @@ describe('disk windows in the config', () => {
     // A qemu backend's raw image.
     writeFileSync(file, JSON.stringify({ devices: [{ id: 'q', kind: 'qemu-ide', backend: { type: 'qemu', image: join(dir, 'small.img') } }], guests: [{ name: 'g', grants: [{ device: 'q', window: { startLba: 50, sectors: 51 } }] }] }));
     expect((await issuesAsync(loadConfig(file)))[0]).toMatch(/^guests\[0\]\.grants\[0\]\.window: window LBA 50-100 ends past the end of disk "q", which has 100 sectors/);
+  });
+});
+
+describe('devices on one image', () => {
+  const two = (b0: Grant, b1: Grant) => ({
+    devices: [
+      { id: 'd0', kind: 'ata', backend: b0 },
+      { id: 'd1', kind: 'ata', backend: b1 },
+    ],
+    guests: [
+      { name: 'a', grants: [{ device: 'd0' }] },
+      { name: 'b', grants: [{ device: 'd1' }] },
+    ],
+  });
+
+  it('two devices on one image file or NBD export are refused unless both are read-only', () => {
+    expect(issues(() => parseConfig(two({ type: 'file', path: 'x.img' }, { type: 'file', path: './x.img' })))).toEqual([
+      'devices[1].backend.path: device "d1" uses the image of device "d0" (devices[0].backend.path): the guests of each would overwrite the other\'s; give each device its own image, or make both read-only',
+    ]);
+    expect(() => parseConfig(two({ type: 'file', path: 'x.img', readOnly: true }, { type: 'file', path: 'x.img', readOnly: true }))).not.toThrow();
+    expect(() => parseConfig(two({ type: 'file', path: 'x.img' }, { type: 'file', path: 'y.img' }))).not.toThrow();
+    expect(issues(() => parseConfig(two({ type: 'nbd', socket: '/run/n.sock', exportName: 'e' }, { type: 'nbd', socket: '/run/n.sock', exportName: 'e' })))).toEqual([
+      expect.stringMatching(/^devices\[1\]\.backend: device "d1" uses the image of device "d0"/),
+    ]);
+    expect(() => parseConfig(two({ type: 'nbd', socket: '/run/n.sock', exportName: 'e' }, { type: 'nbd', socket: '/run/n.sock', exportName: 'f' }))).not.toThrow();
+  });
+
+  it('loadConfig knows one image by two names (a hard link)', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'x.img'), Buffer.alloc(4096));
+    linkSync(join(dir, 'x.img'), join(dir, 'y.img'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify(two({ type: 'file', path: 'x.img' }, { type: 'file', path: 'y.img' })));
+    expect(await issuesAsync(loadConfig(file))).toEqual([expect.stringMatching(/^devices\[1\]\.backend\.path: device "d1" uses the image of device "d0"/)]);
   });
 });
 

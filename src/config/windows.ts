@@ -6,7 +6,9 @@
 //  - a device without a MUX (pass-through router) is driven by each guest directly, with no
 //    safe-state switching: at most one guest may reach it, unless all its grants are shared;
 //    and a window there would not be applied (only the MUX translates LBAs), so it is refused;
-//  - a guest reaches a device once: two device grants of one device are ambiguous.
+//  - a guest reaches a device once: two device grants of one device are ambiguous;
+//  - two devices do not share one image (file, QEMU image, NBD export) unless both are
+//    read-only: each device's guests would overwrite the other's, whatever the windows say.
 //
 // A guest reaches a device through a device grant, or through a raw range grant that touches
 // one of the device's regions (the same rule as src/grants.ts buildGrants): such a guest sees
@@ -16,6 +18,7 @@
 // knows, and an issue names the JSON paths of both grants.
 
 import { stat } from 'node:fs/promises';
+import { normalize } from 'node:path';
 import type { BusSpace } from '../bus.ts';
 import { type Config, type ConfigIssue, isDeviceGrant, isRangeGrant } from './schema.ts';
 
@@ -36,6 +39,8 @@ export interface DeviceFacts {
   multiplexed?: boolean;
   /** Its placed regions: range grants touching them reach the device. Unknown (not checked) when absent. */
   ranges?: readonly { space: BusSpace; start: number; end: number }[];
+  /** What names its storage (an image's path or inode, an NBD export), and where in the config. */
+  storage?: { key: string; path: string; readOnly: boolean };
 }
 
 interface Reach {
@@ -98,6 +103,18 @@ function describeReach(r: Reach, config: Config, whole = 'the whole disk'): stri
  */
 export function reachIssues(config: Config, facts: (deviceIndex: number) => DeviceFacts): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
+  const stores = new Map<string, number>();
+  config.devices.forEach((d, i) => {
+    const st = facts(i).storage;
+    if (!st) return;
+    const first = stores.get(st.key);
+    if (first === undefined) return void stores.set(st.key, i);
+    if (st.readOnly && facts(first).storage!.readOnly) return;
+    issues.push({
+      path: st.path,
+      message: `device "${d.id}" uses the image of device "${config.devices[first].id}" (${facts(first).storage!.path}): the guests of each would overwrite the other's; give each device its own image, or make both read-only`,
+    });
+  });
   const all = reaches(config, facts, issues);
   for (const [dev, list] of all) {
     const d = config.devices[dev];
@@ -148,12 +165,28 @@ export function reachIssues(config: Config, facts: (deviceIndex: number) => Devi
   return issues;
 }
 
-/** Facts known when the config is parsed, without I/O: the kind, a memory disk's size. */
+type LooseBackend = { type: string; path?: unknown; image?: unknown; sizeMiB?: unknown; create?: unknown; readOnly?: unknown; socket?: unknown; host?: unknown; port?: unknown; exportName?: unknown };
+
+/** The storage a backend names, by its path as written (normalized), or its NBD export. */
+function storageOf(b: LooseBackend | undefined, i: number): DeviceFacts['storage'] {
+  const at = `devices[${i}].backend`;
+  const readOnly = b?.readOnly === true;
+  if (b?.type === 'file' && typeof b.path === 'string') return { key: `file:${normalize(b.path)}`, path: `${at}.path`, readOnly };
+  if (b?.type === 'qemu' && typeof b.image === 'string') return { key: `file:${normalize(b.image)}`, path: `${at}.image`, readOnly };
+  if (b?.type === 'nbd') {
+    const where = typeof b.socket === 'string' ? normalize(b.socket) : `${String(b.host)}:${String(b.port ?? 10809)}`;
+    return { key: `nbd:${where}#${String(b.exportName ?? '')}`, path: at, readOnly };
+  }
+  return undefined;
+}
+
+/** Facts known when the config is parsed, without I/O: the kind, a memory disk's size, the image's name. */
 export function parseFacts(config: Config): (i: number) => DeviceFacts {
   return (i) => {
-    const b = config.devices[i].backend;
-    if (b?.type === 'memory') return { sectors: Math.ceil(b.sizeMiB * SECTORS_PER_MIB), sizeFrom: `devices[${i}].backend.sizeMiB ${b.sizeMiB}` };
-    return {};
+    const b = config.devices[i].backend as LooseBackend | undefined;
+    const storage = storageOf(b, i);
+    if (b?.type === 'memory' && typeof b.sizeMiB === 'number') return { sectors: Math.ceil(b.sizeMiB * SECTORS_PER_MIB), sizeFrom: `devices[${i}].backend.sizeMiB ${b.sizeMiB}` };
+    return storage ? { storage } : {};
   };
 }
 
@@ -165,15 +198,17 @@ export async function loadFacts(config: Config): Promise<(i: number) => DeviceFa
   const parsed = parseFacts(config);
   const known = await Promise.all(
     config.devices.map(async (d, i): Promise<DeviceFacts> => {
-      const b = d.backend as { type: string; path?: unknown; image?: unknown; sizeMiB?: unknown; create?: unknown } | undefined;
+      const b = d.backend as LooseBackend | undefined;
       const image = b?.type === 'file' ? b.path : b?.type === 'qemu' ? b.image : undefined;
       if (typeof image !== 'string') return parsed(i);
-      const size = await stat(image).then((s) => (s.isFile() ? s.size : null), () => null);
-      if (size !== null) return { sectors: Math.floor(size / 512), sizeFrom: `image ${image}` };
+      const named = parsed(i).storage;
+      const st = await stat(image).then((s) => (s.isFile() ? s : null), () => null);
+      // One file by two names (a link, "./x" and "x") is one image: by its inode.
+      if (st) return { sectors: Math.floor(st.size / 512), sizeFrom: `image ${image}`, storage: named && { ...named, key: `inode:${st.dev}:${st.ino}` } };
       if (b?.type === 'file' && b.create === true && typeof b.sizeMiB === 'number') {
-        return { sectors: Math.ceil(b.sizeMiB * SECTORS_PER_MIB), sizeFrom: `devices[${i}].backend.sizeMiB ${b.sizeMiB}, created` };
+        return { sectors: Math.ceil(b.sizeMiB * SECTORS_PER_MIB), sizeFrom: `devices[${i}].backend.sizeMiB ${b.sizeMiB}, created`, storage: named };
       }
-      return {};
+      return { storage: named };
     }),
   );
   return (i) => known[i];
