@@ -6,9 +6,10 @@
 // MUXVISOR_TEST_HIDE=kvm,qemu,... makes the named requirements count as absent: the
 // fresh-machine test uses it for the ones PATH cannot hide (/dev/kvm).
 
-import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findBinary } from '../../src/backends/qtest.ts';
 import { kvmUnavailableReason } from '../../src/trap/kvm.ts';
 
 interface Tool {
@@ -42,18 +43,7 @@ function hidden(): Set<string> {
 }
 
 /** The absolute path of `binary` on PATH, or null. */
-export function onPath(binary: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
-    const p = join(dir, binary);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      // not in this folder
-    }
-  }
-  return null;
-}
+export const onPath = (binary: string): string | null => findBinary(binary);
 
 function reasonFor(req: Requirement): string | null {
   if (hidden().has(req)) return `${req} hidden by MUXVISOR_TEST_HIDE`;
@@ -77,18 +67,7 @@ function reasonFor(req: Requirement): string | null {
 /** The path of an e2fsprogs program (PATH, then /usr/sbin and /sbin), or null. */
 export function e2fsTool(binary: string): string | null {
   if (hidden().has('e2fsprogs')) return null;
-  const found = onPath(binary);
-  if (found) return found;
-  for (const dir of ['/usr/sbin', '/sbin']) {
-    const p = join(dir, binary);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      // not there
-    }
-  }
-  return null;
+  return onPath(binary) ?? findBinary(join('/usr/sbin', binary)) ?? findBinary(join('/sbin', binary));
 }
 
 /** Why a test needing all of `reqs` must skip (every missing one, joined), or null to run it. */
