@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Access, Reply } from '../src/access.ts';
 import { FrameDecoder, encodeFrame } from '../src/channel/codec.ts';
-import { DEFAULT_LIMITS, type ChannelLimits, hardUnread } from '../src/channel/flow.ts';
+import { DEFAULT_LIMITS, FRAMES_PER_TURN, type ChannelLimits, hardUnread } from '../src/channel/flow.ts';
 import { MAX_FRAME, MAX_HELLO_FRAME, MAX_STRING_BYTES, type SupervisorMessage, validateSupervisorMessage } from '../src/channel/messages.ts';
 import { PeerClient } from '../src/channel/peer-client.ts';
 import { type ChannelSession, ChannelServer, type PeerConnection } from '../src/channel/server.ts';
@@ -200,6 +200,36 @@ describe('a peer that does not read its replies', () => {
     }
     await until(() => p.msgs.filter((m) => m.t === 'rep').length === 50, 'all replies');
     expect(r.server.counters.get('readStopped.inflight')).toBeGreaterThan(0);
+  });
+});
+
+describe('a peer that sends many small frames', () => {
+  it('has FRAMES_PER_TURN of them handled per turn of the event loop: another peer is served in between', async () => {
+    // Turns of the event loop, counted by a setImmediate chain; each access notes its turn.
+    let turn = 0;
+    let ticking = true;
+    const tick = () => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    tick();
+    cleanups.push(() => (ticking = false));
+    const perTurn = new Map<number, number>();
+    const r = await rig({}, () => (perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1), { value: 0 }));
+    const honest = await PeerClient.connect(r.sock, { guest: 'h' });
+    const p = await raw(r.sock);
+    p.s.write(hello('flood'));
+    await until(() => r.conns.length === 2, 'the flooder');
+    const n = 20_000;
+    p.s.write(Buffer.concat(Array.from({ length: n }, (_, i) => encodeFrame({ t: 'acc', id: i, sp: 'pio', a: 0x80, s: 1, d: 'r' }))));
+    await until(() => p.msgs.some((m) => m.t === 'rep'), 'the first replies');
+    expect(await honest.access({ space: 'pio', addr: 0x80, size: 1, dir: 'read' })).toEqual({ value: 0 });
+    const seen = p.msgs.filter((m) => m.t === 'rep').length;
+    expect(seen).toBeLessThan(n / 2);
+    await until(() => p.msgs.filter((m) => m.t === 'rep').length === n, 'all the flood\'s replies', 30_000);
+    // A turn's poll phase and its check phase (where a yielded peer goes on) each handle at most FRAMES_PER_TURN.
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(2 * FRAMES_PER_TURN + 1);
+    await honest.bye();
   });
 });
 

@@ -8,6 +8,8 @@
 //    being accepted. It resumes on 'drain', on an answer, on the welcome. The kernel's socket
 //    buffers hold what the peer sends meanwhile, and its writes block: a flood of requests
 //    whose replies it does not read stops at the bound.
+//  - A peer's frames are handled FRAMES_PER_TURN at a time per turn of the event loop, so the
+//    other peers are read in between.
 //  - A peer that owes more than hardUnread() (more than its accesses in flight can explain:
 //    it reads nothing, while frames it did not ask for, such as irq, pile up) is closed.
 //  - A frame that has started to arrive must be complete within `frameDeadlineMs` (counted
@@ -95,7 +97,14 @@ export function supervisorBound(guests: number, l: ChannelLimits = DEFAULT_LIMIT
   return guests * total(b.guest) + l.maxHelloReaders * total(b.reading) + l.maxHelloQueue * total(b.waiting);
 }
 
-export type StopReason = 'hello' | 'unread' | 'inflight';
+export type StopReason = 'hello' | 'unread' | 'inflight' | 'turn';
+
+/**
+ * Frames of one peer handled in one turn of the event loop: then its reading yields until
+ * the next turn, so a peer that sends many small frames (and reads its replies) cannot hold
+ * the loop for the length of a large read while the other peers wait.
+ */
+export const FRAMES_PER_TURN = 64;
 
 export interface FlowHooks {
   /** Decode what the decoder kept while reading was stopped (feed it an empty chunk). */
@@ -158,6 +167,13 @@ export class PeerFlow {
     this.go('hello');
   }
 
+  /** FRAMES_PER_TURN frames were handled in this turn: the rest waits for the next one. */
+  yieldTurn(): void {
+    if (this.stops.has('turn') || this.disposed) return;
+    this.stop('turn');
+    setImmediate(() => this.go('turn'));
+  }
+
   accessStarted(): void {
     if (++this.inflight >= this.limits.maxInflight) this.stop('inflight');
   }
@@ -218,7 +234,7 @@ export class PeerFlow {
     if (this.stops.has(reason)) return;
     const was = this.reading;
     this.stops.add(reason);
-    if (reason !== 'hello') this.hooks.count?.(`readStopped.${reason}`);
+    if (reason === 'unread' || reason === 'inflight') this.hooks.count?.(`readStopped.${reason}`);
     if (!was) return;
     this.socket.pause();
     this.decoder.hold();

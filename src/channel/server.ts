@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { Counters } from '../metrics.ts';
 import { FrameDecoder, encodeFrame } from './codec.ts';
 import { HelloGate } from './admission.ts';
-import { type ChannelLimits, DEFAULT_LIMITS, PeerFlow } from './flow.ts';
+import { type ChannelLimits, DEFAULT_LIMITS, FRAMES_PER_TURN, PeerFlow } from './flow.ts';
 import { LogLimiter } from '../log-limit.ts';
 import {
   type DmarMsg,
@@ -236,8 +236,11 @@ export class PeerConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    let frames = 0;
     try {
       for (const m of this.decoder.feed(chunk)) {
+        // Enough for this turn: the decoder keeps the rest, the other peers are read first.
+        if (++frames === FRAMES_PER_TURN) this.flow.yieldTurn();
         if (m.t === 'hello' && !this.session && !this.helloPending) {
           // Frames after the hello may be as large as any; nothing more is read until it is accepted.
           this.decoder.limit(MAX_FRAME);
