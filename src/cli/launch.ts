@@ -4,6 +4,8 @@
 //                                                    handed a one-time token (MUXVISOR_TOKEN) that
 //                                                    opens its guest once (src/channel/peer-auth.ts)
 //   kvm {image, memoryMiB?, options.cmdline?}        a KVM guest (N-API runner, in process)
+//   qemu {kernel?, initrd?, append?, memMiB?, ...}   an unmodified OS in its own QEMU, the disk
+//                                                    served over x-pci-proxy-dev (qemu-launch.ts)
 // Guests without `run` are left to connect themselves (`muxvisor exec`, a KVM helper, ...).
 
 import type { ChildProcess } from 'node:child_process';
@@ -15,10 +17,11 @@ import { runWorkload, type TransferMode } from '../guests/ata-workload.ts';
 import type { GuestPort } from '../guests/port.ts';
 import type { Logger } from '../log.ts';
 import type { Supervisor } from '../supervisor.ts';
+import { launchQemu } from './qemu-launch.ts';
 
 export interface GuestOutcome {
   guest: string;
-  how: 'scripted' | 'user' | 'kvm';
+  how: 'scripted' | 'user' | 'kvm' | 'qemu';
   ok: boolean;
   detail: string;
 }
@@ -122,6 +125,7 @@ export async function launchGuests(sup: Supervisor, config: Config, socket: stri
     let l: LaunchedGuest;
     if (run.type === 'scripted') l = launchScripted(sup, g, run, where);
     else if (run.type === 'user') l = await launchUser(sup, socket, g, run);
+    else if (run.type === 'qemu') l = await launchQemu(sup, g, run, where, socket, log);
     else l = await launchKvm(sup, g, run);
     log.info({ guest: g.name, run: run.type }, 'guest started');
     void l.done.then((o) => (o.ok ? log.info(o, 'guest finished') : log.error(o, 'guest failed')));

@@ -55,6 +55,19 @@ export const RunSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('scripted'), driver: Path, options: Options.optional() }),
   z.strictObject({ type: z.literal('user'), argv: z.array(z.string()).min(1), env: z.record(z.string(), z.string()).optional(), cwd: Path.optional(), options: Options.optional() }),
   z.strictObject({ type: z.literal('kvm'), image: Path, format: z.string().optional(), memoryMiB: z.number().positive().optional(), options: Options.optional() }),
+  z
+    .strictObject({
+      type: z.literal('qemu'),
+      kernel: Path.optional().meta({ description: 'bzImage to boot (default: the guest kit, native/linux-guest/build/bzImage)' }),
+      initrd: Path.optional().meta({ description: 'initramfs (default: the guest kit\'s initramfs.cpio.gz when the kernel is the kit\'s)' }),
+      append: z.string().optional().meta({ description: 'kernel command line after console=ttyS0 (the kit: muxvisor.workload=disk muxvisor.guest=NAME ...)' }),
+      memMiB: z.number().int().min(16).max(65536).optional().meta({ description: 'guest RAM in MiB (default 256)' }),
+      accel: z.enum(['tcg', 'kvm']).optional().meta({ description: 'tcg (default; this host\'s KVM cannot run Linux, LINUX.md) or kvm on a host with VT-x/AMD-V' }),
+      smp: z.number().int().min(1).max(64).optional().meta({ description: 'virtual CPUs (default 1)' }),
+      device: z.string().optional().meta({ description: 'the granted disk the guest\'s QEMU sees as its proxied PCI function (default: the guest\'s only ata grant)' }),
+      console: Path.optional().meta({ description: 'file for the guest\'s serial console (default: GUEST.console.log beside the socket)' }),
+    })
+    .meta({ description: 'an unmodified OS in its own QEMU; the shared disk is an x-pci-proxy-dev served by muxvisor (src/trap/qemu-guest/linux-guest.ts)' }),
 ]);
 
 const Shared = z.boolean().optional().meta({
