@@ -78,13 +78,13 @@ export class HelloGate<C> {
   }
 
   /**
-   * Sweeps every half grace while connections wait. The sweep runs in a setImmediate after
+   * Sweeps every quarter of the grace while connections wait. The sweep runs in a setImmediate after
    * the timer, so after the event loop's I/O of that turn: a reader whose hello has come
    * by then is read before it is judged, even when the loop was held up for a while.
    */
   private queueSweep(): void {
     if (this.sweepTimer || this.queued.size === 0) return;
-    this.sweepTimer = setTimeout(() => setImmediate(() => this.sweep()), Math.max(1, this.limits.graceMs / 2));
+    this.sweepTimer = setTimeout(() => setImmediate(() => this.sweep()), Math.max(1, this.limits.graceMs / 4));
     this.sweepTimer.unref();
   }
 

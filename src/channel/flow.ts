@@ -32,7 +32,7 @@ export interface ChannelLimits {
   maxHelloReaders: number;
   /** How long a connection being read may take to send its hello before a waiting one takes its place (ms; default 500). */
   helloGraceMs: number;
-  /** Connections not welcomed yet that wait, paused, to be read; a connect beyond is refused (default 1024). */
+  /** Connections not welcomed yet that wait, paused, to be read; a connect beyond is refused (default 2048). */
   maxHelloQueue: number;
   /** Listen backlog (the kernel caps it at net.core.somaxconn; default 4096). */
   backlog: number;
@@ -45,7 +45,7 @@ export const DEFAULT_LIMITS: ChannelLimits = {
   helloDeadlineMs: 10_000,
   maxHelloReaders: 256,
   helloGraceMs: 500,
-  maxHelloQueue: 1024,
+  maxHelloQueue: 2048,
   backlog: 4096,
 };
 
