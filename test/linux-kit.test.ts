@@ -5,13 +5,13 @@
 // itself (e2fsck -fn, debugfs, the raw bytes) against content it generates on its own side,
 // in DMA (MWDMA2) and in PIO (muxvisor.pio=1 → libata dma=0). Boot times are printed.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, it, type ExpectStatic } from 'vitest';
-import { e2fsTool, LINUX_KIT_DIR, missing, titled } from './helpers/requires.ts';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { checkImage, sha256 } from './helpers/linux-kit-check.ts';
+import { LINUX_KIT_DIR, missing, titled } from './helpers/requires.ts';
 
 const why = missing('qemu', 'linux-kit', 'e2fsprogs');
 
@@ -100,112 +100,6 @@ function report(name: string, b: Boot): void {
     `${name}: /init at ${b.initUptime?.toFixed(2)} s kernel uptime, ${((b.initHostMs ?? NaN) / 1000).toFixed(2)} s after spawning QEMU; ` +
       `powered off after ${(b.totalMs / 1000).toFixed(2)} s; ${b.result?.join(' ')}; ${[...b.info].map(([k, v]) => `${k}=${v}`).join(' ')}`,
   );
-}
-
-// ---- what the disk workload writes, generated here independently (native/linux-guest/workloads/disk)
-
-const line64 = (prefix: string): string => `${prefix.padEnd(63, '.')}\n`;
-
-function fileSize(k: number): number {
-  return (k + 1) * 196608 + k * 4099;
-}
-
-function fileContent(guest: string, k: number): Buffer {
-  const size = fileSize(k);
-  const parts: string[] = [];
-  const k2 = String(k).padStart(2, '0');
-  for (let i = 0; i * 64 < size; i++) parts.push(line64(`muxvisor ${guest} file ${k2} line ${String(i).padStart(8, '0')} `));
-  return Buffer.from(parts.join(''), 'latin1').subarray(0, size);
-}
-
-function rawContent(guest: string, firstLba: number, sectors: number): Buffer {
-  const parts: string[] = [];
-  for (let s = 0; s < sectors; s++) {
-    const lba = String(firstLba + s).padStart(10, '0');
-    for (let j = 0; j < 8; j++) parts.push(line64(`muxvisor ${guest} raw sector ${lba} part ${j} `));
-  }
-  return Buffer.from(parts.join(''), 'latin1');
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-function tool(name: string): string {
-  const p = e2fsTool(name);
-  if (!p) throw new Error(`${name} not found`);
-  return p;
-}
-
-/** e2fsprogs on the image, from the host; stdout as bytes. */
-function e2(name: string, args: string[]): Buffer {
-  return execFileSync(tool(name), args, { maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** Checks the image as the host sees it after a disk run of `guest` with `nfiles` files. */
-function checkImage(expect: ExpectStatic, image: string, guest: string, nfiles: number, b: Boot): void {
-  // A clean file system: e2fsck -n exits 0 only when it found nothing to fix.
-  const fsck = (() => {
-    try {
-      execFileSync(tool('e2fsck'), ['-fn', image], { stdio: 'pipe' });
-      return 0;
-    } catch (e) {
-      const err = e as { status?: number; stdout?: Buffer };
-      return `${err.status}: ${err.stdout?.toString()}`;
-    }
-  })();
-  expect(fsck).toBe(0);
-
-  // It ends where the raw region begins.
-  const fsBytes = Number(b.info.get('fs_bytes'));
-  const rawStart = Number(b.info.get('raw_start'));
-  const rawBytes = Number(b.info.get('raw_bytes'));
-  expect(fsBytes).toBe(60 * 1024 * 1024);
-  expect(rawStart).toBe(fsBytes);
-  expect(rawBytes).toBe(4 * 1024 * 1024);
-  const head = e2('dumpe2fs', ['-h', image]).toString();
-  const field = (n: string): number => Number(new RegExp(`^${n}:\\s+(\\d+)`, 'm').exec(head)?.[1]);
-  expect(field('Block count') * field('Block size')).toBe(fsBytes);
-  expect(/^Filesystem volume name:\s+(\S+)/m.exec(head)?.[1]).toBe(guest);
-  expect(head).toMatch(/^Filesystem features:.*\bextent\b/m); // ext4, not ext2
-
-  // Exactly the guest's files in the root, with the content generated here, and a manifest that says so.
-  const names = e2('debugfs', ['-R', 'ls -p /', image])
-    .toString()
-    .split('\n')
-    .map((l) => l.split('/')[5])
-    .filter((n): n is string => n !== undefined && n !== '.' && n !== '..');
-  const files = Array.from({ length: nfiles }, (_, k) => `${guest}-${String(k).padStart(2, '0')}.dat`);
-  expect(names.sort()).toEqual(['MANIFEST.sha256', 'lost+found', ...files].sort());
-  const manifest = new Map(
-    e2('debugfs', ['-R', 'cat /MANIFEST.sha256', image])
-      .toString()
-      .trim()
-      .split('\n')
-      .map((l) => {
-        const [sum, name] = l.split(/\s+/);
-        return [name, sum] as const;
-      }),
-  );
-  expect([...manifest.keys()].sort()).toEqual([...files].sort());
-  let bytes = 0;
-  files.forEach((name, k) => {
-    const want = fileContent(guest, k);
-    const got = e2('debugfs', ['-R', `cat /${name}`, image]);
-    expect(got.length, name).toBe(want.length);
-    expect(sha256(got), name).toBe(sha256(want));
-    expect(manifest.get(name), name).toBe(sha256(want));
-    bytes += got.length;
-  });
-  expect(b.result).toEqual(['disk', 'ok', `files=${nfiles}`, `bytes=${bytes}`]);
-
-  // The raw region holds the pattern, each sector naming its own LBA.
-  const raw = Buffer.alloc(rawBytes);
-  const fd = openSync(image, 'r');
-  try {
-    expect(readSync(fd, raw, 0, rawBytes, rawStart)).toBe(rawBytes);
-  } finally {
-    closeSync(fd);
-  }
-  expect(sha256(raw)).toBe(sha256(rawContent(guest, rawStart / 512, rawBytes / 512)));
 }
 
 describe.skipIf(why !== null)(titled("Linux guest kit on QEMU's own devices", why), () => {
