@@ -2,7 +2,8 @@
 // ata-pio drivers write and verify their windows of a disk served by `muxvisor run`, alone,
 // then while a hostile guest floods the socket (64 KiB string reads it never reads the
 // replies of, a read over the per-access limit, 200 half first frames and 200 half 1 MiB
-// frames, 1000 simultaneous connects). Runs alternate, the medians are compared:
+// frames, 1000 simultaneous connects, 0.5 s into the guests' work). Runs alternate, the
+// medians are compared:
 //  - flood.honestSectorsPerSec.quiet / .flooded: sectors written + read per second, both guests
 //    (each timed by the driver itself, from its first access to its verdict);
 //  - flood.throughputRatio: flooded / quiet (1 = the flood costs the honest guests nothing);
@@ -33,7 +34,11 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
   const flooded: FloodResult[] = [];
   for (let i = 0; i < rounds; i++) {
     quiet.push(await runFlood({ ...shape, flood: false }));
-    flooded.push(await runFlood({ ...shape, flood: true }));
+    // The bursts hit guests at work: a guest that connects during a burst of silent
+    // connects may wait for the hello gate to reach it (PROTOCOL.md "Limits"), which is
+    // latency the flood causes, not throughput; test/channel-flood.test.ts has them connect
+    // during the burst and checks that they are served.
+    flooded.push(await runFlood({ ...shape, flood: true, burstDelayMs: 500 }));
   }
   for (const r of [...quiet, ...flooded]) {
     const bad = r.honest.find((h) => !h.ok);

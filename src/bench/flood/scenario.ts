@@ -34,6 +34,8 @@ export interface FloodOptions {
   modes?: string[];
   /** The honest guests' access slot (default: the shim's default, the slot while the supervisor polls). */
   slot?: boolean;
+  /** Start the bursts of connections this long after the honest guests (default 0: with them). */
+  burstDelayMs?: number;
 }
 
 export interface FloodResult {
@@ -143,8 +145,10 @@ export async function runFlood(o: FloodOptions): Promise<FloodResult> {
       if (on('reads')) await start('reads', o.reads ?? 100_000);
       else if (on('halfafter')) await start('halfafter', 1);
       const triggers = await Promise.all([on('halfframes') ? loaded('halfframes', o.halfFrames ?? 200) : null, on('connects') ? loaded('connects', o.connects ?? 1000) : null]);
-      // The bursts of connections start with the honest guests, whose connects fall among them.
-      bursts = Promise.all(triggers.map((t) => t?.()));
+      // The bursts of connections start with the honest guests, whose connects fall among
+      // them, or burstDelayMs later, when the honest guests are at work.
+      const fire = () => Promise.all(triggers.map((t) => t?.()));
+      bursts = o.burstDelayMs ? sleep(o.burstDelayMs).then(fire) : fire();
     }
     const cpu0 = cpuMs(pid);
     const runs = await Promise.all(
