@@ -16,7 +16,7 @@
 // keeps the run's folder (image, config, stdout.jsonl, stderr.log); CHAOS_VERBOSE=1 has the hostile
 // log each operation; CHAOS_LOG_LEVEL=trace logs every access (a register trace to replay by eye).
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -196,6 +196,37 @@ interface RunResult {
   stderr: string;
 }
 
+/**
+ * A hung run: where each process under the supervisor waits (state, kernel wait channel,
+ * system call, from /proc), printed before it is killed, so a rare hang leaves its cause.
+ */
+function diagnoseHang(root: number): void {
+  const lines: string[] = [];
+  const visit = (pid: number, depth: number): void => {
+    const read = (f: string): string => {
+      try {
+        return readFileSync(`/proc/${pid}/${f}`, 'utf8').replace(/\0/g, ' ').trim();
+      } catch {
+        return '?';
+      }
+    };
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return;
+    }
+    lines.push(`${'  '.repeat(depth)}${pid} ${read('cmdline').slice(0, 120)}`);
+    for (const t of tids) {
+      const stat = read(`task/${t}/stat`).replace(/^.*\) /, '').split(' ')[0];
+      lines.push(`${'  '.repeat(depth)}  task ${t}: state ${stat} wchan ${read(`task/${t}/wchan`)} syscall ${read(`task/${t}/syscall`).split(' ').slice(0, 3).join(' ')}`);
+    }
+    for (const t of tids) for (const c of read(`task/${t}/children`).split(' ').filter(Boolean)) visit(Number(c), depth + 1);
+  };
+  visit(root, 0);
+  console.error(`hang diagnosis (processes under the supervisor):\n${lines.join('\n')}`);
+}
+
 /** Runs the CLI; its stderr (logs and the guests' output) goes to `stderrPath`, read back at the end. */
 function runCli(args: string[], stderrPath: string): Promise<RunResult> {
   return new Promise((resolve) => {
@@ -207,6 +238,7 @@ function runCli(args: string[], stderrPath: string): Promise<RunResult> {
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s)); // stdio[1] is 'pipe'
     const timer = setTimeout(() => {
       timedOut = true;
+      diagnoseHang(child.pid!);
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
     }, RUN_TIMEOUT_MS);

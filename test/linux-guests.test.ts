@@ -7,7 +7,7 @@
 // extracts each window with dd and checks it as test/linux-kit.test.ts checks a whole image.
 
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -71,16 +71,26 @@ describe.skipIf(why !== null)(titled('Linux guests share one disk through muxvis
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     const t0 = performance.now();
-    const { stdout } = await run(process.execPath, [CLI, '--log-level', 'warn', '--json', 'run', join(dir, 'config.json'), '--exit-when-done'], {
-      timeout: 420_000,
-      maxBuffer: 16 << 20,
-    });
+    const consoleOf = (name: string): string[] => readFileSync(join(dir, `${name}.log`), 'latin1').replace(/\r/g, '').split('\n');
+    let stdout = '';
+    try {
+      ({ stdout } = await run(process.execPath, [CLI, '--log-level', 'warn', '--json', 'run', join(dir, 'config.json'), '--exit-when-done'], {
+        timeout: 420_000,
+        maxBuffer: 16 << 20,
+      }));
+    } catch (e) {
+      // The run folder goes with the test: each guest's console tail now, or the cause is lost.
+      for (const g of GUESTS) {
+        const lines = existsSync(join(dir, `${g.name}.log`)) ? consoleOf(g.name) : ['(no console log)'];
+        console.error(`${g.name} console (last 60 lines):\n${lines.slice(-60).join('\n')}`);
+      }
+      throw e;
+    }
     const wallS = (performance.now() - t0) / 1000;
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Event);
     const outcomes = events.filter((e) => e.event === 'guest');
     for (const o of outcomes) console.info(`${o.guest}: ${o.ok ? 'ok' : 'FAILED'}: ${o.detail}`);
     console.info(`muxvisor run with ${GUESTS.length} Linux guests: ${wallS.toFixed(1)} s wall`);
-    const consoleOf = (name: string): string[] => readFileSync(join(dir, `${name}.log`), 'latin1').replace(/\r/g, '').split('\n');
     expect(outcomes.map((o) => o.guest).sort()).toEqual(GUESTS.map((g) => g.name));
     for (const o of outcomes) expect(o.ok, `${o.guest}: ${o.detail}\n${consoleOf(o.guest!).slice(-40).join('\n')}`).toBe(true);
 

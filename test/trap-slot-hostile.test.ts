@@ -324,7 +324,9 @@ describe('the access slot against hostile and broken peers', () => {
       { ev: 'rep', via: 'socket', v: SCRATCH_ID, e: null },
     ]);
     const c = channel();
-    expect(c.slotRings).toBe(rings + 1);
+    // Its own rings and the one before its access (more when an answer took over 200 ms: the
+    // shim rings again at each futex timeout, native/trap/slot.c).
+    expect(c.slotRings).toBeGreaterThanOrEqual(rings + 1);
     expect(c.slotKicks).toBeGreaterThan(0);
     expect(c.slotKicks).toBeLessThan(rings / 10);
     expect(ticks).toBeGreaterThan(0);

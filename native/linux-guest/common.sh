@@ -35,9 +35,12 @@ scsi_disks() {
 }
 
 # Sets DISK (sdX) and ADDR: the disk at SCSI address $MUXVISOR_DISK, or the lowest one; waits up
-# to $MUXVISOR_DISK_WAIT seconds (30) for libata's asynchronous probe and the SCSI scan.
+# to $MUXVISOR_DISK_WAIT seconds of uptime (120) for libata's asynchronous probe and the SCSI
+# scan. On a shared disk the probe's IDENTIFY waits while another guest's command holds the
+# device (a long PIO command through the proxy takes seconds); libata then times out and retries
+# it (5, 10, then 30 s: ata_eh_identify_timeouts), so the wait covers all of its tries.
 find_disk() {
-  waited=0
+  until=$(awk -v t="$(now)" -v w="${MUXVISOR_DISK_WAIT:-120}" 'BEGIN { printf "%d", t + w }')
   while :; do
     line=$(scsi_disks | if [ -n "$MUXVISOR_DISK" ]; then grep "^$MUXVISOR_DISK " ; else head -n 1; fi)
     if [ -n "$line" ]; then
@@ -45,9 +48,8 @@ find_disk() {
       DISK=${line#* }
       [ "$(cat "/sys/block/$DISK/size")" -gt 0 ] && return 0
     fi
-    [ "$waited" -ge "$((${MUXVISOR_DISK_WAIT:-30} * 10))" ] && fail "no disk${MUXVISOR_DISK:+ at SCSI address $MUXVISOR_DISK} (have: $(scsi_disks | tr '\n' ' '))"
+    [ "$(now | cut -d. -f1)" -ge "$until" ] && fail "no disk${MUXVISOR_DISK:+ at SCSI address $MUXVISOR_DISK} (have: $(scsi_disks | tr '\n' ' '))"
     usleep 100000
-    waited=$((waited + 1))
   done
 }
 

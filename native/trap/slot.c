@@ -195,8 +195,9 @@ int mt_slot_access(const struct mt_acc *a, struct mt_rep *r)
 		}
 		// Sleep until the supervisor rings the bell: it bumps `bell` after storing
 		// `rep` or `sent` whenever it sees `waiting`, so a wake-up cannot be missed.
-		// The timeout is for a supervisor that died: it stores nothing more, but the
-		// socket then reads EOF, and pumping it ends the program as the socket path would.
+		// The timeout is for a supervisor that died (it stores nothing more, but the socket
+		// then reads EOF, and pumping it ends the program as the socket path would) and for
+		// a request it did not see: each timeout rings the doorbell again.
 		static const struct timespec check = { 0, 200 * 1000 * 1000 };
 		uint32_t b = __atomic_load_n(&s->bell, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&s->waiting, 1, __ATOMIC_SEQ_CST);
@@ -204,8 +205,14 @@ int mt_slot_access(const struct mt_acc *a, struct mt_rep *r)
 		if (__atomic_load_n(&s->rep, __ATOMIC_SEQ_CST) != id && !frames_behind())
 			k = syscall(SYS_futex, &s->bell, FUTEX_WAIT, b, &check, NULL, 0);
 		__atomic_store_n(&s->waiting, 0, __ATOMIC_SEQ_CST);
-		if (k < 0 && errno == ETIMEDOUT)
+		if (k < 0 && errno == ETIMEDOUT) {
 			mt_chan_pump_if_readable();
+			// Still unanswered after a whole check: ring again. A request the supervisor
+			// holds (the MUX stalls us) makes this a stray ring it counts and drops; one it
+			// never saw (a wake-up lost anywhere between us) is taken now instead of never.
+			if (__atomic_load_n(&s->rep, __ATOMIC_SEQ_CST) != id && !frames_behind())
+				mt_chan_ring();
+		}
 		else if (k < 0 && errno != EAGAIN && errno != EINTR)
 			mt_chan_lost("futex(FUTEX_WAIT) on the access slot failed");
 	}
