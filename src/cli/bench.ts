@@ -1,9 +1,13 @@
 // `muxvisor bench [--quick] [--only NAMES]`: collect figures from every src/bench/*.ts module
 // (each exports run({quick}) -> flat object of dotted keys; src/cli/README.md). A module that
-// fails reports `<name>.error` and the others go on. Prints a table, or JSON with --json.
+// fails reports `<name>.error` and the others go on. Prints a table (bench-table.ts: each figure
+// in its kind's unit, with its meaning and target), or the modules' figures as JSON with --json.
 
 import { readdirSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
+import { colorEnabled } from '../util/color.ts';
+import { describeFigures } from './bench-figures.ts';
+import { benchTable } from './bench-table.ts';
 import { globalOptions, printJson } from './common.ts';
 
 type BenchModule = { run?: (opts: { quick: boolean }) => Promise<Record<string, unknown>> };
@@ -55,10 +59,6 @@ export async function collect(opts: { quick: boolean; only?: string[] }, progres
   return figures;
 }
 
-function show(v: unknown): string {
-  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
-}
-
 export function register(program: Command): void {
   program
     .command('bench')
@@ -70,10 +70,7 @@ export function register(program: Command): void {
       const only = opts.only;
       const figures = await collect({ quick: opts.quick, only }, json ? undefined : (n) => process.stderr.write(`bench: ${n}...\n`));
       if (json) printJson(figures);
-      else {
-        const width = Math.max(0, ...Object.keys(figures).map((k) => k.length));
-        for (const [k, v] of Object.entries(figures)) process.stdout.write(`${k.padEnd(width)}  ${show(v)}\n`);
-      }
+      else process.stdout.write(benchTable(describeFigures(figures), colorEnabled(process.stdout)) + '\n');
       process.exitCode = Object.keys(figures).some((k) => k.endsWith('.error')) ? 1 : 0;
     });
 }
