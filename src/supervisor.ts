@@ -52,6 +52,13 @@ export interface SupervisorOptions {
   configSource?: string;
   /** Bounds per peer connection (src/channel/flow.ts); tests shorten the deadlines. */
   channelLimits?: Partial<ChannelLimits>;
+  /** An access log (src/log/): told of every access of every guest, with its answer. */
+  accessLog?: AccessObserver;
+}
+
+/** What the supervisor tells an access log: the access, its answer, when it arrived (monotonic ns). */
+export interface AccessObserver {
+  access(guest: string, acc: Access, reply: Reply, arrivedNs: number): void;
 }
 
 /** A device on the machine: what was built and where it sits. */
@@ -150,10 +157,12 @@ export class Supervisor {
 
   /** Log level `trace`: log every access (checked once: the hot path stays a branch). */
   private readonly traceAccesses: boolean;
+  private readonly accessLog?: AccessObserver;
 
   constructor(private readonly options: SupervisorOptions) {
     this.log = options.logger ?? silentLogger;
     this.traceAccesses = this.log.isLevelEnabled('trace');
+    this.accessLog = options.accessLog;
     this.registry = options.registry ?? new DeviceRegistry();
     this.createRouter = options.createRouter ?? ((id, kind) => new PassthroughRouter(id, kind));
   }
@@ -239,9 +248,12 @@ export class Supervisor {
   /** Route one access of a session. Exposed for the MUX tests and the bench. */
   /** Route one access; at log level `trace` every access and its answer is logged (a driver developer's register trace). */
   route(session: Session, acc: Access): Reply | Promise<Reply> {
-    if (!this.traceAccesses) return this.routeAccess(session, acc);
+    if (!this.traceAccesses && !this.accessLog) return this.routeAccess(session, acc);
+    const arrived = this.accessLog ? Number(process.hrtime.bigint()) : 0;
     const r = this.routeAccess(session, acc);
     const logged = (rep: Reply): Reply => {
+      this.accessLog?.access(session.guest.name, acc, rep, arrived);
+      if (!this.traceAccesses) return rep;
       const shown = acc.dir === 'read' ? ` -> ${rep.data ? `${rep.data.length} bytes` : hex(rep.value)}` : '';
       this.log.trace({ guest: session.guest.name, space: acc.space, addr: hex(acc.addr), ...(rep.error ? { error: rep.error } : {}) }, `${describeAccess(acc)}${shown}`);
       return rep;

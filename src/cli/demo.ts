@@ -3,10 +3,11 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDiskDemo, type DiskBackend, type DemoSummary } from '../demo/disk-demo.ts';
-import { LiveBlock, bar, formatTable, mib } from '../demo/table.ts';
-import type { WorkloadProgress } from '../guests/ata-workload.ts';
+import { LiveBlock, formatTable, mib } from '../demo/table.ts';
+import { guestLive, liveView } from '../demo/live-view.ts';
 import { cliLogger, globalOptions, printJson } from './common.ts';
 import { createLogger } from '../log.ts';
+import { formatOf } from '../log/writer.ts';
 
 function positiveInt(what: string) {
   return (v: string): number => {
@@ -20,11 +21,6 @@ function positiveNumber(v: string): number {
   const n = Number(v);
   if (!(n > 0)) throw new InvalidArgumentError(`seconds must be a number > 0, got "${v}"`);
   return n;
-}
-
-function liveTable(p: WorkloadProgress[], elapsed: number, seconds: number): string {
-  const rows = p.map((g) => [g.guest, g.ops, mib(g.bytes), g.errors + g.mismatches, g.errors + g.mismatches ? 'FAIL' : 'ok']);
-  return `${bar(elapsed / seconds, 30)} ${elapsed.toFixed(1)}/${seconds}s\n` + formatTable(['guest', 'ops', 'MiB', 'errors', 'verify'], rows);
 }
 
 export function summaryTable(s: DemoSummary): string {
@@ -57,15 +53,18 @@ export function register(program: Command): void {
     .addOption(new Option('--mode <mode>', 'transfers the guests use').choices(['pio', 'dma', 'mixed']).default('mixed'))
     .addOption(new Option('--trap <trap>', 'how guests run: scripted in-process drivers, or KVM guests').choices(['scripted', 'kvm']).default('scripted'))
     .option('--image <path>', 'raw image file to share (default: a temporary 64 MiB image)')
-    .action(async (opts: { guests: number; seconds: number; policy: string; backend: DiskBackend; mode: 'pio' | 'dma' | 'mixed'; trap: string; image?: string }, cmd: Command) => {
+    .option('--access-log <file>', 'record every access and MUX event (.jsonl: JSON lines, .mpk: msgpack; see muxvisor log)')
+    .action(async (opts: { guests: number; seconds: number; policy: string; backend: DiskBackend; mode: 'pio' | 'dma' | 'mixed'; trap: string; image?: string; accessLog?: string }, cmd: Command) => {
       const { json, logLevel } = globalOptions(cmd);
       // The live table is the demo's output: logs stay at warn unless --log-level was given.
       const explicit = cmd.getOptionValueSourceWithGlobals('logLevel') === 'cli';
       const logger = explicit ? cliLogger(cmd) : createLogger({ level: logLevel === 'info' ? 'warn' : logLevel });
+      if (opts.accessLog !== undefined) formatOf(opts.accessLog); // a bad extension is an error before anything starts
       if (opts.trap === 'kvm') {
+        if (opts.accessLog !== undefined) throw new Error('--access-log works with --trap scripted (the KVM demo runs its guests elsewhere); use muxvisor run with a config of kvm guests');
         // Loaded on demand: the KVM demo needs the native runner.
-        const { runKvmDemo } = await import('../demo/kvm-demo.ts');
-        const result = await runKvmDemo({ guests: opts.guests, backend: opts.backend, mode: opts.mode, policy: opts.policy, image: opts.image, logger });
+        const { runKvmDisk } = await import('../demo/kvm-disk.ts');
+        const result = await runKvmDisk({ guests: opts.guests, backend: opts.backend, mode: opts.mode, policy: opts.policy, image: opts.image, logger });
         if (json) printJson(result.summary);
         else process.stdout.write(summaryTable(result.summary) + '\n');
         process.exitCode = demoOk(result.summary) ? 0 : 1;
@@ -79,8 +78,9 @@ export function register(program: Command): void {
         backend: opts.backend,
         mode: opts.mode,
         image: opts.image,
+        accessLog: opts.accessLog,
         logger,
-        onProgress: json || !live.enabled ? undefined : (p, t) => live.draw(liveTable(p, Math.min(t, opts.seconds), opts.seconds)),
+        onProgress: json || !live.enabled ? undefined : (p, t, devices) => live.draw(liveView(devices, p.map(guestLive), t, opts.seconds)),
       });
       live.clear();
       if (json) printJson(result.summary);

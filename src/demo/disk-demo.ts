@@ -14,8 +14,10 @@ import { muxRouterFactory } from '../mux/router-factory.ts';
 import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { AtaDriver } from '../guests/ata-driver.ts';
 import { deviceSummary, type DemoSummary } from './summary.ts';
+import { type DeviceLive, devicesLive } from './live-view.ts';
 import { runWorkload, type TransferMode, type WorkloadProgress, type WorkloadResult } from '../guests/ata-workload.ts';
 import { policyConfigOf } from '../mux/policy.ts';
+import { AccessLog } from '../log/access-log.ts';
 
 export type DiskBackend = 'model' | 'nbd' | 'qemu';
 
@@ -30,12 +32,14 @@ export interface DiskDemoOptions {
   mode?: TransferMode;
   logger?: Logger;
   seed?: number;
-  /** Called a few times a second with every guest's progress. */
-  onProgress?: (p: WorkloadProgress[], elapsed: number) => void;
+  /** Called a few times a second with every guest's progress and the devices' owner, chart state and switches. */
+  onProgress?: (p: WorkloadProgress[], elapsed: number, devices: DeviceLive[]) => void;
   /** Stop after this many operations per guest (bench); default: run for `seconds`. */
   maxOps?: number;
   /** Largest transfer in sectors. */
   maxSectors?: number;
+  /** Record every access and MUX event here (src/log/: .jsonl or .mpk). */
+  accessLog?: string;
 }
 
 export type { DemoDeviceSummary, DemoGuestSummary, DemoSummary } from './summary.ts';
@@ -66,6 +70,7 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
   const tmp = mkdtempSync(join(tmpdir(), 'muxvisor-demo-'));
   let nbd: NbdkitServer | null = null;
   let sup: Supervisor | null = null;
+  const accessLog = opts.accessLog !== undefined ? new AccessLog(opts.accessLog) : undefined;
   try {
     const image = opts.image ?? join(tmp, 'disk.img');
     if (!existsSync(image)) makeImage(image, opts.sizeMiB ?? 64);
@@ -93,14 +98,16 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
       },
       'demo config',
     );
-    sup = new Supervisor({ config, logger: log, createRouter: await muxRouterFactory(config, { logger: log }) });
+    sup = new Supervisor({ config, logger: log, accessLog, createRouter: await muxRouterFactory(config, { logger: log, recorder: accessLog }) });
     await sup.start();
+    await accessLog?.start(sup);
 
     const started = process.hrtime.bigint();
     const deadline = Date.now() + opts.seconds * 1000;
     const progress: WorkloadProgress[] = names.map((guest) => ({ guest, ops: 0, bytes: 0, errors: 0, mismatches: 0, sectors: part }));
+    const devices = (): DeviceLive[] => devicesLive(sup!.stats().devices); // sup was set above
     const ticker = opts.onProgress
-      ? setInterval(() => opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9), 250)
+      ? setInterval(() => opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9, devices()), 250)
       : null;
     const mode = opts.mode ?? 'mixed';
     const results = await Promise.all(
@@ -125,7 +132,7 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     );
     if (ticker) clearInterval(ticker);
     const elapsedNs = Number(process.hrtime.bigint() - started);
-    opts.onProgress?.(results, elapsedNs / 1e9);
+    opts.onProgress?.(results, elapsedNs / 1e9, devices());
     const summary: DemoSummary = {
       devices: [
         deviceSummary(
@@ -138,6 +145,7 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     return { summary, results, elapsedNs, backend: opts.backend, image };
   } finally {
     await sup?.close();
+    await accessLog?.close();
     await nbd?.stop();
     rmSync(tmp, { recursive: true, force: true });
   }

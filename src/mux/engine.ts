@@ -20,6 +20,7 @@ import { monotonicClock, realTimers, type Timers } from './timers.ts';
 
 export { monotonicClock, realTimers, type Timers };
 import { resolveRegisters, type RegisterMap } from './registers.ts';
+import type { MuxRecordEvent, MuxRecorder } from './recorder.ts';
 
 /** One thing the engine did, for observers (the property suite's timeline) and tests. */
 export interface MuxTrace {
@@ -45,6 +46,8 @@ export interface MuxOptions {
   /** When the policy lets an idle owner go on while others wait, ask again after this long. Default 500 µs. */
   recheckNs?: number;
   observer?: (e: MuxTrace) => void;
+  /** An access log (src/log/): the chart around each owner access, and the MUX events. */
+  recorder?: MuxRecorder;
 }
 
 /** RouterStats plus the engine's own counters. */
@@ -98,6 +101,7 @@ export class MuxEngine implements DeviceRouter {
   private readonly timers: Timers;
   private readonly recheckNs: number;
   private readonly observer?: (e: MuxTrace) => void;
+  private readonly recorder?: MuxRecorder;
   private readonly guests = new Map<string, GuestRec>();
   private readonly departed: GuestStats[] = [];
   private waiting: GuestRec[] = [];
@@ -149,6 +153,7 @@ export class MuxEngine implements DeviceRouter {
     this.timers = opts.timers ?? realTimers;
     this.recheckNs = opts.recheckNs ?? 500_000;
     this.observer = opts.observer;
+    this.recorder = opts.recorder;
     this.stepper = createStepper(def.machine, opts.mode ?? 'auto');
     this.irqLine = def.irqLine ?? 0;
     this.edges = {
@@ -306,23 +311,29 @@ export class MuxEngine implements DeviceRouter {
       g.reraised = false;
       this.setGuestIrq(g, this.deviceIrq && !this.staleIrq);
     }
+    const before = this.recorder ? this.stateName() : '';
+    const startNs = this.recorder ? this.clock() : 0;
+    const ran = (): void => this.recorder?.ran(acc, { device: this.deviceId, owner: g.link.id, before, after: this.stateName(), startNs });
     const r = this.runForm(g, region, offset, acc);
     if (isPromise(r)) {
       this.busy = true;
       return r.then(
         (reply) => {
           this.busy = false;
+          ran();
           this.afterAccess();
           return reply;
         },
         (err) => {
           this.busy = false;
           this.log.error({ err, guest: g.link.id }, 'device access failed');
+          ran();
           this.afterAccess();
           return deniedReply(acc, `device ${this.deviceId} failed: ${(err as Error).message}`);
         },
       );
     }
+    ran();
     this.afterAccess();
     return r;
   }
@@ -799,16 +810,19 @@ export class MuxEngine implements DeviceRouter {
         });
       }
     }
+    const replayed: string[] = [];
     for (const c of this.def.context ?? []) {
       const v = g.view.context.get(c.reg) ?? c.reset;
       if (!c.always && this.deviceHolds.get(c.reg) === v) continue; // already on the device
       this.deviceHolds.set(c.reg, v);
+      replayed.push(`${c.reg}=0x${v.toString(16)}`);
       if (c.replay) ops.push(() => c.replay!(v, io));
       else {
         const reg = this.regs!.byName(c.reg);
         ops.push(() => dev.write(reg.regionIndex, reg.offset, reg.width, v));
       }
     }
+    if (this.recorder) this.record({ kind: 'replay', guest: g.link.id, detail: replayed.join(' ') });
     this.depth++;
     try {
       return this.sequence(ops);
@@ -855,6 +869,7 @@ export class MuxEngine implements DeviceRouter {
     this.deviceIrq = level;
     if (!level) this.staleIrq = false;
     const o = this.owner;
+    if (this.recorder) this.record({ kind: 'irq', guest: o?.link.id, level });
     if (o && !o.reraised && !this.staleIrq && !this.replaying) this.setGuestIrq(o, level);
     const ev = this.def.classifyIrq?.(level);
     if (ev != null) {
@@ -890,6 +905,7 @@ export class MuxEngine implements DeviceRouter {
     if (!g) return null;
     const r = await g.link.memory!.read(addr, len);
     if (r === null) g.stats.dmaRefused++;
+    else if (this.recorder) this.record({ kind: 'dma', guest: g.link.id, dma: { dir: 'read', addr, data: r } });
     return r;
   }
 
@@ -898,12 +914,18 @@ export class MuxEngine implements DeviceRouter {
     if (!g) return false;
     const ok = await g.link.memory!.write(addr, data);
     if (!ok) g.stats.dmaRefused++;
+    else if (this.recorder) this.record({ kind: 'dma', guest: g.link.id, dma: { dir: 'write', addr, data } });
     return ok;
   }
 
   private trace(kind: MuxTrace['kind'], g: GuestRec | null, detail?: string, ns?: number): void {
+    if (this.recorder && kind !== 'stall') this.record({ kind: kind === 'grant' ? 'switch' : kind, guest: g?.link.id, detail, ns });
     if (!this.observer) return;
     this.observer({ t: this.clock(), kind, guest: g?.link.id, state: this.stateName(), safe: this.stepper.safe(), detail, ns });
+  }
+
+  private record(e: Omit<MuxRecordEvent, 't' | 'state' | 'safe'>): void {
+    this.recorder!.event(this.deviceId, { t: this.clock(), state: this.stateName(), safe: this.stepper.safe(), ...e });
   }
 }
 

@@ -18,8 +18,11 @@ import { PassthroughRouter } from '../passthrough.ts';
 import type { StepperMode } from './compile.ts';
 import type { MuxDefinition } from './define.ts';
 import { createMux, type MuxEngine, type Timers } from './engine.ts';
-import { loadMux, shippedMachineUrl } from './load-machine.ts';
-import { isShippedPolicy, loadPolicyFactory, type PolicyFactory, unknownPolicyMessage } from './policy.ts';
+import type { MuxRecorder } from './recorder.ts';
+import { shippedMachineUrl } from '../catalog/machines.ts';
+import { isShippedPolicy, unknownPolicyMessage } from '../catalog/policies.ts';
+import { loadMux } from './load-machine.ts';
+import { loadPolicyFactory, type PolicyFactory } from './policy.ts';
 
 /** The part of a device config this needs (src/config/schema.ts DeviceConfig). */
 export interface MuxDeviceConfig {
@@ -85,6 +88,8 @@ export interface MuxRouterOptions {
   timers?: Timers;
   mode?: StepperMode;
   recheckNs?: number;
+  /** An access log's engine half (src/log/): every MUX made reports to it. */
+  recorder?: MuxRecorder;
   /** Called with every MUX made (the demo and bench read its stats). */
   onEngine?: (deviceId: string, engine: MuxEngine) => void;
 }
