@@ -1,4 +1,4 @@
-// MUX definition of the simulated block device (src/check/sim-device.ts): the device the
+// MUX definition of the simulated block device (src/devices/sim.ts): the device the
 // property suite drives, and a small complete example of the authoring API.
 
 import { setup } from 'xstate';
@@ -19,7 +19,7 @@ import {
   SIM_SR_DRQ,
   SIM_SR_ERR,
   SIM_STATUS,
-} from '../src/check/sim-device.ts';
+} from '../src/devices/sim.ts';
 
 type SimEvent = { type: 'READ' } | { type: 'WRITE' } | { type: 'DMA' } | { type: 'DRQ' } | { type: 'IDLE' } | { type: 'RESET' };
 

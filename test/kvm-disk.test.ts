@@ -3,7 +3,7 @@
 // QEMU's own IDE over qtest.
 
 import { describe, expect, it } from 'vitest';
-import { runKvmDisk } from '../src/trap/kvm-disk.ts';
+import { runKvmDisk } from '../src/demo/kvm-disk.ts';
 import { missing, titled } from './helpers/requires.ts';
 
 const noKvm = missing('kvm');

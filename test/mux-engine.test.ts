@@ -23,7 +23,7 @@ import {
   SIM_SR_ERR,
   SIM_STATUS,
   SimDevice,
-} from '../src/check/sim-device.ts';
+} from '../src/devices/sim.ts';
 import { settle, VirtualTime } from '../src/check/virtual-time.ts';
 import { createMux, type MuxEngine, type MuxTrace } from '../src/mux/engine.ts';
 import type { Policy } from '../src/mux/policy.ts';

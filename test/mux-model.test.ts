@@ -9,7 +9,7 @@ import roundRobin from '../policies/round-robin.ts';
 import { ArrayGuestMemory } from '../src/check/guest-memory.ts';
 import { memBaseOf, runSolo } from '../src/check/harness.ts';
 import { runScript, type Op } from '../src/check/script.ts';
-import { SimDevice } from '../src/check/sim-device.ts';
+import { SimDevice } from '../src/devices/sim.ts';
 import { settle, VirtualTime } from '../src/check/virtual-time.ts';
 import { createMux, type MuxEngine } from '../src/mux/engine.ts';
 

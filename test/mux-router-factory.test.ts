@@ -1,7 +1,7 @@
 // The supervisor's way in: prepareMuxRouters loads machines and policies up front and
 // makes a MUX per device whose kind has a machine.
 import { describe, expect, it } from 'vitest';
-import { SimDevice } from '../src/check/sim-device.ts';
+import { SimDevice } from '../src/devices/sim.ts';
 import { MuxEngine } from '../src/mux/engine.ts';
 import { hasMachine, MuxConfigError, prepareMuxRouters } from '../src/mux/router-factory.ts';
 import { PolicyLoadError } from '../src/mux/policy.ts';

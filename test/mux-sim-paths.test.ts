@@ -22,7 +22,7 @@ import {
   SIM_SR_DRQ,
   SIM_STATUS,
   SimDevice,
-} from '../src/check/sim-device.ts';
+} from '../src/devices/sim.ts';
 import { settle, VirtualTime } from '../src/check/virtual-time.ts';
 import { machineEventTypes, statePath } from '../src/mux/compile.ts';
 import { createMux } from '../src/mux/engine.ts';

@@ -5,7 +5,7 @@
 
 import sim from '../../machines/sim.ts';
 import roundRobin from '../../policies/round-robin.ts';
-import { SimDevice } from '../check/sim-device.ts';
+import { SimDevice } from '../devices/sim.ts';
 import { createStepper, type Stepper } from '../mux/compile.ts';
 import type { MuxAccess } from '../mux/define.ts';
 import { createMux } from '../mux/engine.ts';

@@ -11,7 +11,7 @@ import type { StepperMode } from '../mux/compile.ts';
 import type { Policy } from '../mux/policy.ts';
 import { ArrayGuestMemory } from './guest-memory.ts';
 import { MEM_STRIDE, runScript, type Op, type ScriptResult } from './script.ts';
-import { SimDevice } from './sim-device.ts';
+import { SimDevice } from '../devices/sim.ts';
 import { settle, VirtualTime } from './virtual-time.ts';
 
 export interface GuestSpec {

@@ -1,4 +1,4 @@
-// Scripted guests: a driver for the simulated device (src/check/sim-device.ts) that runs a
+// Scripted guests: a driver for the simulated device (src/devices/sim.ts) that runs a
 // list of operations and records every value it reads, so a shared run can be compared with
 // a solo run of the same script (solo equivalence).
 
@@ -18,7 +18,7 @@ import {
   SIM_SR_BUSY,
   SIM_SR_DRQ,
   SIM_STATUS,
-} from './sim-device.ts';
+} from '../devices/sim.ts';
 import { prng } from '../util/prng.ts';
 
 /** Deterministic PRNG (mulberry32): scripts are generated from a few integers so fast-check shrinks them fast. */

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { shippedMachineUrl } from '../mux/load-machine.ts';
+import { shippedMachineUrl } from '../catalog/machines.ts';
 import { deviceShapeIssues } from './device-shapes.ts';
 import { type Config, ConfigSchema, type ConfigIssue, crossCheck, flattenIssues } from './schema.ts';
 import { loadFacts, parseFacts, reachIssues } from './windows.ts';

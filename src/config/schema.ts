@@ -3,7 +3,7 @@
 // between fields (unknown device ids, duplicate names, ranges) are in `crossCheck`.
 
 import { z } from 'zod';
-import { isShippedPolicy, unknownPolicyMessage } from '../mux/policy.ts';
+import { isShippedPolicy, unknownPolicyMessage } from '../catalog/policies.ts';
 
 const ADDRESS_HELP = 'an address: a non-negative integer or a string such as "0x1f0"';
 

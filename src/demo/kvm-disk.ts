@@ -7,13 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { parseConfig } from '../config/load.ts';
-import type { DemoSummary, DiskBackend } from '../demo/disk-demo.ts';
-import { deviceSummary } from '../demo/summary.ts';
+import type { DemoSummary, DiskBackend } from './disk-demo.ts';
+import { deviceSummary } from './summary.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { muxRouterFactory } from '../mux/router-factory.ts';
 import { Supervisor } from '../supervisor.ts';
-import { type KvmGuestResult, KvmRunnerError, kvmUnavailableReason, runKvmGuest } from './kvm.ts';
+import { type KvmGuestResult, KvmRunnerError, kvmUnavailableReason, runKvmGuest } from '../trap/kvm.ts';
 import { policyConfigOf } from '../mux/policy.ts';
+import { KvmGuestPhases } from './kvm-live.ts';
+import { type DeviceLive, type GuestLive, devicesLive } from './live-view.ts';
 
 export interface KvmDiskOptions {
   guests: number;
@@ -33,6 +35,8 @@ export interface KvmDiskOptions {
   logger?: Logger;
   timeoutMs?: number;
   onLine?: (guest: string, line: string) => void;
+  /** Called a few times a second with the guests' phases and the devices' owner, chart state and switches. */
+  onProgress?: (guests: GuestLive[], elapsed: number, devices: DeviceLive[]) => void;
 }
 
 export interface KvmDiskResult {
@@ -57,6 +61,7 @@ export async function runKvmDisk(opts: KvmDiskOptions): Promise<KvmDiskResult> {
   const tmp = mkdtempSync(join(tmpdir(), 'muxvisor-kvm-demo-'));
   let nbd: NbdkitServer | null = null;
   let sup: Supervisor | null = null;
+  let ticker: NodeJS.Timeout | null = null;
   try {
     const image = opts.image ?? join(tmp, 'disk.img');
     if (!existsSync(image)) {
@@ -86,6 +91,13 @@ export async function runKvmDisk(opts: KvmDiskOptions): Promise<KvmDiskResult> {
     await sup.listen({ path: socket });
     const attach = opts.helper ? undefined : sup.attachLocalGuest.bind(sup);
     const started = process.hrtime.bigint();
+    const phases = new KvmGuestPhases(names);
+    const tick = (): void => {
+      const st = sup!.stats(); // sup was set above
+      const accesses = new Map(st.guests.map((g) => [g.guest, g.accesses]));
+      opts.onProgress!(phases.live(accesses), Number(process.hrtime.bigint() - started) / 1e9, devicesLive(st.devices));
+    };
+    ticker = opts.onProgress ? setInterval(tick, 250) : null;
     const results = await Promise.all(
       names.map((name, i) =>
         runKvmGuest({
@@ -94,10 +106,15 @@ export async function runKvmDisk(opts: KvmDiskOptions): Promise<KvmDiskResult> {
           connect: socket,
           cmdline: `${guestMode(opts.mode, i)} tag=${name}`,
           timeoutMs: opts.timeoutMs ?? 300_000,
-          onLine: opts.onLine ? (line) => opts.onLine!(name, line) : undefined,
+          onLine: (line) => {
+            phases.line(name, line);
+            opts.onLine?.(name, line);
+          },
         }),
       ),
     );
+    clearInterval(ticker ?? undefined);
+    if (opts.onProgress) tick();
     const elapsedNs = Number(process.hrtime.bigint() - started);
     const summary: DemoSummary = {
       devices: [
@@ -116,6 +133,7 @@ export async function runKvmDisk(opts: KvmDiskOptions): Promise<KvmDiskResult> {
     };
     return { summary, results, elapsedNs, backend, image };
   } finally {
+    clearInterval(ticker ?? undefined);
     await sup?.close();
     await nbd?.stop();
     rmSync(tmp, { recursive: true, force: true });

@@ -3,7 +3,6 @@
 // config naming one kind does not load every device model.
 
 import type { Device, DeviceEdges } from '../device.ts';
-import type { BackendConfig, DeviceConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 
 export interface DeviceContext {
@@ -11,9 +10,11 @@ export interface DeviceContext {
   kind: string;
   /** The router's edges: the device's IRQ line and DMA go through its router. */
   edges: DeviceEdges;
-  backend?: BackendConfig;
+  /** The config's `backend` (its `type` and that type's fields); the kind checks its own shape. */
+  backend?: { type: string; [field: string]: unknown };
   properties: Record<string, unknown>;
-  config: DeviceConfig;
+  /** The whole `devices[i]` entry of the configuration. */
+  config: { id: string; kind: string; [field: string]: unknown };
   logger: Logger;
 }
 

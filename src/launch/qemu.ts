@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { type GuestConfig, isDeviceGrant, type RunConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Supervisor } from '../supervisor.ts';
-import type { GuestOutcome, LaunchedGuest } from './launch.ts';
+import type { GuestOutcome, LaunchedGuest } from './outcome.ts';
 
 export const GUEST_KIT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../native/linux-guest/build');
 

@@ -11,6 +11,7 @@
 
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { isShippedPolicy, shippedPolicyUrl } from '../catalog/policies.ts';
 import { defaultExport, importUserModule } from '../util/import-module.ts';
 
 export type Fairness = 'equal' | 'weighted' | 'none';
@@ -68,18 +69,7 @@ export class PolicyLoadError extends Error {
   }
 }
 
-/** Policies shipped in policies/, by name. */
-export const SHIPPED_POLICIES = ['round-robin', 'weighted-fair', 'priority', 'edf'] as const;
-
-/** Whether `name` is a shipped policy's name. */
-export function isShippedPolicy(name: string): boolean {
-  return (SHIPPED_POLICIES as readonly string[]).includes(name);
-}
-
-/** What a config's `policy.name` that is no shipped policy is told (a name is never a path). */
-export function unknownPolicyMessage(name: string): string {
-  return `unknown policy "${name}"; shipped: ${SHIPPED_POLICIES.join(', ')} (a policy file is given as {"module": "path"})`;
-}
+export { SHIPPED_POLICIES } from '../catalog/policies.ts';
 
 const FAIRNESS: readonly string[] = ['equal', 'weighted', 'none'];
 
@@ -98,8 +88,7 @@ export function validatePolicy(p: unknown, source: string): Policy {
 
 /** Where a policy name or path points: a shipped name -> policies/<name>.ts, else a path (relative to cwd). */
 export function policyUrl(nameOrPath: string): string {
-  if (isShippedPolicy(nameOrPath))
-    return new URL(`../../policies/${nameOrPath}.ts`, import.meta.url).href;
+  if (isShippedPolicy(nameOrPath)) return shippedPolicyUrl(nameOrPath);
   return pathToFileURL(resolve(nameOrPath)).href;
 }
 

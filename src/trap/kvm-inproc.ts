@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Access, Reply, Size } from '../access.ts';
 import type { LocalGuest, LocalGuestOptions } from '../supervisor.ts';
 import { addGuestLine, isVerified, newGuestOutput, verifiedBytesPerSecond } from './kvm-output.ts';
-import { GUEST_IMAGES, type KvmExitReason, type KvmGuestResult, KvmRunnerError } from './kvm.ts';
+import { GUEST_IMAGES, type KvmExitReason, type KvmGuestResult, KvmRunnerError } from './kvm-guest.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const KVM_ADDON = join(ROOT, 'native/kvm/build/muxvisor_kvm.node');

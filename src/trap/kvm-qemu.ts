@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { type GuestResult, addGuestLine, isVerified, newGuestOutput, verifiedBytesPerSecond } from './kvm-output.ts';
-import { GUEST_IMAGES, KvmRunnerError } from './kvm.ts';
+import { GUEST_IMAGES, KvmRunnerError } from './kvm-guest.ts';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
