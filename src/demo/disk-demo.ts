@@ -14,7 +14,6 @@ import { muxRouterFactory } from '../mux/router-factory.ts';
 import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { AtaDriver } from '../guests/ata-driver.ts';
 import { deviceSummary, type DemoSummary } from './summary.ts';
-import { type DeviceLive, devicesLive } from './live-view.ts';
 import { runWorkload, type TransferMode, type WorkloadProgress, type WorkloadResult } from '../guests/ata-workload.ts';
 import { policyConfigOf } from '../mux/policy.ts';
 import { AccessLog } from '../log/access-log.ts';
@@ -32,8 +31,8 @@ export interface DiskDemoOptions {
   mode?: TransferMode;
   logger?: Logger;
   seed?: number;
-  /** Called a few times a second with every guest's progress and the devices' owner, chart state and switches. */
-  onProgress?: (p: WorkloadProgress[], elapsed: number, devices: DeviceLive[]) => void;
+  /** Called a few times a second with every guest's progress. */
+  onProgress?: (p: WorkloadProgress[], elapsed: number) => void;
   /** Stop after this many operations per guest (bench); default: run for `seconds`. */
   maxOps?: number;
   /** Largest transfer in sectors. */
@@ -105,9 +104,8 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     const started = process.hrtime.bigint();
     const deadline = Date.now() + opts.seconds * 1000;
     const progress: WorkloadProgress[] = names.map((guest) => ({ guest, ops: 0, bytes: 0, errors: 0, mismatches: 0, sectors: part }));
-    const devices = (): DeviceLive[] => devicesLive(sup!.stats().devices); // sup was set above
     const ticker = opts.onProgress
-      ? setInterval(() => opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9, devices()), 250)
+      ? setInterval(() => opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9), 250)
       : null;
     const mode = opts.mode ?? 'mixed';
     const results = await Promise.all(
@@ -132,7 +130,7 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     );
     if (ticker) clearInterval(ticker);
     const elapsedNs = Number(process.hrtime.bigint() - started);
-    opts.onProgress?.(results, elapsedNs / 1e9, devices());
+    opts.onProgress?.(results, elapsedNs / 1e9);
     const summary: DemoSummary = {
       devices: [
         deviceSummary(
