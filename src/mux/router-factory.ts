@@ -19,8 +19,10 @@ import type { StepperMode } from './compile.ts';
 import type { MuxDefinition } from './define.ts';
 import { createMux, type MuxEngine, type Timers } from './engine.ts';
 import type { MuxRecorder } from './recorder.ts';
-import { loadMux, shippedMachineUrl } from './load-machine.ts';
-import { isShippedPolicy, loadPolicyFactory, type PolicyFactory, unknownPolicyMessage } from './policy.ts';
+import { shippedMachineUrl } from '../catalog/machines.ts';
+import { isShippedPolicy, unknownPolicyMessage } from '../catalog/policies.ts';
+import { loadMux } from './load-machine.ts';
+import { loadPolicyFactory, type PolicyFactory } from './policy.ts';
 
 /** The part of a device config this needs (src/config/schema.ts DeviceConfig). */
 export interface MuxDeviceConfig {
