@@ -17,6 +17,7 @@ import { createLogger } from '../log.ts';
 import { Supervisor } from '../supervisor.ts';
 import { spawnTrapped, trapLibPath } from '../trap/user.ts';
 import { globalOptions } from './common.ts';
+import { AccessLog } from '../log/access-log.ts';
 
 /** Guest name of the program under a private supervisor. */
 export const EXEC_GUEST = 'exec';
@@ -29,6 +30,7 @@ interface ExecOptions {
   sizeMib: string;
   trace?: boolean;
   tokenFile?: string;
+  accessLog?: string;
 }
 
 /**
@@ -102,12 +104,16 @@ async function withPrivateSupervisor(opts: ExecOptions, cmd: Command, run: (sock
     const socket = join(dir, 'sock');
     const config = parseConfig(privateConfig(registry, socket, image, sizeMiB, opts.guest ?? EXEC_GUEST), '<muxvisor exec>', { knownKinds: registry.kinds() });
     // Nobody but the program it starts may be its guest: by the one-time token it is handed.
-    const sup = new Supervisor({ config, logger, registry, defaultAuth: null });
+    const accessLog = opts.accessLog !== undefined ? new AccessLog(opts.accessLog) : undefined;
+    const sup = new Supervisor({ config, logger, registry, defaultAuth: null, accessLog });
     try {
+      await sup.start();
+      await accessLog?.start(sup);
       await sup.listen();
       return await run(socket, sup.issueToken(opts.guest ?? EXEC_GUEST));
     } finally {
       await sup.close();
+      await accessLog?.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -126,9 +132,11 @@ export function register(program: Command): void {
     .option('--size-mib <n>', 'size of the temporary image', String(DEFAULT_IMAGE_MIB))
     .option('--token-file <path>', "with --socket: the guest's token (its auth.tokenFile); default: $MUXVISOR_TOKEN, if set")
     .option('--trace', "print every trapped access on the program's stderr", false)
+    .option('--access-log <file>', 'with the private supervisor: record every access (.jsonl: JSON lines, .mpk: msgpack; see muxvisor log)')
     .action(async (prog: string, args: string[], opts: ExecOptions, cmd: Command) => {
       trapLibPath(); // a clear error before anything starts when the shim is not built
       if (opts.socket) {
+        if (opts.accessLog !== undefined) throw new Error('--access-log records at the supervisor: give it to the `muxvisor run` behind --socket');
         if (!opts.guest) throw new Error('exec --socket needs --guest NAME (a guest of that supervisor\'s config)');
         const token = opts.tokenFile !== undefined ? readToken(opts.tokenFile) : undefined;
         process.exitCode = await runProgram(prog, args, opts.socket, opts.guest, opts.trace === true, token);
