@@ -193,6 +193,7 @@ void guest_main(u32 magic, struct mb_info *mb) {
         r = dma ? ata_dma(&a, 1, lba, n, buffer) : ata_pio(&a, 1, lba, n, buffer);
         if (r) { report_io_error("write", lba, r); return; }
     }
+    put_str("MARK readback-start\n");   /* the live view says "verifying" from here */
     for (u32 lba = 0; lba < total; lba += chunk) {
         u32 n = total - lba < chunk ? total - lba : chunk;
         if (hang && hang_lba >= lba && hang_lba < lba + n) ata_hang_mid_command(&a, hang_lba);

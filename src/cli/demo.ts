@@ -3,8 +3,8 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runDiskDemo, type DiskBackend, type DemoSummary } from '../demo/disk-demo.ts';
-import { LiveBlock, bar, formatTable, mib } from '../demo/table.ts';
-import type { WorkloadProgress } from '../guests/ata-workload.ts';
+import { LiveBlock, formatTable, mib } from '../demo/table.ts';
+import { guestLive, liveView } from '../demo/live-view.ts';
 import { cliLogger, globalOptions, printJson } from './common.ts';
 import { createLogger } from '../log.ts';
 import { formatOf } from '../log/writer.ts';
@@ -21,11 +21,6 @@ function positiveNumber(v: string): number {
   const n = Number(v);
   if (!(n > 0)) throw new InvalidArgumentError(`seconds must be a number > 0, got "${v}"`);
   return n;
-}
-
-function liveTable(p: WorkloadProgress[], elapsed: number, seconds: number): string {
-  const rows = p.map((g) => [g.guest, g.ops, mib(g.bytes), g.errors + g.mismatches, g.errors + g.mismatches ? 'FAIL' : 'ok']);
-  return `${bar(elapsed / seconds, 30)} ${elapsed.toFixed(1)}/${seconds}s\n` + formatTable(['guest', 'ops', 'MiB', 'errors', 'verify'], rows);
 }
 
 export function summaryTable(s: DemoSummary): string {
@@ -68,8 +63,18 @@ export function register(program: Command): void {
       if (opts.trap === 'kvm') {
         if (opts.accessLog !== undefined) throw new Error('--access-log works with --trap scripted (the KVM demo runs its guests elsewhere); use muxvisor run with a config of kvm guests');
         // Loaded on demand: the KVM demo needs the native runner.
-        const { runKvmDemo } = await import('../demo/kvm-demo.ts');
-        const result = await runKvmDemo({ guests: opts.guests, backend: opts.backend, mode: opts.mode, policy: opts.policy, image: opts.image, logger });
+        const { runKvmDisk } = await import('../demo/kvm-disk.ts');
+        const live = new LiveBlock(process.stderr);
+        const result = await runKvmDisk({
+          guests: opts.guests,
+          backend: opts.backend,
+          mode: opts.mode,
+          policy: opts.policy,
+          image: opts.image,
+          logger,
+          onProgress: json || !live.enabled ? undefined : (guests, t, devices) => live.draw(liveView(devices, guests, t)),
+        });
+        live.clear();
         if (json) printJson(result.summary);
         else process.stdout.write(summaryTable(result.summary) + '\n');
         process.exitCode = demoOk(result.summary) ? 0 : 1;
@@ -85,7 +90,7 @@ export function register(program: Command): void {
         image: opts.image,
         accessLog: opts.accessLog,
         logger,
-        onProgress: json || !live.enabled ? undefined : (p, t) => live.draw(liveTable(p, Math.min(t, opts.seconds), opts.seconds)),
+        onProgress: json || !live.enabled ? undefined : (p, t, devices) => live.draw(liveView(devices, p.map(guestLive), t, opts.seconds)),
       });
       live.clear();
       if (json) printJson(result.summary);

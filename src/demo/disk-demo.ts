@@ -14,6 +14,7 @@ import { muxRouterFactory } from '../mux/router-factory.ts';
 import { startNbdkit, type NbdkitServer } from '../backends/nbdkit-server.ts';
 import { AtaDriver } from '../guests/ata-driver.ts';
 import { deviceSummary, type DemoSummary } from './summary.ts';
+import { type DeviceLive, devicesLive } from './live-view.ts';
 import { runWorkload, type TransferMode, type WorkloadProgress, type WorkloadResult } from '../guests/ata-workload.ts';
 import { policyConfigOf } from '../mux/policy.ts';
 import { AccessLog } from '../log/access-log.ts';
@@ -31,8 +32,8 @@ export interface DiskDemoOptions {
   mode?: TransferMode;
   logger?: Logger;
   seed?: number;
-  /** Called a few times a second with every guest's progress. */
-  onProgress?: (p: WorkloadProgress[], elapsed: number) => void;
+  /** Called a few times a second with every guest's progress and the devices' owner, chart state and switches. */
+  onProgress?: (p: WorkloadProgress[], elapsed: number, devices: DeviceLive[]) => void;
   /** Stop after this many operations per guest (bench); default: run for `seconds`. */
   maxOps?: number;
   /** Largest transfer in sectors. */
@@ -104,8 +105,9 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
     const started = process.hrtime.bigint();
     const deadline = Date.now() + opts.seconds * 1000;
     const progress: WorkloadProgress[] = names.map((guest) => ({ guest, ops: 0, bytes: 0, errors: 0, mismatches: 0, sectors: part }));
+    const devices = (): DeviceLive[] => devicesLive(sup!.stats().devices); // sup was set above
     const ticker = opts.onProgress
-      ? setInterval(() => opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9), 250)
+      ? setInterval(() => opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9, devices()), 250)
       : null;
     const mode = opts.mode ?? 'mixed';
     const results = await Promise.all(
@@ -124,13 +126,18 @@ export async function runDiskDemo(opts: DiskDemoOptions): Promise<DiskDemoResult
           until: opts.maxOps === undefined ? () => Date.now() >= deadline : undefined,
           maxSectors: opts.maxSectors ?? 16,
           flushEvery: 50,
-          onProgress: (p) => (progress[i] = p),
+          onProgress: (p) => {
+            const changed = p.phase !== progress[i].phase;
+            progress[i] = p;
+            // A new phase (verifying at the end) is shown at once, not at the next tick.
+            if (changed && ticker) opts.onProgress!(progress, Number(process.hrtime.bigint() - started) / 1e9, devices());
+          },
         });
       }),
     );
     if (ticker) clearInterval(ticker);
     const elapsedNs = Number(process.hrtime.bigint() - started);
-    opts.onProgress?.(results, elapsedNs / 1e9);
+    opts.onProgress?.(results, elapsedNs / 1e9, devices());
     const summary: DemoSummary = {
       devices: [
         deviceSummary(

@@ -1,11 +1,13 @@
 // Plain-text tables for the demo: a live view redrawn in place on a terminal, and the
 // final summary. No log flood: one block of lines, rewritten.
 
-export function formatTable(headers: string[], rows: (string | number)[][]): string {
+/** Columns are right-aligned (numbers) except the first, and any whose header is in `leftAligned`. */
+export function formatTable(headers: string[], rows: (string | number)[][], leftAligned: readonly string[] = []): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length)));
+  const left = headers.map((h, c) => c === 0 || leftAligned.includes(h));
   const line = (r: string[]): string =>
-    r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
+    r.map((cell, c) => (left[c] ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(cells[0]), rule, ...cells.slice(1).map(line)].join('\n');
 }

@@ -31,6 +31,13 @@ export interface WorkloadProgress {
   errors: number;
   mismatches: number;
   sectors: number;
+  /**
+   * `run`: the random reads and writes; `verify`: the final read-back of everything written
+   * (`checked` of `toCheck` sectors so far); `done`. Absent before the first operation.
+   */
+  phase?: 'run' | 'verify' | 'done';
+  checked?: number;
+  toCheck?: number;
 }
 
 export interface WorkloadResult extends WorkloadProgress {
@@ -67,7 +74,7 @@ export async function runWorkload(driver: AtaDriver, opts: WorkloadOptions): Pro
   const disk = opts.spanSectors ? Math.min(opts.spanSectors, id.sectors) : id.sectors;
   const maxSectors = Math.max(1, Math.min(opts.maxSectors ?? 16, disk));
   const written = new Map<number, number>(); // lba -> generation last written
-  const p: WorkloadProgress = { guest: opts.guest, ops: 0, bytes: 0, errors: 0, mismatches: 0, sectors: disk };
+  const p: WorkloadProgress = { guest: opts.guest, ops: 0, bytes: 0, errors: 0, mismatches: 0, sectors: disk, phase: 'run' };
   let firstError: string | undefined;
   let gen = 0;
   const fail = (msg: string): void => {
@@ -114,8 +121,10 @@ export async function runWorkload(driver: AtaDriver, opts: WorkloadOptions): Pro
     opts.onProgress?.({ ...p });
   }
   // A final full check of everything this guest wrote, in runs of consecutive sectors.
+  const lbas = [...written.keys()].sort((a, b) => a - b);
+  Object.assign(p, { phase: 'verify', checked: 0, toCheck: lbas.length });
+  opts.onProgress?.({ ...p });
   try {
-    const lbas = [...written.keys()].sort((a, b) => a - b);
     const expect = new Uint8Array(512);
     for (let i = 0; i < lbas.length; ) {
       let n = 1;
@@ -131,11 +140,15 @@ export async function runWorkload(driver: AtaDriver, opts: WorkloadOptions): Pro
         }
       }
       i += n;
+      p.checked = i;
+      opts.onProgress?.({ ...p });
     }
     await driver.flush();
   } catch (e) {
     if (!(e instanceof AtaDriverError)) throw e;
     fail(`${opts.guest}: final check: ${e.message}`);
   }
+  p.phase = 'done';
+  opts.onProgress?.({ ...p });
   return { ...p, verified: p.errors === 0 && p.mismatches === 0, firstError };
 }
