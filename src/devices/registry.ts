@@ -2,23 +2,12 @@
 // edges, backend config and properties. Built-in kinds load their module lazily, so a
 // config naming one kind does not load every device model.
 
-import type { Device, DeviceEdges } from '../device.ts';
-import type { Logger } from '../log.ts';
+import type { Device } from '../device.ts';
+import { describeByInstance } from './describe-by-instance.ts';
+import type { DeviceContext, DeviceFactory } from './device-factory.ts';
+import type { KindInfo } from './kind-info.ts';
 
-export interface DeviceContext {
-  id: string;
-  kind: string;
-  /** The router's edges: the device's IRQ line and DMA go through its router. */
-  edges: DeviceEdges;
-  /** The config's `backend` (its `type` and that type's fields); the kind checks its own shape. */
-  backend?: { type: string; [field: string]: unknown };
-  properties: Record<string, unknown>;
-  /** The whole `devices[i]` entry of the configuration. */
-  config: { id: string; kind: string; [field: string]: unknown };
-  logger: Logger;
-}
-
-export type DeviceFactory = (ctx: DeviceContext) => Device | Promise<Device>;
+export type { DeviceContext, DeviceFactory } from './device-factory.ts';
 
 /**
  * Built-in kinds -> a loader of their factory. The lead extends this table as device
@@ -30,13 +19,35 @@ const BUILTIN_KINDS: Record<string, () => Promise<DeviceFactory>> = {
   ata: async () => (await import('./ata/factory.ts')).createAta,
 };
 
+/**
+ * Built-in kinds -> a loader of their self-description (src/devices/kind-info.ts). A kind
+ * missing here is described by a device of it built with default properties.
+ */
+const BUILTIN_INFO: Record<string, () => Promise<KindInfo>> = {
+  scratch: async () => (await import('./scratch-kind.ts')).SCRATCH_KIND,
+  'qemu-ide': async () => (await import('./qemu-ide-kind.ts')).QEMU_IDE_KIND,
+  ata: async () => (await import('./ata/kind.ts')).ATA_KIND,
+};
+
 export class DeviceRegistry {
   private readonly loaders = new Map<string, () => Promise<DeviceFactory>>(Object.entries(BUILTIN_KINDS));
 
-  /** Add or replace a kind (tests and plug-ins). */
-  register(kind: string, factory: DeviceFactory): this {
+  private readonly infos = new Map<string, () => Promise<KindInfo>>(Object.entries(BUILTIN_INFO));
+
+  /** Add or replace a kind (tests and plug-ins), with its self-description if it has one. */
+  register(kind: string, factory: DeviceFactory, info?: KindInfo): this {
     this.loaders.set(kind, async () => factory);
+    if (info) this.infos.set(kind, async () => info);
+    else this.infos.delete(kind);
     return this;
+  }
+
+  /** What `kind` says about itself: its static KindInfo, else what a default device of it reports. */
+  async describe(kind: string): Promise<KindInfo> {
+    const load = this.loaders.get(kind);
+    if (!load) throw new Error(`unknown device kind "${kind}"; known kinds: ${this.kinds().join(', ')}`);
+    const info = this.infos.get(kind);
+    return info ? info() : describeByInstance(kind, await load());
   }
 
   has(kind: string): boolean {
