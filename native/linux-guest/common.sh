@@ -35,7 +35,7 @@ scsi_disks() {
 }
 
 # Sets DISK (sdX) and ADDR: the disk at SCSI address $MUXVISOR_DISK, or the lowest one; waits up
-# to $MUXVISOR_DISK_WAIT seconds of uptime (120) for libata's asynchronous probe and the SCSI
+# to muxvisor.disk_wait=S ($MUXVISOR_DISK_WAIT) seconds of uptime (120) for libata's asynchronous probe and the SCSI
 # scan. On a shared disk the probe's IDENTIFY waits while another guest's command holds the
 # device (a long PIO command through the proxy takes seconds); libata then times out and retries
 # it (5, 10, then 30 s: ata_eh_identify_timeouts), so the wait covers all of its tries.

@@ -49,10 +49,13 @@ export async function launchQemu(sup: Supervisor, g: GuestConfig, run: QemuRun, 
     return fail((e as Error).message);
   }
   const done = handle.done.then((r): GuestOutcome => {
-    const resultOk = r.result === null || r.result[1] === 'ok';
-    const ok = r.code === 0 && r.detach === 'bye' && resultOk;
+    // The kit's guests say how their workload went; another OS need not (its clean power-off is all).
+    const resultOk = r.result === null ? run.kernel !== undefined : r.result[1] === 'ok';
+    // A panicked kernel reboots, which QEMU's -no-reboot turns into a clean-looking exit.
+    const panic = r.tail.find((l) => /Kernel panic - not syncing/.test(l));
+    const ok = !panic && r.code === 0 && r.detach === 'bye' && resultOk;
     const secs = (ms: number | null): string => (ms === null ? '-' : (ms / 1000).toFixed(1));
-    const detail = `${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${r.result ? `, ${r.result.join(' ')}` : ', no result line'}; init ${secs(r.initMs)} s, done ${secs(r.totalMs)} s; console ${logFile}${r.stderr.trim() ? `; qemu: ${r.stderr.trim().slice(-300)}` : ''}`;
+    const detail = `${panic ? `kernel panic (${panic.trim().slice(0, 120)}), ` : ''}${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${r.result ? `, ${r.result.join(' ')}` : ', no result line'}; init ${secs(r.initMs)} s, done ${secs(r.totalMs)} s; console ${logFile}${r.stderr.trim() ? `; qemu: ${r.stderr.trim().slice(-300)}` : ''}`;
     return { guest: g.name, how: 'qemu', ok, detail };
   });
   return { name: g.name, done, stop: () => handle.stop() };
