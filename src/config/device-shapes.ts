@@ -18,6 +18,7 @@ const SHAPES: Record<string, () => Promise<KindShapes>> = {
     const m = await import('../devices/ata/factory.ts');
     return { backend: { schema: m.BlockBackendSchema, help: 'file | memory | nbd' }, properties: m.AtaPropertiesSchema };
   },
+  ne2k: async () => ({ properties: (await import('../devices/ne2k/factory.ts')).Ne2kPropertiesSchema }),
   'qemu-ide': async () => {
     const m = await import('../devices/qemu-ide.ts');
     return { backend: { schema: m.QemuIdeBackendSchema, help: '{"type": "qemu", "image": <raw image path>}' } };

@@ -17,6 +17,7 @@ const BUILTIN_KINDS: Record<string, () => Promise<DeviceFactory>> = {
   scratch: async () => (await import('./scratch.ts')).createScratch,
   'qemu-ide': async () => (await import('./qemu-ide.ts')).createQemuIde,
   ata: async () => (await import('./ata/factory.ts')).createAta,
+  ne2k: async () => (await import('./ne2k/factory.ts')).createNe2k,
 };
 
 /**
@@ -27,6 +28,7 @@ const BUILTIN_INFO: Record<string, () => Promise<KindInfo>> = {
   scratch: async () => (await import('./scratch-kind.ts')).SCRATCH_KIND,
   'qemu-ide': async () => (await import('./qemu-ide-kind.ts')).QEMU_IDE_KIND,
   ata: async () => (await import('./ata/kind.ts')).ATA_KIND,
+  ne2k: async () => (await import('./ne2k/kind.ts')).NE2K_KIND,
 };
 
 export class DeviceRegistry {
