@@ -45,29 +45,33 @@ function filterOf(o: FilterOpts): LogFilter {
 }
 
 /** Lines to stdout, waiting for it to drain (a pager or `head` reads slowly); stops quietly on EPIPE. */
-function lineSink(stream: NodeJS.WritableStream = process.stdout): { put(line: string): Promise<void>; closed: () => boolean } {
-  let buf = '';
-  let closed = false;
-  stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') closed = true;
-    else throw e;
-  });
-  return {
-    async put(line: string) {
-      if (closed) return;
-      buf += line + '\n';
-      if (buf.length < 64 * 1024 && line !== '') return;
-      const ok = stream.write(buf);
-      buf = '';
-      if (!ok && !closed) await new Promise((r) => stream.once('drain', r));
-    },
-    closed: () => closed,
-  };
-}
+class LineSink {
+  private buf = '';
+  closed = false;
+  constructor(private readonly stream: NodeJS.WritableStream = process.stdout) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') this.closed = true;
+      else throw e;
+    });
+  }
 
-async function flushSink(sink: ReturnType<typeof lineSink>, stream: NodeJS.WritableStream = process.stdout): Promise<void> {
-  await sink.put('');
-  if (stream !== process.stdout) await new Promise<void>((r) => stream.end(r));
+  async put(line: string): Promise<void> {
+    this.buf += line + '\n';
+    if (this.buf.length >= 64 * 1024) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.closed || this.buf === '') return;
+    const ok = this.stream.write(this.buf);
+    this.buf = '';
+    if (!ok && !this.closed) await new Promise((r) => this.stream.once('drain', r));
+  }
+
+  /** Flush; end the stream unless it is stdout. */
+  async end(): Promise<void> {
+    await this.flush();
+    if (this.stream !== process.stdout) await new Promise<void>((r) => this.stream.end(r));
+  }
 }
 
 function stepLine(s: Step, mark: string): string {
@@ -105,16 +109,16 @@ export function register(program: Command): void {
     .action(async (files: string[], opts: FilterOpts & { events: boolean }, cmd: Command) => {
       const { json } = globalOptions(cmd);
       const f = filterOf(opts);
-      const sink = lineSink();
+      const sink = new LineSink();
       for (const file of files) {
         for await (const r of readLog(file)) {
-          if (sink.closed()) return;
+          if (sink.closed) return;
           if (!matches(r, f) || (r.type === 'event' && !opts.events)) continue;
           if (json) await sink.put(JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)));
           else await sink.put(r.type === 'access' ? accessLine(r) : eventLine(r as EventRecord));
         }
       }
-      await flushSink(sink);
+      await sink.end();
     });
 
   withFilters(log.command('stats').description('accesses per guest and register, per-guest totals, MUX events per kind'))
@@ -164,7 +168,7 @@ export function register(program: Command): void {
       if (!opts.mmiotrace) throw new Error('log export: choose a format (--mmiotrace)');
       const f = filterOf(opts);
       const stream = opts.output ? createWriteStream(opts.output) : process.stdout;
-      const sink = lineSink(stream);
+      const sink = new LineSink(stream);
       const lines: string[] = [];
       const w = new MmiotraceWriter((l) => lines.push(l), { mmioOnly: opts.mmioOnly });
       for await (const r of readLog(file)) {
@@ -172,7 +176,7 @@ export function register(program: Command): void {
         w.record(r as LogRecord);
         for (const l of lines.splice(0)) await sink.put(l);
       }
-      await flushSink(sink, stream);
+      await sink.end();
     });
 
   for (const c of log.commands) c.exitOverride();
