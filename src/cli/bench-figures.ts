@@ -101,6 +101,10 @@ export const CATALOG: readonly Entry[] = [
   // src/bench/disk.ts
   e(/^disk\.aggregateMBps\.(\d+)$/, (m) => `disk.aggregate.${m[1]}`, 'MBps', (m) => `verified throughput of ${m[1]} scripted guest${m[1] === '1' ? '' : 's'} sharing one disk, all together`),
   e(/^disk\.sharingEfficiency$/, same, 'ratio', 'aggregate throughput with 4 guests over that with 1', { op: '>=', value: 0.9 }),
+  // src/bench/log.ts
+  e(/^log\.overhead$/, same, 'fraction', 'throughput the access log costs the 4-guest disk demo (1 - with/without)', { op: '<=', value: 25 }),
+  e(/^log\.throughputMBps\.(with|without)$/, (m) => `log.throughput.${m[1]}`, 'MBps', (m) => `the 4-guest disk demo's verified throughput ${m[1]} --access-log`),
+  e(/^log\.recordsPerSec$/, same, 'count', 'access log records written per second in that demo'),
   // src/bench/trap-user.ts
   e(/^trap\.user\.floorUs$/, () => 'trap.user.floor', 'us', 'a bare SIGSEGV trap the shim answers itself: the floor of a trapped access'),
   e(/^trap\.user\.muxUs$/, () => 'trap.user.mux', 'us', 'a trapped inb answered by the supervisor through the shared-memory slot'),
