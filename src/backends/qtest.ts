@@ -81,6 +81,11 @@ export interface QtestOptions {
   startTimeoutMs?: number;
   /** Descriptors QEMU inherits: the i-th as its fd 3 + i (an x-pci-proxy-dev socket: `fd=3`). */
   inheritFds?: number[];
+  /**
+   * Start with the CPU stopped (`-S`, the default). A NIC needs a running VM (frames do not
+   * flow while it is stopped): pass false with a BIOS that only halts (../shared/NIC.md).
+   */
+  stopped?: boolean;
 }
 
 export type IrqListener = (line: number, level: boolean) => void;
@@ -188,7 +193,7 @@ export class QtestClient {
     const dir = mkdtempSync(join(tmpdir(), 'muxvisor-qtest-'));
     const sockPath = join(dir, 'qtest.sock');
     const args = [
-      '-machine', 'pc', '-accel', 'tcg', '-S', '-nodefaults', '-display', 'none',
+      '-machine', 'pc', '-accel', 'tcg', ...(options.stopped === false ? [] : ['-S']), '-nodefaults', '-display', 'none',
       '-m', String(options.memoryMiB ?? 128),
       '-qtest', `unix:${sockPath}`, '-qtest-log', '/dev/null',
     ];

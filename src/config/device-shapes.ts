@@ -19,6 +19,10 @@ const SHAPES: Record<string, () => Promise<KindShapes>> = {
     return { backend: { schema: m.BlockBackendSchema, help: 'file | memory | nbd' }, properties: m.AtaPropertiesSchema };
   },
   ne2k: async () => ({ properties: (await import('../devices/ne2k/factory.ts')).Ne2kPropertiesSchema }),
+  'qemu-ne2k': async () => {
+    const m = await import('../devices/qemu-ne2k.ts');
+    return { backend: { schema: m.QemuNe2kBackendSchema, help: '{"type": "qemu", "netdev"?: <QEMU -netdev value>}' }, properties: m.QemuNe2kPropertiesSchema };
+  },
   'qemu-ide': async () => {
     const m = await import('../devices/qemu-ide.ts');
     return { backend: { schema: m.QemuIdeBackendSchema, help: '{"type": "qemu", "image": <raw image path>}' } };
@@ -36,12 +40,12 @@ export async function deviceShapeIssues(devices: readonly DeviceConfig[]): Promi
       if (d.backend === undefined) issues.push({ path: `devices[${i}].backend`, message: `a device of kind ${d.kind} needs a backend: ${shapes.backend.help}` });
       else {
         const r = shapes.backend.schema.safeParse(d.backend);
-        if (!r.success) issues.push(...flattenIssues(r.error.issues, ['devices', i, 'backend']));
+        if (!r.success) issues.push(...flattenIssues(r.error.issues, ['devices', i, 'backend'], shapes.backend.schema));
       }
     }
     if (shapes.properties) {
       const r = shapes.properties.safeParse(d.properties);
-      if (!r.success) issues.push(...flattenIssues(r.error.issues, ['devices', i, 'properties']));
+      if (!r.success) issues.push(...flattenIssues(r.error.issues, ['devices', i, 'properties'], shapes.properties));
     }
   }
   return issues;

@@ -18,6 +18,7 @@ const BUILTIN_KINDS: Record<string, () => Promise<DeviceFactory>> = {
   'qemu-ide': async () => (await import('./qemu-ide.ts')).createQemuIde,
   ata: async () => (await import('./ata/factory.ts')).createAta,
   ne2k: async () => (await import('./ne2k/factory.ts')).createNe2k,
+  'qemu-ne2k': async () => (await import('./qemu-ne2k.ts')).createQemuNe2k,
 };
 
 /**
@@ -29,6 +30,7 @@ const BUILTIN_INFO: Record<string, () => Promise<KindInfo>> = {
   'qemu-ide': async () => (await import('./qemu-ide-kind.ts')).QEMU_IDE_KIND,
   ata: async () => (await import('./ata/kind.ts')).ATA_KIND,
   ne2k: async () => (await import('./ne2k/kind.ts')).NE2K_KIND,
+  'qemu-ne2k': async () => (await import('./qemu-ne2k-kind.ts')).QEMU_NE2K_KIND,
 };
 
 export class DeviceRegistry {

@@ -11,7 +11,8 @@ export type RxResult =
   | 'full' // less than 1518 bytes free in the ring: dropped, CNTR2 counted
   | 'invalid' // PSTART/PSTOP do not describe a ring in buffer memory: dropped
   | 'monitor' // monitor mode: counted in CNTR2, not stored
-  | 'oversize'; // more than 1518 bytes, or shorter than a destination address: dropped
+  | 'oversize' // more than 1518 bytes, or shorter than a destination address: dropped
+  | 'queued'; // handed to a card in another process (QEMU's ne2k_pci): its registers tell
 
 export type FrameReceiver = (frame: Uint8Array) => RxResult;
 
