@@ -38,6 +38,8 @@ export interface RunOptions {
   untilNs?: number;
   /** Hard limit of scheduler steps (a guard against a livelock in the engine). */
   maxSteps?: number;
+  /** Stop the guests at their next command once a violation is recorded (it is reported either way). */
+  stopAtViolation?: boolean;
   /** Wrap the device so it answers through promises (like a remote device over qtest). */
   asyncDevice?: boolean;
 }
@@ -50,7 +52,7 @@ export interface Wait {
 
 export interface Violation {
   t: number;
-  property: 'safety' | 'solo-equivalence' | 'isolation' | 'liveness' | 'policy' | 'progress';
+  property: 'safety' | 'solo-equivalence' | 'isolation' | 'liveness' | 'fairness' | 'policy' | 'progress';
   message: string;
 }
 
@@ -127,6 +129,7 @@ export async function runShared(specs: GuestSpec[], o: RunOptions): Promise<Shar
 
   let statsAtStop: MuxStats | null = null;
   const stop = () => {
+    if (o.stopAtViolation && violations.length > 0) return true;
     if (o.untilNs === undefined || vt.now < o.untilNs) return false;
     statsAtStop ??= mux.stats();
     return true;

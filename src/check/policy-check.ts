@@ -1,7 +1,12 @@
-// `muxvisor check-policy`: the DESIGN.md properties, checked with fast-check on the simulated
-// device (machines/sim.ts) with scripted guests, through the real engine. Unlike the engine,
-// which contains a failing policy, the check reports a throwing policy or one that returns a
-// guest that is not waiting as a failure.
+// `muxvisor check-policy`: the DESIGN.md properties, checked on the simulated device
+// (machines/sim.ts) with scripted guests, through the real engine. Unlike the engine, which
+// contains a failing policy, the check reports a throwing policy or one that returns a guest
+// that is not waiting as a failure. Three phases:
+//   1. the canonical saturated run (src/check/saturated.ts): every guest always busy, so
+//      liveness and the declared fairness are checked by construction, whatever the seed;
+//      replayed with a fresh policy, a different grant sequence is reported as non-determinism;
+//   2. `runs` random scenarios (fast-check): safety, solo equivalence, isolation, liveness;
+//   3. runs / 10 random saturated runs (other guest counts, weights, priorities, deadlines).
 
 import fc from 'fast-check';
 import simMachine from '../../machines/sim.ts';
@@ -13,11 +18,11 @@ import {
   fmtMs,
   formatTimeline,
   holdBound,
-  measureFairness,
   type Bounds,
   type GuestParams,
   type Scenario,
 } from './properties.ts';
+import { CANONICAL, replayDifference, runSaturated, type SaturatedGuest, type SaturatedOutcome, SATURATED_WINDOW_NS } from './saturated.ts';
 
 export interface CheckPolicyOptions {
   runs?: number;
@@ -27,18 +32,20 @@ export interface CheckPolicyOptions {
   /** Policy options handed to create(). */
   policyOptions?: Record<string, unknown>;
   bounds?: Partial<Bounds>;
-  /** Fairness: virtual time of each saturating run, and the largest relative share error allowed. */
+  /** Fairness: virtual time of each saturated run (default 15 ms), and the largest relative share error allowed (+ one hold). */
   fairnessWindowNs?: number;
   fairnessTolerance?: number;
   /** The simulated device's MUX (default machines/sim.ts); tests hand in a broken one to see the check catch it. */
   machine?: MuxDefinition;
+  /** Shrink a random scenario that fails (default true); false stops at the first failing one. */
+  shrink?: boolean;
 }
 
 export interface CheckPolicyResult {
   ok: boolean;
   policy: string | null;
   fairness: string | null;
-  /** The property that failed (safety, solo-equivalence, isolation, liveness, policy, progress, fairness, load). */
+  /** The property that failed (safety, solo-equivalence, isolation, liveness, policy, progress, fairness, non-deterministic, load). */
   failed?: string;
   seed?: number;
   path?: string;
@@ -58,6 +65,19 @@ const guestArb: fc.Arbitrary<GuestParams> = fc.record({
 });
 
 export const scenarioArb: fc.Arbitrary<Scenario> = fc.record({ guests: fc.array(guestArb, { minLength: 2, maxLength: 4 }) });
+
+const saturatedGuestArb: fc.Arbitrary<SaturatedGuest> = fc.record({
+  weight: fc.constantFrom(1, 2, 4),
+  priority: fc.integer({ min: 0, max: 3 }),
+  deadlineNs: fc.constantFrom(500_000, 1_000_000, 2_000_000, Infinity),
+});
+
+/** Virtual time of the replay that checks a policy is deterministic (a prefix of the canonical run). */
+const REPLAY_WINDOW_NS = 5_000_000;
+
+const NON_DETERMINISTIC =
+  'replaying the same scenario with a fresh policy gave other decisions: the policy depends on something besides its view and options ' +
+  '(Math.random, a clock, state shared between instances), so no failure it causes can be replayed';
 
 class PropertyFailure extends Error {
   constructor(
@@ -104,12 +124,22 @@ function describeScenario(s: Scenario): string {
     .join('\n');
 }
 
+function describeSaturated(guests: readonly SaturatedGuest[], windowNs: number): string {
+  return [
+    `${guests.length} guests, every one busy (back-to-back block commands) for ${fmtMs(windowNs)}:`,
+    ...guests.map((g, i) => `  g${i}: weight ${g.weight}, priority ${g.priority}, deadline ${g.deadlineNs === Infinity ? 'none' : fmtMs(g.deadlineNs)}`),
+  ].join('\n');
+}
+
 /** Run the property suite on a policy module (path or shipped name). Never throws for a bad policy: reports it. */
 export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): Promise<CheckPolicyResult> {
   const runs = o.runs ?? 50;
   if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`runs must be a whole number >= 1, got ${runs}`);
   const bounds: Bounds = { ...DEFAULT_BOUNDS, ...o.bounds };
   const sim = o.machine ?? simMachine;
+  const seed = o.seed ?? (Date.now() ^ (Math.random() * 0x1_0000_0000)) | 0;
+  const tol = o.fairnessTolerance ?? 0.1;
+  const windowNs = o.fairnessWindowNs ?? SATURATED_WINDOW_NS;
   let factory: PolicyFactory;
   let probe: Policy;
   try {
@@ -121,22 +151,64 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
   const make = () => factory(o.policyOptions);
   const head = `policy "${probe.name}" (fairness: ${probe.fairness}) from ${module}`;
   const lines: string[] = [head];
+  const fail = (property: string, extra: Partial<CheckPolicyResult>): CheckPolicyResult => ({
+    ok: false,
+    policy: probe.name,
+    fairness: probe.fairness,
+    failed: property,
+    seed,
+    ...extra,
+    report: lines.join('\n'),
+  });
+  const saturatedFailure = (out: SaturatedOutcome, property: string, message: string, replayExtra: string[]): CheckPolicyResult => {
+    lines.push(
+      `FAILED: ${property} — ${message}`,
+      `counterexample: ${describeSaturated(out.guests, windowNs)}`,
+      ...quantumHint(property, o.policyOptions, bounds),
+      'all violations in the run:',
+      ...out.violations.slice(0, 8).map((v) => `  [${fmtMs(v.t)}] ${v.property}: ${v.message}`),
+      'timeline (who owned, who waited how long):',
+      formatTimeline(out.run, out.boundNs),
+      `replay: ${replayCommand(module, o, replayExtra)}`,
+    );
+    return fail(property, { counterexample: out.guests });
+  };
 
-  // 1. Safety, solo equivalence, isolation, liveness, no policy errors.
+  // 1. The canonical saturated run, and a replay of its start with a fresh policy.
+  const canonical = await runSaturated(CANONICAL, sim, make(), bounds, tol, windowNs);
+  const replay = await runSaturated(CANONICAL, sim, make(), bounds, tol, Math.min(REPLAY_WINDOW_NS, windowNs));
+  const cut = { ...canonical.run, trace: canonical.run.trace.filter((e) => e.t < Math.min(REPLAY_WINDOW_NS, windowNs)) };
+  const differs = replayDifference(cut, { ...replay.run, trace: replay.run.trace.filter((e) => e.t < Math.min(REPLAY_WINDOW_NS, windowNs)) });
+  if (differs) return saturatedFailure(canonical, 'non-deterministic', `${NON_DETERMINISTIC}; ${differs}`, ['--seed', String(seed)]);
+  const v0 = canonical.violations[0];
+  if (v0) return saturatedFailure(canonical, v0.property, v0.message, ['--seed', String(seed)]);
+  lines.push(`ok: canonical saturated run (${CANONICAL.length} guests busy for ${fmtMs(windowNs)}): liveness${probe.fairness === 'none' ? '' : `, fairness (${probe.fairness})`}, deterministic on replay`);
+
+  // 2. Safety, solo equivalence, isolation, liveness, no policy errors.
+  let lastFailing: Awaited<ReturnType<typeof checkScenario>> | null = null;
   const details = await fc.check(
     fc.asyncProperty(scenarioArb, async (s) => {
       const out = await checkScenario(s, sim, make(), bounds);
       const v = out.violations[0];
-      if (v) throw new PropertyFailure(v.property, v.message);
+      if (v) {
+        lastFailing = out;
+        throw new PropertyFailure(v.property, v.message);
+      }
     }),
-    { numRuns: runs, seed: o.seed, path: o.path, endOnFailure: false },
+    { numRuns: runs, seed, path: o.path, endOnFailure: o.shrink === false },
   );
   if (details.failed) {
     const s = details.counterexample![0] as Scenario;
     const again = await checkScenario(s, sim, make(), bounds);
     const err = details.errorInstance as PropertyFailure | undefined;
-    const property = err instanceof PropertyFailure ? err.property : 'exception';
-    const message = err instanceof PropertyFailure ? err.detail : String((details.errorInstance as Error)?.stack ?? details.errorInstance);
+    let property = err instanceof PropertyFailure ? err.property : 'exception';
+    let message = err instanceof PropertyFailure ? err.detail : String((details.errorInstance as Error)?.stack ?? details.errorInstance);
+    const replayed = lastFailing as Awaited<ReturnType<typeof checkScenario>> | null;
+    const differs = replayed ? replayDifference(replayed.run, again.run) : null;
+    if (differs) {
+      message = `${NON_DETERMINISTIC}; ${differs} (the run failed with ${property}: ${message})`;
+      property = 'non-deterministic';
+    }
     lines.push(
       `FAILED: ${property} — ${message}`,
       `counterexample (shrunk ${details.numShrinks} times, after ${details.numRuns} runs):`,
@@ -149,57 +221,34 @@ export async function checkPolicy(module: string, o: CheckPolicyOptions = {}): P
       formatTimeline(again.run, again.boundNs),
       `replay: ${replayCommand(module, o, ['--seed', String(details.seed), ...(details.counterexamplePath ? ['--path', details.counterexamplePath] : [])])}`,
     );
-    return {
-      ok: false,
-      policy: probe.name,
-      fairness: probe.fairness,
-      failed: property,
-      seed: details.seed,
-      path: details.counterexamplePath ?? undefined,
-      counterexample: s,
-      report: lines.join('\n'),
-    };
+    return fail(property, { seed: details.seed, path: details.counterexamplePath ?? undefined, counterexample: s });
   }
   lines.push(`ok: safety, solo equivalence, isolation, liveness, policy errors — ${details.numRuns} scenarios (seed ${details.seed})`);
 
-  // 2. Fairness as declared: saturating guests; shares of device time.
-  if (probe.fairness !== 'none') {
-    // Long enough for many quanta: shares are measured in whole holds.
-    const window = o.fairnessWindowNs ?? Math.max(40_000_000, 50 * bounds.quantumBoundNs);
-    const tol = o.fairnessTolerance ?? 0.1;
-    const weightsArb =
-      probe.fairness === 'weighted'
-        ? fc.array(fc.constantFrom(1, 2, 4), { minLength: 2, maxLength: 4 }).filter((ws) => new Set(ws).size > 1)
-        : fc.array(fc.constantFrom(1, 2, 4), { minLength: 2, maxLength: 4 });
-    let last: Awaited<ReturnType<typeof measureFairness>> | null = null;
-    const fair = await fc.check(
-      fc.asyncProperty(weightsArb, async (weights) => {
-        last = await measureFairness(weights, sim, make(), window, bounds);
-        const policyErr = last.run.violations.find((v) => v.property === 'policy');
-        if (policyErr) throw new PropertyFailure('policy', policyErr.message);
-        if (last.error > tol)
-          throw new PropertyFailure(
-            'fairness',
-            `weights ${weights.join(':')}: device-time shares ${last.shares.map((x) => x.toFixed(3)).join(' ')}, ` +
-              `expected ${last.expected.map((x) => x.toFixed(3)).join(' ')} (${probe.fairness}); largest relative error ${last.error.toFixed(3)} > ${tol}`,
-          );
+  // 3. More saturated runs: other guest counts, weights, priorities and deadlines.
+  const extra = Math.floor(runs / 10);
+  if (extra > 0) {
+    let last: SaturatedOutcome | null = null;
+    const sat = await fc.check(
+      fc.asyncProperty(fc.array(saturatedGuestArb, { minLength: 2, maxLength: 4 }), async (guests) => {
+        const out = await runSaturated(guests, sim, make(), bounds, tol, windowNs);
+        const v = out.violations[0];
+        if (v) {
+          last = out;
+          throw new PropertyFailure(v.property, v.message);
+        }
       }),
-      { numRuns: Math.max(3, Math.ceil(runs / 10)), seed: o.seed, endOnFailure: true },
+      { numRuns: extra, seed, endOnFailure: true },
     );
-    if (fair.failed) {
-      const err = fair.errorInstance as PropertyFailure;
-      const weights = fair.counterexample![0] as number[];
-      const again = await measureFairness(weights, sim, make(), window, bounds);
-      lines.push(
-        `FAILED: ${err.property ?? 'fairness'} — ${err.detail ?? String(err)}`,
-        `counterexample: ${weights.length} guests saturating the device for ${fmtMs(window)}, weights ${weights.join(':')}`,
-        'timeline (first and last grants):',
-        formatTimeline(again.run, Infinity, 30),
-        `replay: ${replayCommand(module, o, ['--seed', String(fair.seed)])}`,
-      );
-      return { ok: false, policy: probe.name, fairness: probe.fairness, failed: err.property ?? 'fairness', seed: fair.seed, counterexample: weights, report: lines.join('\n') };
+    if (sat.failed) {
+      const out = last as SaturatedOutcome | null;
+      const err = sat.errorInstance as PropertyFailure;
+      if (out) return saturatedFailure(out, err.property, err.detail, ['--seed', String(sat.seed)]);
+      lines.push(`FAILED: exception — ${String((sat.errorInstance as Error)?.stack ?? sat.errorInstance)}`);
+      return fail('exception', { seed: sat.seed });
     }
-    lines.push(`ok: fairness (${probe.fairness}) — ${fair.numRuns} saturating runs of ${fmtMs(window)}, share error <= ${tol}`);
-  } else lines.push('fairness: none declared, not checked');
-  return { ok: true, policy: probe.name, fairness: probe.fairness, report: lines.join('\n') };
+  }
+  lines.push(`ok: ${extra + 1} saturated runs of ${fmtMs(windowNs)}: liveness${probe.fairness === 'none' ? '' : `, fairness (${probe.fairness}), share error <= ${tol} + one hold`}`);
+  if (probe.fairness === 'none') lines.push('fairness: none declared, not checked');
+  return { ok: true, policy: probe.name, fairness: probe.fairness, seed, report: lines.join('\n') };
 }

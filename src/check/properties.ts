@@ -64,7 +64,7 @@ export function livenessBound(n: number, maxUnsafeNs: number, b: Bounds): number
 }
 
 /** Each hold of the device while someone else waited longer than the hold bound (+ slack). */
-function longHolds(run: SharedRun, limitNs: number): Violation[] {
+export function longHolds(run: SharedRun, limitNs: number): Violation[] {
   const out: Violation[] = [];
   const grantedAt = new Map<string, number>();
   for (const e of run.trace) {
