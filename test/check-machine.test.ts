@@ -57,6 +57,42 @@ describe('check-machine', () => {
     ]);
   });
 
+  it('names an event the classifier produces that the chart never handles (a typo)', async () => {
+    const r = await checkMachine(`${FIX}/typo-event.ts`);
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([{ problem: expect.stringMatching(/^the classifier produces event DONEE \(e\.g\. on read STATUS=0x00\) that no state of the chart handles: .*\(handled: ABORT, DONE, START\)$/) }]);
+  });
+
+  it("names a register whose region the device kind does not have: the machine's kind, or --kind", async () => {
+    const own = await checkMachine(`${FIX}/bad-region.ts`);
+    expect(own.problems).toEqual([{ problem: 'register BM_CMD: region "bmdma" is not a region of device kind ata (cmd, ctl, bmide)' }]);
+    expect(own.report).toMatch(/regions checked against device kind ata: cmd, ctl, bmide/);
+    // A toy machine on regs: fine for scratch (regs, mem), wrong for ata.
+    const scratch = await checkMachine(`${FIX}/guarded.ts`, { kind: 'scratch' });
+    expect(scratch.problems).toEqual([]);
+    const ata = await checkMachine(`${FIX}/guarded.ts`, { kind: 'ata' });
+    expect(ata.problems.map((p) => p.problem)).toContainEqual(expect.stringMatching(/^register CMD: region "regs" is not a region of device kind ata/));
+    const unknown = await checkMachine('sim', { kind: 'nope' });
+    expect(unknown.report).toMatch(/--kind nope: unknown device kind; known kinds: .*ata/);
+    // Without --kind, a machine whose kind is not registered says its regions went unchecked.
+    expect((await checkMachine('sim')).report).toMatch(/regions not checked: sim is not a registered device kind/);
+  });
+
+  it('the shipped machines handle every event their classifiers produce, in their kinds\' regions', async () => {
+    for (const m of ['sim', 'ata', 'uart16550']) expect((await checkMachine(m)).problems, m).toEqual([]);
+    expect((await checkMachine('ata')).report).toMatch(/regions checked against device kind ata/);
+  });
+
+  it('draws a transition declared at the root once, from "any state"', async () => {
+    const r = await checkMachine('sim');
+    const resets = r.diagram!.split('\n').filter((l) => / : RESET$/.test(l));
+    expect(resets).toEqual(['  any_state --> idle : RESET']);
+    expect(r.diagram).toMatch(/^  state "any state" as any_state$/m);
+    // Another chart's root RESET: one edge too, not one per state.
+    const ata = await checkMachine(`${FIX}/bad-region.ts`);
+    expect(ata.diagram!.match(/ : RESET$/gm)).toHaveLength(1);
+  });
+
   it('reports a module that cannot be loaded', async () => {
     const r = await checkMachine(`${FIX}/does-not-exist.ts`);
     expect(r.ok).toBe(false);

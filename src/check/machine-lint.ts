@@ -2,14 +2,18 @@
 // safe state; a safe state is reachable from every state; the reset path reaches a safe
 // state from every state; no state is unreachable; every context/reset register is in the
 // register map; a context register's write is no statechart event (replays are not
-// classified). Optionally writes a Mermaid diagram with the safe states marked.
+// classified); every event the classifier can produce is one the chart handles somewhere; every
+// register's region is a region of the device kind. Optionally writes a Mermaid diagram with
+// the safe states marked.
 
 import { getInitialSnapshot, getNextSnapshot, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
 import { getAdjacencyMap } from 'xstate/graph';
 import { allStateNodes, fastPathObstacle, machineEventTypes, statePath } from '../mux/compile.ts';
 import { eventType, registerWrite, type MuxDefinition, type MuxEvent, type Register } from '../mux/define.ts';
+import { DeviceRegistry } from '../devices/registry.ts';
 import { loadMux } from '../mux/load-machine.ts';
 import { registerProblems } from '../mux/registers.ts';
+import { classifierEvents } from './classifier-events.ts';
 
 export interface LintProblem {
   /** Dotted state path the problem is about, if any. */
@@ -33,11 +37,30 @@ type Entry = { state: AnyMachineSnapshot; transitions: Record<string, { event: {
 /** How many distinct states (with context, for a guarded machine) the exploration may visit. */
 const EXPLORE_LIMIT = 20_000;
 
-/** Lint a definition already loaded. */
-export function lintDefinition(def: MuxDefinition): Omit<LintResult, 'report'> {
+/** The regions of the device kind a machine drives, to check its register map against. */
+export interface KindRegions {
+  kind: string;
+  regions: string[];
+}
+
+/** Lint a definition already loaded; with `kind`, its registers' regions are checked against the kind's. */
+export function lintDefinition(def: MuxDefinition, kind?: KindRegions): Omit<LintResult, 'report'> {
   const problems: LintProblem[] = [];
   const machine = def.machine;
   for (const p of registerProblems(def)) problems.push({ problem: p });
+  if (kind)
+    for (const [name, r] of Object.entries(def.registers))
+      if (!kind.regions.includes(r.region))
+        problems.push({ problem: `register ${name}: region "${r.region}" is not a region of device kind ${kind.kind} (${kind.regions.join(', ')})` });
+
+  // Every event the classifier can produce must be handled by some state (else: a typo, or a missing transition).
+  const handled = new Set(machineEventTypes(machine));
+  const produced = classifierEvents(def);
+  for (const e of produced.errors) problems.push({ problem: e });
+  if (!handled.has('*'))
+    for (const [type, { example }] of produced.events)
+      if (!handled.has(type))
+        problems.push({ problem: `the classifier produces event ${type} (e.g. on ${example}) that no state of the chart handles: a misspelt event, or a missing transition (handled: ${[...handled].join(', ') || 'none'})` });
 
   const events = def.events ?? machineEventTypes(machine).map((type) => ({ type }));
   // Without guards the state value decides everything; with guards the context may matter too.
@@ -150,18 +173,35 @@ function toEvent(ev: MuxEvent): { type: string } {
   return typeof ev === 'string' ? { type: ev } : ev;
 }
 
+export interface CheckMachineOptions {
+  /** The device kind whose regions the register map must use (default: the machine's kind, when registered). */
+  kind?: string;
+}
+
 /** Load a machine module (path or shipped name) and lint it. */
-export async function checkMachine(module: string): Promise<LintResult> {
+export async function checkMachine(module: string, o: CheckMachineOptions = {}): Promise<LintResult> {
   let def: MuxDefinition;
+  const failed = (problem: string): LintResult => ({ ok: false, kind: null, states: [], safeStates: [], problems: [{ problem }], diagram: null, report: `check-machine ${module}: FAILED\n  ${problem}` });
   try {
     def = await loadMux(module);
   } catch (err) {
-    const problem = (err as Error).message;
-    return { ok: false, kind: null, states: [], safeStates: [], problems: [{ problem }], diagram: null, report: `check-machine ${module}: FAILED\n  ${problem}` };
+    return failed((err as Error).message);
   }
-  const r = lintDefinition(def);
+  const registry = new DeviceRegistry();
+  const kindName = o.kind ?? def.kind;
+  if (o.kind !== undefined && !registry.has(o.kind)) return failed(`--kind ${o.kind}: unknown device kind; known kinds: ${registry.kinds().join(', ')}`);
+  let kind: KindRegions | undefined;
+  if (registry.has(kindName)) {
+    try {
+      kind = { kind: kindName, regions: (await registry.describe(kindName)).regions.map((x) => x.name) };
+    } catch (err) {
+      return failed(`device kind ${kindName}: ${(err as Error).message}`);
+    }
+  }
+  const r = lintDefinition(def, kind);
   const lines = [`machine ${def.kind} (${module}): ${r.states.length} reachable states, safe: ${r.safeStates.join(', ') || 'none'}`];
-  if (r.ok) lines.push('ok: a safe state exists and is reachable from every state; the reset path reaches one from every state; no state is unreachable; registers resolve');
+  lines.push(kind ? `regions checked against device kind ${kind.kind}: ${kind.regions.join(', ')}` : `regions not checked: ${kindName} is not a registered device kind (give --kind KIND)`);
+  if (r.ok) lines.push('ok: a safe state exists and is reachable from every state; the reset path reaches one from every state; no state is unreachable; registers resolve; every classified event is handled');
   else {
     lines.push(`FAILED: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}`);
     for (const p of r.problems) lines.push(p.state ? `  state ${p.state}: ${p.problem}` : `  ${p.problem}`);
@@ -193,12 +233,13 @@ export function mermaid(machine: AnyStateMachine): string {
   const initial = root.initial?.target?.[0];
   if (initial) out.push(`  [*] --> ${id(initial.path)}`);
   for (const n of top) emitNode(n, '  ');
+  // Transitions of the root apply in every state: drawn once, from a pseudo state "any state".
+  if ([...root.transitions.values()].some((ts) => ts.some((t) => t.target?.length))) out.push('  state "any state" as any_state');
   for (const node of allStateNodes(machine)) {
-    // Transitions of the root apply in every state: draw them from each top-level state.
-    const sources = node === root ? top : [node];
+    const source = node === root ? 'any_state' : id(node.path);
     for (const [type, ts] of node.transitions)
       for (const t of ts)
-        for (const target of t.target ?? []) for (const s of sources) edges.push(`  ${id(s.path)} --> ${id(target.path)} : ${type}${t.guard ? ' [guarded]' : ''}`);
+        for (const target of t.target ?? []) edges.push(`  ${source} --> ${id(target.path)} : ${type}${t.guard ? ' [guarded]' : ''}`);
     for (const t of node.always ?? []) for (const target of t.target ?? []) edges.push(`  ${id(node.path)} --> ${id(target.path)} : (always)`);
   }
   out.push(...edges);
