@@ -23,7 +23,7 @@ export type ScriptedDriver = (
 const DMA_BASE = 0x10_0000;
 
 /** The built-in scripted driver `ata`: a verifying disk workload (options: seconds, mode, seed, maxSectors). */
-const ataDriver: ScriptedDriver = async (port, options, signal, memory) => {
+export const ataDriver: ScriptedDriver = async (port, options, signal, memory) => {
   const driver = new AtaDriver(port, { base: memory.base, buf: memory.bytes });
   const mode = (options.mode as TransferMode | undefined) ?? 'mixed';
   if (!(await driver.probePci()) && mode !== 'pio') return { ok: false, detail: 'no PIIX bus-master function in its PCI scan' };

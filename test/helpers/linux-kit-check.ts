@@ -3,55 +3,13 @@
 // extracted from a shared image) after a run: e2fsck -fn, dumpe2fs, debugfs, the raw pattern.
 
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { ExpectStatic } from 'vitest';
+import { type KitRun, parseKitConsole } from '../../src/guests/linux-kit/console.ts';
+import { kitFileContent as fileContent, kitRawContent as rawContent, sha256 } from '../../src/guests/linux-kit/content.ts';
 import { e2fsTool } from './requires.ts';
 
-/** What a run printed: the words after MUXVISOR-RESULT and the MUXVISOR-INFO key=value pairs. */
-export interface KitRun {
-  result: string[] | null;
-  info: Map<string, string>;
-}
-
-/** The result words and info pairs of a console (lines, \r removed). */
-export function parseKitConsole(lines: readonly string[]): KitRun {
-  const run: KitRun = { result: null, info: new Map() };
-  for (const line of lines) {
-    const res = /MUXVISOR-RESULT (.*)$/.exec(line);
-    if (res) run.result = res[1].trim().split(/\s+/);
-    const info = /MUXVISOR-INFO (.*)$/.exec(line);
-    if (info) for (const m of info[1].matchAll(/([\w+]+)=(\S+)/g)) run.info.set(m[1], m[2]);
-  }
-  return run;
-}
-
-// ---- what the disk workload writes, generated here independently (native/linux-guest/workloads/disk)
-
-const line64 = (prefix: string): string => `${prefix.padEnd(63, '.')}\n`;
-
-function fileSize(k: number): number {
-  return (k + 1) * 196608 + k * 4099;
-}
-
-function fileContent(guest: string, k: number): Buffer {
-  const size = fileSize(k);
-  const parts: string[] = [];
-  const k2 = String(k).padStart(2, '0');
-  for (let i = 0; i * 64 < size; i++) parts.push(line64(`muxvisor ${guest} file ${k2} line ${String(i).padStart(8, '0')} `));
-  return Buffer.from(parts.join(''), 'latin1').subarray(0, size);
-}
-
-function rawContent(guest: string, firstLba: number, sectors: number): Buffer {
-  const parts: string[] = [];
-  for (let s = 0; s < sectors; s++) {
-    const lba = String(firstLba + s).padStart(10, '0');
-    for (let j = 0; j < 8; j++) parts.push(line64(`muxvisor ${guest} raw sector ${lba} part ${j} `));
-  }
-  return Buffer.from(parts.join(''), 'latin1');
-}
-
-export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+export { type KitRun, parseKitConsole, sha256 };
 
 function tool(name: string): string {
   const p = e2fsTool(name);
