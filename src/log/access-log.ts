@@ -11,6 +11,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Access, Reply } from '../access.ts';
+import type { DeviceEdges } from '../device.ts';
 import { isConf1Port } from '../pci/view.ts';
 import { loadMux } from '../mux/load-machine.ts';
 import { resolveRegisters, type RegisterMap } from '../mux/registers.ts';
@@ -48,6 +49,9 @@ export class AccessLog implements AccessObserver, MuxRecorder {
   /** The MUX's half of an access, until the supervisor's half (the answer) arrives. */
   private readonly ranBy = new WeakMap<Access, MuxRan>();
   private readonly named = new Map<string, Named>();
+  /** Per device: the guest that accessed it last (DMA goes there), the chart state last seen. */
+  private readonly lastGuest = new Map<string, string>();
+  private readonly state = new Map<string, { state: string; safe?: boolean }>();
   private sup: Supervisor | null = null;
   private accesses = 0;
   private events = 0;
@@ -100,9 +104,41 @@ export class AccessLog implements AccessObserver, MuxRecorder {
     if (e.detail !== undefined) rec.detail = e.detail;
     if (e.ns !== undefined) rec.ns = e.ns;
     if (e.level !== undefined) rec.level = e.level;
-    // What the device read from guest memory goes in full: a replay answers DMA with it.
-    if (e.dma) rec.dma = { dir: e.dma.dir, addr: e.dma.addr, ...digest(e.dma.data, e.dma.dir === 'read') };
+    this.state.set(device, { state: e.state, safe: e.safe });
     this.writer.write(rec);
+  }
+
+  /**
+   * The device's DMA, recorded on its way to a guest's memory: through a MUX it reaches the
+   * owner, through a pass-through router the guest that accessed the device last; either way
+   * the last guest this log saw access the device. What the device read from guest memory
+   * goes in full (a replay answers DMA with it), what it wrote as length and CRC.
+   */
+  deviceEdges(device: string, edges: DeviceEdges): DeviceEdges {
+    const dma = (dir: 'read' | 'write', addr: number, data: Uint8Array): void => {
+      this.events++;
+      const rec: EventRecord = { type: 'event', t: this.now(), device, kind: 'dma', dma: { dir, addr, ...digest(data, dir === 'read') } };
+      const guest = this.lastGuest.get(device);
+      if (guest !== undefined) rec.guest = guest;
+      const s = this.state.get(device);
+      if (s) Object.assign(rec, s);
+      this.writer.write(rec);
+    };
+    return {
+      ...edges,
+      dma: {
+        read: async (addr, len) => {
+          const r = await edges.dma.read(addr, len);
+          if (r) dma('read', addr, r);
+          return r;
+        },
+        write: async (addr, data) => {
+          const ok = await edges.dma.write(addr, data);
+          if (ok) dma('write', addr, data);
+          return ok;
+        },
+      },
+    };
   }
 
   // ---- AccessObserver ----
@@ -129,12 +165,14 @@ export class AccessLog implements AccessObserver, MuxRecorder {
     if (acc.dir === 'write') {
       if (acc.data && count > 1) rec.data = digest(acc.data, true);
       else rec.value = logValue(acc.value ?? 0);
-    } else if (reply.data) rec.answerData = digest(reply.data, false);
+    } else if (reply.data) rec.answerData = digest(reply.data, true); // in full: a replay compares (and normalises) word by word
     else rec.answer = logValue(reply.value);
     if (reply.error) rec.error = reply.error;
+    if (where.device !== null) this.lastGuest.set(where.device, guest);
     const mux = this.ranBy.get(acc);
     if (mux) {
       this.ranBy.delete(acc);
+      this.state.set(mux.device, { state: mux.after });
       rec.before = mux.before;
       rec.after = mux.after;
       rec.owner = mux.owner;

@@ -24,7 +24,10 @@ function check(rec: unknown, where: string): LogRecord {
   if (typeof r !== 'object' || r === null || !['header', 'access', 'event', 'end'].includes((r as { type?: string }).type ?? ''))
     throw new LogReadError(`${where}: not an access log record (expected an object with type header|access|event|end)`);
   if (r.type === 'header' && r.version > LOG_VERSION) throw new LogReadError(`${where}: log format version ${r.version} is newer than this muxvisor reads (${LOG_VERSION})`);
-  if (r.type === 'access') bytesOf(r.data);
+  if (r.type === 'access') {
+    bytesOf(r.data);
+    bytesOf(r.answerData);
+  }
   if (r.type === 'event') bytesOf(r.dma);
   return r;
 }

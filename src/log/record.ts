@@ -10,7 +10,7 @@ export interface DataDigest {
   len: number;
   /** CRC-32 (zlib) as 8 hex digits. */
   crc: string;
-  /** The bytes (data into the device: string writes, DMA reads of guest memory). Base64 in JSON. */
+  /** The bytes (string reads and writes, DMA reads of guest memory; not DMA writes to it). Base64 in JSON. */
   bytes?: Uint8Array;
 }
 
@@ -78,8 +78,9 @@ export interface EventRecord {
   /** switch, release, reset, fault, replay, irq, dma, denied, policy-error, dma-refused, unsafe-switch, replay-failed */
   kind: string;
   guest?: string;
-  state: string;
-  safe: boolean;
+  /** The MUX chart's state (a DMA event: as last seen; absent without a MUX). */
+  state?: string;
+  safe?: boolean;
   detail?: string;
   ns?: number;
   level?: boolean;

@@ -44,5 +44,6 @@ export function eventLine(e: EventRecord, w: ShowWidths = { guest: 8, reg: 18 })
   if (e.kind === 'irq') what += e.level ? ' raise' : ' lower';
   if (e.dma) what += ` ${e.dma.dir === 'read' ? 'from memory' : 'to memory'} ${hex(e.dma.addr)} ${e.dma.len} B crc ${e.dma.crc}`;
   if (e.detail) what += `  ${e.detail}`;
-  return `${secs(e.t)}  ${(e.guest ?? '-').padEnd(w.guest)}  ${e.device}  ${what}  [${e.state}${e.safe ? '' : ', unsafe'}]`;
+  const state = e.state === undefined ? '' : `  [${e.state}${e.safe === false ? ', unsafe' : ''}]`;
+  return `${secs(e.t)}  ${(e.guest ?? '-').padEnd(w.guest)}  ${e.device}  ${what}${state}`;
 }

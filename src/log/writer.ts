@@ -29,7 +29,12 @@ function jsonDigest(d: DataDigest): unknown {
 }
 
 function jsonLine(rec: LogRecord): string {
-  if (rec.type === 'access' && rec.data?.bytes) return JSON.stringify({ ...rec, data: jsonDigest(rec.data) }) + '\n';
+  if (rec.type === 'access' && (rec.data?.bytes || rec.answerData?.bytes)) {
+    const out: Record<string, unknown> = { ...rec };
+    if (rec.data) out.data = jsonDigest(rec.data);
+    if (rec.answerData) out.answerData = jsonDigest(rec.answerData);
+    return JSON.stringify(out) + '\n';
+  }
   if (rec.type === 'event' && rec.dma?.bytes) return JSON.stringify({ ...rec, dma: jsonDigest(rec.dma) }) + '\n';
   return JSON.stringify(rec) + '\n';
 }

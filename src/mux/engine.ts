@@ -905,7 +905,6 @@ export class MuxEngine implements DeviceRouter {
     if (!g) return null;
     const r = await g.link.memory!.read(addr, len);
     if (r === null) g.stats.dmaRefused++;
-    else if (this.recorder) this.record({ kind: 'dma', guest: g.link.id, dma: { dir: 'read', addr, data: r } });
     return r;
   }
 
@@ -914,7 +913,6 @@ export class MuxEngine implements DeviceRouter {
     if (!g) return false;
     const ok = await g.link.memory!.write(addr, data);
     if (!ok) g.stats.dmaRefused++;
-    else if (this.recorder) this.record({ kind: 'dma', guest: g.link.id, dma: { dir: 'write', addr, data } });
     return ok;
   }
 

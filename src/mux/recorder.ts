@@ -1,5 +1,5 @@
 // What the engine tells an access log (src/log/), when one is given: the chart around each
-// owner access, and its events (switch, release, reset, fault, replay, IRQ, DMA). Optional:
+// owner access, and its events (switch, release, reset, fault, replay, IRQ). Optional:
 // without a recorder the engine pays one branch per access.
 
 import type { Access } from '../access.ts';
@@ -15,7 +15,7 @@ export interface MuxRan {
   startNs: number;
 }
 
-/** One engine event. `kind` is MuxTrace's kinds plus `replay`, `irq` and `dma`. */
+/** One engine event. `kind` is MuxTrace's kinds plus `replay` and `irq`. */
 export interface MuxRecordEvent {
   t: number;
   kind: string;
@@ -27,8 +27,6 @@ export interface MuxRecordEvent {
   ns?: number;
   /** irq: the device line's new level. */
   level?: boolean;
-  /** dma: what the device read from (`read`) or wrote to (`write`) the owner's memory. */
-  dma?: { dir: 'read' | 'write'; addr: number; data: Uint8Array };
 }
 
 export interface MuxRecorder {
