@@ -16,7 +16,7 @@ import { type HelloMsg, MAX_STRING_BYTES, ProtocolError } from './channel/messag
 import { ConfigError } from './config/load.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
 import { type DeviceFacts, reachIssues } from './config/windows.ts';
-import type { Device, DeviceDescription, DeviceMetrics } from './device.ts';
+import type { Device, DeviceDescription, DeviceEdges, DeviceMetrics } from './device.ts';
 import { DeviceRegistry } from './devices/registry.ts';
 import { type DeviceReach, GuestGrants, buildGrants } from './grants.ts';
 import type { DetachReason, DeviceRouter, GuestLink, GuestMemory, RouterStats } from './guest-link.ts';
@@ -59,6 +59,8 @@ export interface SupervisorOptions {
 /** What the supervisor tells an access log: the access, its answer, when it arrived (monotonic ns). */
 export interface AccessObserver {
   access(guest: string, acc: Access, reply: Reply, arrivedNs: number): void;
+  /** The edges a device is built with: the log sees its DMA (through a MUX or not). */
+  deviceEdges(deviceId: string, edges: DeviceEdges): DeviceEdges;
 }
 
 /** A device on the machine: what was built and where it sits. */
@@ -347,7 +349,7 @@ export class Supervisor {
       device = await this.registry.create({
         id: cfg.id,
         kind: cfg.kind,
-        edges: router.edges,
+        edges: this.accessLog ? this.accessLog.deviceEdges(cfg.id, router.edges) : router.edges,
         backend: cfg.backend,
         properties: cfg.properties,
         config: cfg,
