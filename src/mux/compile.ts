@@ -144,11 +144,24 @@ class XstateStepper implements Stepper {
 
 export type StepperMode = 'auto' | 'fast' | 'xstate';
 
+/**
+ * What compiling a machine found, per machine object: a MUX per device and the property
+ * suites' many runs share one table (a stepper only reads it) instead of compiling each time.
+ */
+const compiled = new WeakMap<AnyStateMachine, { obstacle: string | null; table?: TransitionTable }>();
+
+function compiledOf(machine: AnyStateMachine): { obstacle: string | null; table?: TransitionTable } {
+  let c = compiled.get(machine);
+  if (!c) compiled.set(machine, (c = { obstacle: fastPathObstacle(machine) }));
+  return c;
+}
+
 /** A stepper for the machine: the compiled table when possible ('auto'), or as asked. */
 export function createStepper(machine: AnyStateMachine, mode: StepperMode = 'auto', table?: TransitionTable): Stepper {
   if (mode === 'xstate') return new XstateStepper(machine);
-  if (mode === 'auto' && fastPathObstacle(machine)) return new XstateStepper(machine);
-  return new FastStepper(table ?? compileMachine(machine));
+  const c = compiledOf(machine);
+  if (mode === 'auto' && c.obstacle) return new XstateStepper(machine);
+  return new FastStepper(table ?? (c.table ??= compileMachine(machine)));
 }
 
 /** Dotted path of a state value for humans: `busy`, `xfer.read`, `{a: x, b: y}` -> `a.x|b.y`. */
