@@ -14,6 +14,7 @@ import { describePeer } from './channel/peer-cred.ts';
 import type { ChannelLimits } from './channel/flow.ts';
 import { type HelloMsg, MAX_STRING_BYTES, ProtocolError } from './channel/messages.ts';
 import { ConfigError } from './config/load.ts';
+import { mapIssues } from './config/map-issues.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
 import { type DeviceFacts, reachIssues } from './config/windows.ts';
 import type { Device, DeviceDescription, DeviceEdges, DeviceMetrics } from './device.ts';
@@ -219,6 +220,11 @@ export class Supervisor {
     return this.auth.issue(guest);
   }
 
+  /** The process started with `token` is `pid`: the token opens the guest for it and its descendants until revoked. */
+  bindToken(guest: string, token: string, pid: number | undefined): void {
+    if (pid !== undefined) this.auth?.bind(guest, token, pid);
+  }
+
   revokeToken(guest: string, token: string): void {
     this.auth?.revoke(guest, token);
   }
@@ -366,14 +372,19 @@ export class Supervisor {
 
   /** Fixed regions first (config map, legacy bases), then BAR-only regions into free space. */
   private placeRegions(): void {
+    // Map and legacy bases as configuration errors with their JSON paths (src/config/map-issues.ts).
+    const placed = [...this.devices.values()].map((dev) => ({
+      index: this.config.devices.findIndex((d) => d.id === dev.id),
+      id: dev.id,
+      kind: dev.kind,
+      map: dev.config.map,
+      regions: dev.description.regions,
+    }));
+    const issues = mapIssues(placed);
+    if (issues.length > 0) throw new ConfigError(this.options.configSource ?? 'configuration', issues);
     const later: { dev: DeviceEntry; index: number }[] = [];
     for (const dev of this.devices.values()) {
       const regions = dev.description.regions;
-      for (const name of Object.keys(dev.config.map)) {
-        if (!regions.some((r) => r.name === name)) {
-          throw new BusError(`device ${dev.id}: map names region "${name}", but ${dev.kind} has ${regions.map((r) => `"${r.name}"`).join(', ') || 'no regions'}`);
-        }
-      }
       regions.forEach((region, index) => {
         const base = dev.config.map[region.name] ?? region.legacyBase;
         if (base === undefined) later.push({ dev, index });

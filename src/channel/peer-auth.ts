@@ -1,7 +1,10 @@
 // Who may say hello as which guest (README "Guests and their credentials"). A socket peer
 // takes a guest's name only when it proves it is that guest, by one of:
-//   1. the one-time token the supervisor handed the process it started for the guest
-//      (`muxvisor run`, `muxvisor exec`: MUXVISOR_TOKEN), used up by the hello it opens;
+//   1. the token the supervisor handed the process it started for the guest (`muxvisor run`,
+//      `muxvisor exec`: MUXVISOR_TOKEN). Bound to that process (bindToken): it opens the guest
+//      for that process and its descendants (a driver run by a script, a forked child), one
+//      connection at a time, until the process ends, and for no other process; a token whose
+//      process is not known (a peer over TCP) is used up by the first hello it opens;
 //   2. the credential the guest's `auth` names: `uid` (the peer's uid by SO_PEERCRED is
 //      one of them), `tokenFile` (the hello's `token` equals the file's content); when both
 //      are named, both must hold;
@@ -12,6 +15,7 @@
 // the peer nothing about which names exist; the reason is for the log (peerRefusal).
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { type PeerIdentity, isKnown } from './peer-cred.ts';
 
@@ -40,6 +44,8 @@ export const MIN_TOKEN_LENGTH = 16;
 export class GuestAuth {
   /** Unused one-time tokens per guest, as hex digests. */
   private readonly oneTime = new Map<string, Set<string>>();
+  /** The process each bound token was handed to (hex digest -> pid). */
+  private readonly boundTo = new Map<string, number>();
 
   constructor(
     private readonly guests: ReadonlyMap<string, GuestAuthEntry>,
@@ -57,9 +63,20 @@ export class GuestAuth {
     return token;
   }
 
+  /**
+   * The process started with `token` is `pid`: the token then opens the guest only for a peer
+   * that is that process or one of its descendants, and is not used up by a hello (revoke ends it).
+   */
+  bind(guest: string, token: string, pid: number): void {
+    const d = tokenDigest(token).toString('hex');
+    if (this.oneTime.get(guest)?.has(d) && Number.isInteger(pid) && pid > 0) this.boundTo.set(d, pid);
+  }
+
   /** The process the token was for has ended: its token opens nothing any more. */
   revoke(guest: string, token: string): void {
-    this.oneTime.get(guest)?.delete(tokenDigest(token).toString('hex'));
+    const d = tokenDigest(token).toString('hex');
+    this.oneTime.get(guest)?.delete(d);
+    this.boundTo.delete(d);
   }
 
   /** Whether a hello naming `guest` with `token` from `peer` may open it (nothing is used up). */
@@ -69,7 +86,11 @@ export class GuestAuth {
     const digest = token !== undefined && token.trim() !== '' ? tokenDigest(token.trim()) : null;
     if (digest) {
       for (const d of this.oneTime.get(guest) ?? []) {
-        if (timingSafeEqual(Buffer.from(d, 'hex'), digest)) return { ok: true, how: 'the one-time token of the process the supervisor started', oneTime: d };
+        if (!timingSafeEqual(Buffer.from(d, 'hex'), digest)) continue;
+        const root = this.boundTo.get(d);
+        if (root === undefined) return { ok: true, how: 'the one-time token of the process the supervisor started', oneTime: d };
+        if (isKnown(peer) && descendsFrom(peer.pid, root)) return { ok: true, how: `the token of the process the supervisor started (pid ${root}), from ${peer.pid === root ? 'it' : `its descendant pid ${peer.pid}`}` };
+        return { ok: false, why: `the token of the process the supervisor started (pid ${root}), from ${isKnown(peer) ? `pid ${peer.pid}, not that process or a descendant` : 'a peer whose pid cannot be told'}` };
       }
     }
     if (g.auth) {
@@ -87,6 +108,22 @@ export class GuestAuth {
     if (!verdict.ok || verdict.oneTime === undefined) return true;
     return this.oneTime.get(guest)?.delete(verdict.oneTime) ?? false;
   }
+}
+
+/** Whether process `pid` is `root` or descends from it (its parents, from /proc, up to init). */
+export function descendsFrom(pid: number, root: number): boolean {
+  let p = pid;
+  for (let hops = 0; hops < 64 && p > 1; hops++) {
+    if (p === root) return true;
+    try {
+      // The parent is the 2nd field after the command name, which may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return false;
+    }
+  }
+  return p === root;
 }
 
 /** Why `peer` with a token of `digest` does not meet `rule`, or null when it does. */

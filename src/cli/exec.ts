@@ -50,9 +50,10 @@ function exitStatus(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
 }
 
-function runProgram(program: string, args: string[], socket: string, guest: string, trace: boolean, token?: string): Promise<number> {
+function runProgram(program: string, args: string[], socket: string, guest: string, trace: boolean, token?: string, started?: (pid: number | undefined) => void): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawnTrapped(program, args, { socket, guest, stdio: 'inherit', ...(token !== undefined ? { token } : {}), ...(trace ? { traceFd: 2 } : {}) });
+    started?.(child.pid);
     // Ctrl-C reaches the child directly (same process group): we only outlive it, so the
     // supervisor closes cleanly. SIGTERM/SIGHUP sent to us are passed on.
     const ignore = () => {};
@@ -85,7 +86,11 @@ function readToken(file: string): string {
   }
 }
 
-async function withPrivateSupervisor(opts: ExecOptions, cmd: Command, run: (socket: string, token: string) => Promise<number>): Promise<number> {
+async function withPrivateSupervisor(
+  opts: ExecOptions,
+  cmd: Command,
+  run: (socket: string, token: string, started: (pid: number | undefined) => void) => Promise<number>,
+): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'muxvisor-exec-'));
   try {
     const sizeMiB = Number(opts.sizeMib);
@@ -110,7 +115,10 @@ async function withPrivateSupervisor(opts: ExecOptions, cmd: Command, run: (sock
       await sup.start();
       await accessLog?.start(sup);
       await sup.listen();
-      return await run(socket, sup.issueToken(opts.guest ?? EXEC_GUEST));
+      const guest = opts.guest ?? EXEC_GUEST;
+      const token = sup.issueToken(guest);
+      // The program and what it runs (a script's drivers, forked children) may be the guest.
+      return await run(socket, token, (pid) => sup.bindToken(guest, token, pid));
     } finally {
       await sup.close();
       await accessLog?.close();
@@ -143,8 +151,8 @@ export function register(program: Command): void {
         return;
       }
       if (opts.tokenFile !== undefined) throw new Error('--token-file goes with --socket (a private supervisor hands its program a token of its own)');
-      process.exitCode = await withPrivateSupervisor(opts, cmd, (socket, token) =>
-        runProgram(prog, args, socket, opts.guest ?? EXEC_GUEST, opts.trace === true, token),
+      process.exitCode = await withPrivateSupervisor(opts, cmd, (socket, token, started) =>
+        runProgram(prog, args, socket, opts.guest ?? EXEC_GUEST, opts.trace === true, token, started),
       );
     });
 }

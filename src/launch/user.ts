@@ -1,5 +1,6 @@
 // `run: {type: 'user', argv, env?, cwd?}`: an unmodified program under the trap shim, handed
-// a one-time token (MUXVISOR_TOKEN) that opens its guest once (src/channel/peer-auth.ts).
+// a token (MUXVISOR_TOKEN) that opens its guest for that process and its descendants, one
+// connection at a time, while it runs (src/channel/peer-auth.ts).
 
 import type { ChildProcess } from 'node:child_process';
 import type { GuestConfig } from '../config/schema.ts';
@@ -19,6 +20,7 @@ export async function launchUser(sup: Supervisor, socket: string, g: GuestConfig
     // Its output goes to stderr: stdout belongs to the supervisor (--json).
     stdio: ['ignore', 2, 2],
   });
+  sup.bindToken(g.name, token, child.pid); // the program and what it runs may be the guest, one at a time
   const done = new Promise<GuestOutcome>((res) => {
     child.once('error', (e) => res({ guest: g.name, how: 'user', ok: false, detail: `cannot start ${run.argv[0]}: ${e.message}` }));
     child.once('exit', (code, sig) => res({ guest: g.name, how: 'user', ok: code === 0, detail: sig ? `killed by ${sig}` : `exit status ${code}` }));
