@@ -333,6 +333,7 @@ describe('ne2k model: receive into the ring', () => {
       [0x01, 64, 0x53, 0x54],
     ]);
     expect(irq.level).toBe(false);
+    expect(drv.rxErrors).toBe(0);
     expect(dev.metrics()).toMatchObject({ rxFrames: 4, rxBytes: 60 + 314 + 1014 + 60 });
   });
 

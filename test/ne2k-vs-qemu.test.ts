@@ -8,14 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { DeviceRegistry } from '../src/devices/registry.ts';
 import { silentLogger } from '../src/log.ts';
 import type { DeviceConfig } from '../src/config/schema.ts';
-import type { Device, DeviceEdges } from '../src/device.ts';
-import { LoopWire, Ne2kDevice, ne2kRegs as R } from '../src/devices/ne2k/index.ts';
-import { QemuNe2kDevice } from '../src/devices/qemu-ne2k.ts';
+import { ne2kRegs as R } from '../src/devices/ne2k/index.ts';
+import { check, compare, edgesWith, hex, MAC, sleep, type Side } from './helpers/ne2k-compare.ts';
 import { BROADCAST, ethFrame, Ne2kDriver, RX_START_PAGE, STOP_PAGE, TX_START_PAGE } from './helpers/ne2k-driver.ts';
 import { missing, titled } from './helpers/requires.ts';
 
 const why = missing('qemu');
-const MAC = Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const PEER = [0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc];
 
 /** Observations where our model differs from QEMU 7.2 on purpose (src/devices/ne2k/README.md). */
@@ -39,116 +37,6 @@ const DEVIATIONS: Record<string, string> = {
   'txlen0.isr': 'a transmit of 0 bytes aborts (TXE); QEMU reports PTX',
   'txlen0.tsr': 'TSR.ABT for the aborted transmit; QEMU sets PTX',
 };
-
-interface Side {
-  dev: Device;
-  drv: Ne2kDriver;
-  irq: { level: boolean };
-  sent: () => Uint8Array[];
-  /** Deliver frames; resolves once the card has taken them (QEMU: CURR reached `expectCurr`). */
-  inject: (frames: Uint8Array[], expectCurr: number | null) => Promise<void>;
-  close: () => Promise<void>;
-}
-
-function edgesWith(irq: { level: boolean }): DeviceEdges {
-  return { irq: { set: (l) => (irq.level = l) }, dma: { read: async () => null, write: async () => false }, clock: () => 0 };
-}
-
-function modelSide(): Side {
-  const irq = { level: false };
-  const wire = new LoopWire();
-  const dev = new Ne2kDevice(edgesWith(irq), wire, { mac: MAC });
-  return {
-    dev, irq, drv: new Ne2kDriver(dev), sent: () => wire.sent,
-    inject: async (frames) => void frames.forEach((f) => wire.inject(f)),
-    close: async () => {},
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function qemuSide(): Promise<Side> {
-  const irq = { level: false };
-  const sent: Uint8Array[] = [];
-  let receiver: ((f: Uint8Array) => unknown) | null = null;
-  const wire = { send: (f: Uint8Array) => void sent.push(f.slice()), attach: (r: ((f: Uint8Array) => never) | null) => void (receiver = r) };
-  const dev = await QemuNe2kDevice.open(edgesWith(irq), wire, { mac: '52:54:00:12:34:56' });
-  const rd = (o: number) => Promise.resolve(dev.read(0, o, 1));
-  const wr = (o: number, v: number) => Promise.resolve(dev.write(0, o, 1, v));
-  return {
-    dev, irq, drv: new Ne2kDriver(dev), sent: () => sent,
-    inject: async (frames, expectCurr) => {
-      for (const f of frames) receiver!(f);
-      if (expectCurr === null) {
-        await sleep(300); // nothing visible to wait for (a full ring, or the cards differ on purpose)
-        return;
-      }
-      const cr = await rd(R.NE_CMD);
-      if ((cr & R.E8390_DMA_MASK) !== R.E8390_NODMA) throw new Error(`inject with a remote DMA selected (CR 0x${cr.toString(16)})`);
-      // Poll CURR on page 1, then put CR back exactly (NODMA: rewriting it has no side effect).
-      for (let i = 0; i < 500; i++) {
-        await wr(R.NE_CMD, (cr & 0x3f & ~R.E8390_TRANS) | 0x40);
-        const curr = await rd(R.EN1_CURPAG);
-        await wr(R.NE_CMD, cr & ~R.E8390_TRANS);
-        if (curr === expectCurr) return;
-        await sleep(10);
-      }
-      throw new Error(`QEMU's CURR did not reach 0x${expectCurr.toString(16)}`);
-    },
-    close: () => dev.close(),
-  };
-}
-
-type Obs = Map<string, string>;
-/** `inject(frames, true)`: the two cards may differ in what they store, so wait a fixed time instead of for CURR. */
-type Script = (s: Side, o: (key: string, v: unknown) => void, inject: (frames: Uint8Array[], blind?: boolean) => Promise<void>) => Promise<void>;
-
-const hex = (v: unknown): string =>
-  typeof v === 'number' ? `0x${v.toString(16)}` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : Array.isArray(v) ? v.map(hex).join(',') : String(v);
-
-/** Runs a script on the model, then on QEMU (injects wait for the CURR the model reached), and compares. */
-async function compare(script: Script): Promise<{ ours: Obs; qemu: Obs }> {
-  const expectCurrs: Array<number | null> = [];
-  const run = async (side: Side, isModel: boolean): Promise<Obs> => {
-    const obs: Obs = new Map();
-    let n = 0;
-    const o = (key: string, v: unknown) => {
-      if (obs.has(key)) throw new Error(`observation ${key} twice`);
-      obs.set(key, hex(v));
-    };
-    const inject = async (frames: Uint8Array[], blind = false) => {
-      if (isModel) {
-        const before = (side.dev as Ne2kDevice).registers().curr;
-        await side.inject(frames, null);
-        const after = (side.dev as Ne2kDevice).registers().curr;
-        expectCurrs.push(after === before || blind ? null : after);
-      } else await side.inject(frames, expectCurrs[n++]);
-    };
-    await script(side, o, inject);
-    return obs;
-  };
-  const model = modelSide();
-  const ours = await run(model, true);
-  const q = await qemuSide();
-  try {
-    const qemu = await run(q, false);
-    return { ours, qemu };
-  } finally {
-    await q.close();
-  }
-}
-
-function check({ ours, qemu }: { ours: Obs; qemu: Obs }): void {
-  expect([...qemu.keys()]).toEqual([...ours.keys()]);
-  const diffs: string[] = [];
-  for (const [k, v] of ours) {
-    const q = qemu.get(k);
-    if (k in DEVIATIONS) {
-      if (v === q) diffs.push(`${k}: listed as a deviation (${DEVIATIONS[k]}) but both read ${v}`);
-    } else if (v !== q) diffs.push(`${k}: ours ${v}, QEMU ${q}`);
-  }
-  expect(diffs).toEqual([]);
-}
 
 async function regsPage0(s: Side, o: (k: string, v: unknown) => void, tag: string): Promise<void> {
   for (const [name, off] of [['cr', 0], ['bnry', 3], ['tsr', 4], ['isr', 7], ['crda0', 8], ['crda1', 9], ['id0', 10], ['id1', 11], ['rsr', 12]] as const) o(`${tag}.${name}`, await s.drv.rd(off));
@@ -181,7 +69,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
       o('init.cntr', [await s.drv.rd(13), await s.drv.rd(14), await s.drv.rd(15)]);
       await s.drv.wr(R.NE_CMD, R.E8390_NODMA | R.E8390_STOP);
       o('stop.isr', await s.drv.rd(R.EN0_ISR));
-    }));
+    }), DEVIATIONS);
   });
 
   it('transmit: frames on the wire, ISR/TSR and the IRQ line after each send', async () => {
@@ -202,7 +90,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
       o('txlen0.isr', await s.drv.rd(R.EN0_ISR));
       o('txlen0.tsr', await s.drv.rd(R.EN0_TSR));
     });
-    check(r);
+    check(r, DEVIATIONS);
     expect(r.ours.get('tx.wire')!.split('|')).toHaveLength(4);
   });
 
@@ -224,7 +112,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
         o(`wrap${round}.got`, got.map((g) => `${g.page}/${g.next}/${g.count}/${Buffer.from(g.frame).toString('hex')}`).join('|'));
         await regsPage1(s, o, `wrap${round}`);
       }
-    }));
+    }), DEVIATIONS);
   });
 
   it('filters: unicast, broadcast with and without AB, multicast through MAR, promiscuous', async () => {
@@ -250,7 +138,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
         const got = await s.drv.receive();
         o(`filter.${name}`, got.map((g) => Buffer.from(g.frame.subarray(0, 6)).toString('hex')).join(','));
       }
-    }));
+    }), DEVIATIONS);
   });
 
   it('remote DMA: byte and word mode, 8/16/32-bit data-port accesses, CRDA, RDC, the wrap at PSTOP, the PROM', async () => {
@@ -313,7 +201,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
       await start(R.E8390_RREAD, 0, 4);
       o('prom.after-write', await d.rd(R.NE_DATAPORT, 4));
       o('tx.pages', TX_START_PAGE);
-    }));
+    }), DEVIATIONS);
   });
 
   it('a full ring: frames dropped under QEMU\'s 1518-byte rule, the ring drains intact', async () => {
@@ -330,7 +218,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
       o('full.got', got.map((g) => `${g.page}/${g.count}/${Buffer.from(g.frame).toString('hex')}`).join('|'));
       await inject([ethFrame(MAC, PEER, 100, 99)]);
       o('full.after', (await s.drv.receive()).map((g) => Buffer.from(g.frame).toString('hex')).join('|'));
-    }));
+    }), DEVIATIONS);
   });
 
   it('the documented differences: PAR vs PROM, monitor mode, loopback, out-of-memory ring registers, idle data port', async () => {
@@ -368,7 +256,7 @@ describe.skipIf(why)(titled('ne2k: our model against QEMU\'s ne2k_pci', why), ()
       await d.wr(R.EN0_RSARHI, 0);
       await d.wr(R.NE_CMD, R.E8390_NODMA | R.E8390_START);
       o('idle.read', await d.rd(R.NE_DATAPORT, 2));
-    }));
+    }), DEVIATIONS);
   });
 });
 

@@ -31,6 +31,8 @@ export class Ne2kDriver {
   currentPage = RX_START_PAGE;
   /** Transmit slot to use next (Linux alternates 0x40 and 0x46 when both are free). */
   txSlot = 0;
+  /** Frames ei_receive counted as errors (bad header, bad size, bad status) instead of reading. */
+  rxErrors = 0;
   /** Polls of ISR.RDC / ISR.RST before giving up (Linux waits 2 jiffies). */
   pollLimit = 1000;
 
@@ -241,13 +243,17 @@ export class Ne2kDriver {
       const pktLen = hdr.count - 4;
       let next = thisFrame + 1 + ((pktLen + 4) >> 8);
       if (hdr.next !== next && hdr.next !== next + 1 && hdr.next !== next - numPages && hdr.next !== next + 1 - numPages) {
+        // Linux: "mismatched read page pointers": resynchronise at CURR, count an error, go on.
+        this.rxErrors++;
         this.currentPage = rxing;
         await this.wr(R.EN0_BOUNDARY, this.currentPage - 1);
-        throw new Error(`ne2k receive: bogus header at page 0x${thisFrame.toString(16)}: next 0x${hdr.next.toString(16)}, count ${hdr.count}`);
+        continue;
       }
-      if (pktLen < 60 || pktLen > 1518) throw new Error(`ne2k receive: bogus length ${pktLen}`);
-      const frame = await this.blockInput(pktLen, (thisFrame << 8) + 4);
-      got.push({ ...hdr, frame, page: thisFrame });
+      if (pktLen < 60 || pktLen > 1518) this.rxErrors++; // bogus packet size
+      else if ((hdr.status & 0x0f) === R.ENRSR_RXOK) {
+        const frame = await this.blockInput(pktLen, (thisFrame << 8) + 4);
+        got.push({ ...hdr, frame, page: thisFrame });
+      } else this.rxErrors++;
       next = hdr.next;
       if (next >= this.stopPage) next = this.rxStart;
       this.currentPage = next;
