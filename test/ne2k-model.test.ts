@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { deviceShapeIssues } from '../src/config/device-shapes.ts';
 import type { DeviceConfig } from '../src/config/schema.ts';
 import type { DeviceEdges } from '../src/device.ts';
-import { LoopWire, Ne2kDevice, crc32Be, multicastIndex, ne2kRegs as R } from '../src/devices/ne2k/index.ts';
+import { LoopWire, Ne2kDevice, crc32Be, multicastIndex, ne2kRegs as R, registerWireOpener } from '../src/devices/ne2k/index.ts';
 import { DeviceRegistry } from '../src/devices/registry.ts';
 import { silentLogger } from '../src/log.ts';
 import { BROADCAST, ethFrame, Ne2kDriver, RX_START_PAGE, STOP_PAGE, TX_START_PAGE } from './helpers/ne2k-driver.ts';
@@ -464,5 +464,23 @@ describe('ne2k model: snapshots, registry, configuration', () => {
       { id: 'nic2', kind: 'ne2k', properties: { macc: 'x' }, map: {} },
     ] as DeviceConfig[]);
     expect(issues.map((i) => i.path)).toEqual(['devices[0].properties.mac', 'devices[1].properties.mac', 'devices[2].properties']);
+  });
+
+  it('a backend type that registered a wire opener carries the frames of a configured card', async () => {
+    const wire = new LoopWire();
+    let seen: Record<string, unknown> | null = null;
+    registerWireOpener('null', (backend, id) => {
+      seen = { ...backend, id };
+      return wire;
+    });
+    const edges: DeviceEdges = { irq: { set() {} }, dma: { read: async () => null, write: async () => false }, clock: () => 0 };
+    const dev = await new DeviceRegistry().create({ id: 'nic5', kind: 'ne2k', edges, backend: { type: 'null' }, properties: { mac: '52:54:00:ab:cd:01' }, config: {} as DeviceConfig, logger: silentLogger });
+    expect(seen).toEqual({ type: 'null', id: 'nic5' });
+    const drv = new Ne2kDriver(dev);
+    await drv.init(await drv.probe());
+    await drv.send(ethFrame(OTHER, MAC, 100));
+    expect(wire.sent).toHaveLength(1);
+    expect(wire.inject(ethFrame(MAC, OTHER, 100))).toBe('stored');
+    expect((await drv.receive())[0].frame).toEqual(ethFrame(MAC, OTHER, 100));
   });
 });
