@@ -11,7 +11,9 @@ export { COUNTER_HELP, type Ne2kCounters, type CounterName } from './counters.ts
 export { NE2K_KIND } from './kind.ts';
 export { buildProm, parseMac, formatMac } from './memory.ts';
 export { crc32Be, multicastIndex, acceptFrame } from './filter.ts';
-export { ringRoom, ringValid } from './ring.ts';
-export { remoteDmaBusy } from './remote-dma.ts';
-export type { Ne2kRegs } from './state.ts';
+// The pieces, for a MUX that keeps a virtual card per guest (headers and remote DMA as the model does them).
+export { ringRoom, ringValid, storeFrame, type RxOutcome } from './ring.ts';
+export { dataPortRead, dataPortWrite, remoteDmaBusy } from './remote-dma.ts';
+export { NicMemory } from './memory.ts';
+export { powerOnRegs, checkRegs, copyRegs, type Ne2kRegs } from './state.ts';
 export * as ne2kRegs from './regs.ts';

@@ -105,6 +105,11 @@ export class Ne2kDevice implements Device {
     return { ...this.counters };
   }
 
+  /** Detach from the wire (the backend stops delivering to this card). */
+  async close(): Promise<void> {
+    this.wire.attach(null);
+  }
+
   /**
    * A frame from the wire (no FCS). Runs the filters and the ring; the answer says what
    * happened. Never throws for any frame or register state.
