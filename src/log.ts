@@ -3,6 +3,7 @@
 
 import pino from 'pino';
 import pretty from 'pino-pretty';
+import { colorEnabled } from './util/color.ts';
 
 export type Logger = pino.Logger;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -24,7 +25,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = { level, name: options.name ?? 'muxvisor', formatters: { level: (label: string) => ({ level: label }) } };
   if (options.pretty ?? process.stderr.isTTY === true) {
     // pino-pretty as a synchronous stream, not a worker transport: nothing is lost on exit.
-    return pino(base, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY === true, ignore: 'pid,hostname' }));
+    // Colour on a terminal unless NO_COLOR is set (https://no-color.org).
+    return pino(base, pretty({ destination: 2, sync: true, colorize: colorEnabled(process.stderr), ignore: 'pid,hostname' }));
   }
   return pino(base, pino.destination({ dest: 2, sync: true }));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfig } from '../src/config/load.ts';
@@ -53,14 +53,14 @@ describe('config', () => {
     c.guests[1].grants[0].start = '0xZZ';
     const issues = issuesOf(c);
     expect(issues).toContainEqual(expect.stringMatching(/^guests\[0\]\.weight: .*expected number/));
-    expect(issues).toContainEqual('devices[0].backend: unknown field "sizeMib"');
+    expect(issues).toContainEqual('devices[0].backend: unknown field "sizeMib" (did you mean "sizeMiB"?)');
     expect(issues).toContainEqual(expect.stringMatching(/^guests\[1\]\.grants\[0\]\.start: expected an address/));
   });
 
   it('reports the closest union branch of a grant', () => {
     const c = clone(good) as any;
     c.guests[0].grants[0] = { device: 'ide0', windw: {} };
-    expect(issuesOf(c)).toEqual(['guests[0].grants[0]: unknown field "windw"']);
+    expect(issuesOf(c)).toEqual(['guests[0].grants[0]: unknown field "windw" (did you mean "window"?)']);
     c.guests[0].grants[0] = { device: 'ide0', window: { startLba: -1, sectors: 1 } };
     expect(issuesOf(c)[0]).toMatch(/^guests\[0\]\.grants\[0\]\.window\.startLba: /);
   });
@@ -85,8 +85,11 @@ describe('config', () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     await expect(loadConfig(join(dir, 'nope.json'))).rejects.toThrow(`cannot read configuration file ${join(dir, 'nope.json')}: no such file`);
     writeFileSync(join(dir, 'bad.json'), '{ "devices": [ }');
-    await expect(loadConfig(join(dir, 'bad.json'))).rejects.toThrow(/bad\.json: not valid JSON/);
+    await expect(loadConfig(join(dir, 'bad.json'))).rejects.toThrow(/bad\.json:1:16: not valid JSON/);
     writeFileSync(join(dir, 'ok.json'), JSON.stringify(good));
+    // The image must exist (no "create"): beside the file, where the relative path points.
+    writeFileSync(join(dir, 'disk.img'), '');
+    truncateSync(join(dir, 'disk.img'), 8 << 20);
     const c = await loadConfig(join(dir, 'ok.json'));
     expect(c.socket).toBe(join(dir, 'muxvisor.sock'));
     expect(c.devices[0].backend).toMatchObject({ path: join(dir, 'disk.img') });
@@ -123,7 +126,7 @@ describe('config', () => {
     const issues = (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
     expect(issues).toContainEqual('devices[0].backend: give either `socket` (a Unix socket path) or `host` (+ `port`)');
     expect(issues).toContainEqual(expect.stringMatching(/^devices\[1\]\.properties\.deadlineNs: /));
-    expect(issues).toContainEqual('devices[1].properties: unknown field "modle"');
+    expect(issues).toContainEqual('devices[1].properties: unknown field "modle" (did you mean "model"?)');
     expect(issues).toContainEqual('devices[2].backend: a device of kind ata needs a backend: file | memory | nbd');
     expect(issues).toContainEqual(expect.stringMatching(/^devices\[3\]\.backend\.image: /));
     expect(err.message).toContain(`${file}: invalid configuration:`);

@@ -140,7 +140,7 @@ describe('supervisor with in-process guests', () => {
   it('rejects overlapping regions at start, naming both devices', async () => {
     const config = parseConfig({ devices: [{ id: 'x', kind: 'scratch', map: { regs: 0x300 } }, { id: 'y', kind: 'scratch', map: { regs: 0x310 } }] });
     const sup = new Supervisor({ config });
-    await expect(sup.start()).rejects.toThrow(/y\.regs.*overlaps.*x\.regs/);
+    await expect(sup.start()).rejects.toThrow(/devices\[1\]\.map\.regs: region regs of "y", pio 0x310-0x337 overlaps region regs of "x", pio 0x300-0x327 \(devices\[0\]\.map\.regs\)/);
   });
 });
 

@@ -62,10 +62,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     return reportError(e, json);
   }
-  if (argv.length <= 2) {
-    program.outputHelp();
-    return 0;
-  }
+  // Bare `muxvisor` is a usage error like any missing command: commander prints the help on
+  // stderr and the exit status is 1 (a script that forgot its command does not pass).
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -5,6 +5,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { shippedMachineUrl } from '../catalog/machines.ts';
 import { deviceShapeIssues } from './device-shapes.ts';
+import { missingImageIssues } from './images.ts';
+import { parseJsonText } from './json-text.ts';
 import { type Config, ConfigSchema, type ConfigIssue, crossCheck, flattenIssues } from './schema.ts';
 import { loadFacts, parseFacts, reachIssues } from './windows.ts';
 
@@ -33,6 +35,9 @@ function resolvePaths(config: Config, baseDir: string): Config {
   if (!config.socket.startsWith('tcp:')) config.socket = abs(config.socket);
   for (const d of config.devices) {
     if (d.backend?.type === 'file') d.backend.path = abs(d.backend.path);
+    // Other backends' shapes are their own (loose here); a qemu backend's image is a path.
+    const b = d.backend as { type: string; image?: unknown } | undefined;
+    if (b?.type === 'qemu' && typeof b.image === 'string' && b.image !== '') b.image = abs(b.image);
     if (d.policy?.module) d.policy.module = abs(d.policy.module);
     // `properties.machine`: a shipped machine name, else a module path (src/mux/router-factory.ts).
     const m = d.properties.machine;
@@ -40,6 +45,20 @@ function resolvePaths(config: Config, baseDir: string): Config {
   }
   for (const g of config.guests) {
     if (g.run?.type === 'kvm') g.run.image = abs(g.run.image);
+    if (g.run?.type === 'user') {
+      // cwd, and a program named by a path (it has a "/"), against the file's folder like every
+      // other path; a bare name ("lspci") is looked up on PATH. Without cwd the program runs
+      // where muxvisor does.
+      if (g.run.cwd !== undefined) g.run.cwd = abs(g.run.cwd);
+      const prog = g.run.argv[0];
+      if (prog.includes('/')) g.run.argv[0] = abs(prog);
+    }
+    if (g.run?.type === 'qemu') {
+      for (const k of ['kernel', 'initrd', 'console'] as const) {
+        const v = g.run[k];
+        if (v !== undefined) g.run[k] = abs(v);
+      }
+    }
     if (g.auth?.tokenFile) g.auth.tokenFile = abs(g.auth.tokenFile);
     // A scripted driver is a path when it looks like one, else a built-in driver name.
     if (g.run?.type === 'scripted' && /[/\\]|\.[cm]?[tj]s$/.test(g.run.driver)) g.run.driver = abs(g.run.driver);
@@ -50,7 +69,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
 /** Validate an already-parsed JSON value. Throws ConfigError. */
 export function parseConfig(value: unknown, source = '<inline>', options: ParseOptions = {}): Config {
   const r = ConfigSchema.safeParse(value);
-  if (!r.success) throw new ConfigError(source, flattenIssues(r.error.issues));
+  if (!r.success) throw new ConfigError(source, flattenIssues(r.error.issues, [], ConfigSchema));
   const issues = crossCheck(r.data, options.knownKinds);
   if (issues.length === 0) issues.push(...reachIssues(r.data, parseFacts(r.data)));
   if (issues.length > 0) throw new ConfigError(source, issues);
@@ -59,8 +78,9 @@ export function parseConfig(value: unknown, source = '<inline>', options: ParseO
 
 /**
  * Read, parse and validate a configuration file. Relative paths inside it (socket,
- * backend files, policy and machine modules, images, driver files) are resolved against
- * its directory. The backend and properties of a built-in device kind are checked against
+ * backend files, policy and machine modules, images, driver files, a user guest's `cwd` and
+ * program, a qemu guest's kernel, initrd and console) are resolved against its directory; an
+ * image file that does not exist is an error unless the backend says `"create": true`. The backend and properties of a built-in device kind are checked against
  * that kind's own shapes too (src/config/device-shapes.ts), so their errors name the JSON path.
  */
 export async function loadConfig(file: string, options: Omit<ParseOptions, 'baseDir'> = {}): Promise<Config> {
@@ -74,12 +94,14 @@ export async function loadConfig(file: string, options: Omit<ParseOptions, 'base
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text, file);
   } catch (e) {
-    throw new ConfigError(file, [], `${file}: not valid JSON: ${(e as Error).message}`);
+    // FILE:LINE:COL: not valid JSON: REASON, then the line with a caret.
+    throw new ConfigError(file, [], (e as Error).message);
   }
   const config = parseConfig(value, file, { ...options, baseDir: dirname(resolve(file)) });
   const issues = await deviceShapeIssues(config.devices);
+  issues.push(...(await missingImageIssues(config)));
   // Windows against the sizes of existing images (what parseConfig could not know without I/O).
   if (issues.length === 0) issues.push(...reachIssues(config, await loadFacts(config)));
   if (issues.length > 0) throw new ConfigError(file, issues);

@@ -3,6 +3,7 @@
 // between fields (unknown device ids, duplicate names, ranges) are in `crossCheck`.
 
 import { z } from 'zod';
+import { knownFieldsAt, nearest } from './suggest.ts';
 import { isShippedPolicy, unknownPolicyMessage } from '../catalog/policies.ts';
 
 const ADDRESS_HELP = 'an address: a non-negative integer or a string such as "0x1f0"';
@@ -13,6 +14,8 @@ export const Address = z
     error: `expected ${ADDRESS_HELP}`,
   })
   .transform((v) => (typeof v === 'number' ? v : Number(v)))
+  // Above 2^53 a number is no longer exact: "0x1ffffffffffffffff" would pass as something else.
+  .refine((v) => Number.isSafeInteger(v), { error: 'expected an address below 2^53 (0x20000000000000)' })
   .meta({ description: ADDRESS_HELP });
 
 const Path = z.string().min(1, 'expected a non-empty path');
@@ -169,18 +172,32 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 type Issue = z.core.$ZodIssue;
 
-/** Flatten zod issues; for a union, report the branch that came closest (fewest issues). */
-export function flattenIssues(issues: readonly Issue[], prefix: readonly PropertyKey[] = []): ConfigIssue[] {
+/** `unknown field "grnats" (did you mean "grants"?)`: the suggestion is the nearest field `schema` knows there. */
+function unknownFieldsMessage(keys: readonly string[], known: readonly string[]): string {
+  const fields = keys.map((k) => {
+    const near = nearest(k, known.filter((f) => !keys.includes(f)));
+    return near ? `"${k}" (did you mean "${near}"?)` : `"${k}"`;
+  });
+  return `unknown field${keys.length > 1 ? 's' : ''} ${fields.join(', ')}`;
+}
+
+/**
+ * Flatten zod issues; for a union, report the branch that came closest (fewest issues).
+ * `prefix`: the JSON path of what was parsed; `schema`: its schema, for "did you mean" on an
+ * unknown field (`rel`: the path below `schema`, kept through unions).
+ */
+export function flattenIssues(issues: readonly Issue[], prefix: readonly PropertyKey[] = [], schema?: z.ZodType, rel: readonly PropertyKey[] = []): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
+    const below = [...rel, ...issue.path];
     if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       const best = [...issue.errors].sort((a, b) => a.length - b.length)[0];
-      out.push(...flattenIssues(best, path));
+      out.push(...flattenIssues(best, path, schema, below));
       continue;
     }
     let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (issue.code === 'unrecognized_keys') message = unknownFieldsMessage(issue.keys, schema ? knownFieldsAt(schema, below) : []);
     out.push({ path: formatPath(path), message });
   }
   return out;
