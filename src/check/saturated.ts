@@ -14,7 +14,7 @@ import { generateScript } from './script.ts';
 /** Virtual time of one access in a saturated run. */
 export const SATURATED_ACCESS_NS = 10_000;
 /** Virtual time of a saturated run: many quanta of the default quantum bound. */
-export const SATURATED_WINDOW_NS = 15_000_000;
+export const SATURATED_WINDOW_NS = 12_000_000;
 
 export interface SaturatedGuest {
   weight: number;
