@@ -2,6 +2,7 @@
 // 200 checks of each with random seeds, every one rejected, with the property that names the
 // fault (a policy whose replay differs is reported as non-deterministic).
 
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CHECKS, CORPUS_DIR, checkMany } from './helpers/policy-corpus.ts';
@@ -39,4 +40,14 @@ describe(`check-policy rejects every broken policy in ${CHECKS} of ${CHECKS} che
       expect(t.sample!.report).toMatch(/^replay: muxvisor check-policy \S+ (--runs 1 )?--seed -?\d+/m);
       if (property === 'non-deterministic') expect(t.sample!.report).toMatch(/replaying the same scenario with a fresh policy gave other decisions: .*grant #\d+ was/);
     }, 120_000);
+
+  it('the CLI says non-deterministic, exit 1, in text and JSON', () => {
+    const cli = (...a: string[]) => spawnSync(process.execPath, ['src/bin/muxvisor.mjs', ...a], { encoding: 'utf8' });
+    const text = cli('check-policy', `${CORPUS_DIR}/math-random.ts`);
+    expect(text.status, text.stderr).toBe(1);
+    expect(text.stdout).toMatch(/^FAILED: non-deterministic — replaying the same scenario with a fresh policy gave other decisions/m);
+    const json = cli('--json', 'check-policy', `${CORPUS_DIR}/module-state.ts`);
+    expect(json.status, json.stderr).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, policy: 'module-state', failed: 'non-deterministic' });
+  }, 60_000);
 });
