@@ -176,7 +176,7 @@ export class AccessLog implements AccessObserver, MuxRecorder {
       rec.before = mux.before;
       rec.after = mux.after;
       rec.owner = mux.owner;
-      rec.stallNs = Math.max(0, mux.startNs - arrivedNs);
+      if (mux.held) rec.stallNs = Math.max(0, mux.startNs - arrivedNs);
     }
     this.writer.write(rec);
   }

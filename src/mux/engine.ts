@@ -304,7 +304,7 @@ export class MuxEngine implements DeviceRouter {
   // ---- running accesses ----------------------------------------------------------------------
 
   /** Run one access of the owner; afterwards maybe hand the device on. */
-  private runOwned(g: GuestRec, region: number, offset: number, acc: Access): MaybePromise<Reply> {
+  private runOwned(g: GuestRec, region: number, offset: number, acc: Access, held = false): MaybePromise<Reply> {
     this.ownerFresh = false;
     if (g.reraised) {
       // The re-raised virtual IRQ has been seen (the guest's ISR is running): follow the device again.
@@ -313,7 +313,7 @@ export class MuxEngine implements DeviceRouter {
     }
     const before = this.recorder ? this.stateName() : '';
     const startNs = this.recorder ? this.clock() : 0;
-    const ran = (): void => this.recorder?.ran(acc, { device: this.deviceId, owner: g.link.id, before, after: this.stateName(), startNs });
+    const ran = (): void => this.recorder?.ran(acc, { device: this.deviceId, owner: g.link.id, before, after: this.stateName(), startNs, held });
     const r = this.runForm(g, region, offset, acc);
     if (isPromise(r)) {
       this.busy = true;
@@ -607,7 +607,7 @@ export class MuxEngine implements DeviceRouter {
 
   private drainOne(g: GuestRec): void {
     const h = g.queue.shift()!;
-    const r = this.runOwned(g, h.region, h.offset, h.acc);
+    const r = this.runOwned(g, h.region, h.offset, h.acc, true);
     if (isPromise(r)) r.then(h.resolve);
     else h.resolve(r);
   }

@@ -13,6 +13,8 @@ export interface MuxRan {
   after: string;
   /** When it started on the device (engine clock, ns): minus its arrival, how long it stalled. */
   startNs: number;
+  /** It waited in the guest's queue (another guest owned the device, or a switch was under way). */
+  held: boolean;
 }
 
 /** One engine event. `kind` is MuxTrace's kinds plus `replay` and `irq`. */

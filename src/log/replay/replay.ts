@@ -98,14 +98,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const header = records[0];
   if (header?.type !== 'header') throw new ReplayError(`${log}: no header record first (is it an access log?)`);
   const mine: Array<{ rec: AccessRecord; line: number }> = [];
-  const dmaReads: Array<{ addr: number; bytes: Uint8Array }> = [];
+  const dmaReads: Array<{ addr: number; bytes: Uint8Array; line: number }> = [];
   const dmaWrites: Array<{ ev: EventRecord; line: number }> = [];
   records.forEach((r, i) => {
     if (r.type === 'access' && r.guest === opts.guest) mine.push({ rec: r, line: i + 1 });
     if (r.type === 'event' && r.kind === 'dma' && r.guest === opts.guest && r.dma) {
       if (r.dma.dir === 'read') {
         if (!r.dma.bytes) throw new ReplayError(`${log}:${i + 1}: a DMA read of guest memory without its bytes cannot be answered`);
-        dmaReads.push({ addr: r.dma.addr, bytes: r.dma.bytes });
+        dmaReads.push({ addr: r.dma.addr, bytes: r.dma.bytes, line: i + 1 });
       } else dmaWrites.push({ ev: r, line: i + 1 });
     }
   });
@@ -166,8 +166,16 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       }
       return null;
     };
+    // For each step, the line of the guest's next write: the DMA its accesses start ends before it.
+    const nextWrite: number[] = new Array(steps.length);
+    for (let k = steps.length - 1, next = Infinity; k >= 0; k--) {
+      nextWrite[k] = next;
+      if (steps[k].rec.dir === 'w') next = steps[k].line;
+    }
     for (let k = 0; k < steps.length; k++) {
       const { rec, line } = steps[k];
+      memory.catchUp(line);
+      memory.limit = nextWrite[k];
       const acc = toAccess(rec, line, log);
       let reply: Reply = await guest.access(acc);
       result.accesses++;
@@ -182,7 +190,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           continue; // the recorded device was busy: a poll
         }
         const until = Date.now() + settleMs;
-        while (Number(reply.value) & rule.busy && !reply.error && Date.now() < until) {
+        const unsettled = (v: number): boolean => (v & rule.busy) !== 0 || (rule.done !== undefined && (rec.answer as number) & rule.done && !(v & rule.done)) === true;
+        while (unsettled(Number(reply.value)) && !reply.error && Date.now() < until) {
           await sleep(1);
           reply = await guest.access(acc);
         }

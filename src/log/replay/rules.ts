@@ -8,13 +8,18 @@
 export interface SettleRule {
   /** A recorded answer with these bits was a poll of a busy device. */
   busy: number;
+  /**
+   * Completion bits: when the recorded answer has one, the replayed device is polled until it
+   * has one too (QEMU's bus master may not show ACTIVE yet right after the start).
+   */
+  done?: number;
 }
 
 /** Registers whose reads settle, by the register names the ATA machine gives them. */
 export const SETTLE: Record<string, SettleRule> = {
   ATA_REG_STATUS: { busy: 0x80 },
   ATA_REG_ALTSTATUS: { busy: 0x80 },
-  ATA_DMA_STATUS: { busy: 0x01 },
+  ATA_DMA_STATUS: { busy: 0x01, done: 0x06 },
 };
 
 /** IDENTIFY (ECh) and IDENTIFY PACKET (A1h) data words a replay leaves out, with the reason. */
