@@ -6,8 +6,7 @@
 //   MARK <secs.usecs> <text>
 // mmiotrace knows only MMIO. Port I/O goes the same way, its port number as the address in a
 // MAP of the port region (a MARK at the top says so), unless `mmioOnly`. A string access
-// writes one R/W per element when its data is in the log (string writes), else a MARK with
-// its digest (string reads). MUX events (switch, IRQ, DMA, reset) become MARKs. PC and PID
+// writes one R/W per element when its data is in the log, else a MARK with its digest. MUX events (switch, IRQ, DMA, reset) become MARKs. PC and PID
 // are 0, as mmiotrace writes them when it does not know them.
 
 import type { HeaderRecord, LogRecord } from './record.ts';
@@ -62,12 +61,12 @@ export class MmiotraceWriter {
     const id = this.mapFor(r.space, r.addr, r.t);
     const op = r.dir === 'r' ? 'R' : 'W';
     if (r.count > 1) {
-      const bytes = r.data?.bytes;
-      if (r.dir === 'w' && bytes) {
+      const bytes = (r.dir === 'w' ? r.data : r.answerData)?.bytes;
+      if (bytes) {
         const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         for (let i = 0; i + r.size <= bytes.length; i += r.size) {
           const v = r.size === 1 ? dv.getUint8(i) : r.size === 2 ? dv.getUint16(i, true) : dv.getUint32(i, true);
-          this.out(`W ${r.size} ${stamp(r.t)} ${id} ${hx(r.addr)} ${hx(v)} 0x0 0`);
+          this.out(`${op} ${r.size} ${stamp(r.t)} ${id} ${hx(r.addr)} ${hx(v)} 0x0 0`);
         }
         return;
       }
