@@ -12,7 +12,7 @@ import { collect } from '../src/cli/bench.ts';
 import { CATALOG, KIND_UNITS, describeFigures, findEntry } from '../src/cli/bench-figures.ts';
 import { benchTable } from '../src/cli/bench-table.ts';
 import { TRAP_LIB } from '../src/trap/user.ts';
-import { missingFile } from './helpers/requires.ts';
+import { missingFile, titled } from './helpers/requires.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'src/bin/muxvisor.mjs');
@@ -67,7 +67,8 @@ describe('bench table', () => {
     for (const row of r.values()) expect(row[4].length).toBeGreaterThan(10);
   });
 
-  it.skipIf(missingFile(TRAP_LIB))('real trapped-access figures are in µs and their ratio is judged against 2×', async () => {
+  const noTrap = missingFile(TRAP_LIB);
+  it.skipIf(noTrap !== null)(titled('real trapped-access figures are in µs and their ratio is judged against 2×', noTrap), async () => {
     const figures = await collect({ quick: true, only: ['trap-user'] });
     expect(Object.keys(figures).filter((k) => k.endsWith('.error'))).toEqual([]);
     const r = rows(benchTable(describeFigures(figures)));

@@ -12,7 +12,7 @@ import { runDiskDemo } from '../src/demo/disk-demo.ts';
 import { KvmGuestPhases } from '../src/demo/kvm-live.ts';
 import { type DeviceLive, type GuestLive, guestLive, liveView } from '../src/demo/live-view.ts';
 import { runQemuGuest } from '../src/trap/kvm-qemu.ts';
-import { missing, missingFile } from './helpers/requires.ts';
+import { missing, missingFile, titled } from './helpers/requires.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ELF = join(ROOT, 'native/guests/build/ata-driver.elf');
@@ -80,7 +80,8 @@ describe('demo live view', () => {
     expect(text).toMatch(/^scr\s+scratch\s+-\s+\(no MUX\)\s+7\s+1\s+0$/m);
   });
 
-  it.skipIf(missing('qemu') ?? missingFile(ELF))('KVM demo guests: phases from the bare-metal driver\'s own lines (booted under QEMU TCG)', async () => {
+  const noQemu = missing('qemu') ?? missingFile(ELF);
+  it.skipIf(noQemu !== null)(titled('KVM demo guests: phases from the bare-metal driver\'s own lines (booted under QEMU TCG)', noQemu), async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mv-live-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const img = join(dir, 'disk.img');
