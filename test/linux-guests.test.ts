@@ -53,7 +53,7 @@ describe.skipIf(why !== null)(titled('Linux guests share one disk through muxvis
     } catch (e) {
       // A failed demo still prints its summary (and the run folder it kept): show each console's tail.
       const out = (e as { stdout?: string }).stdout ?? '';
-      const folder = /"runFolder":"([^"]+)"/.exec(out)?.[1];
+      const folder = /"runFolder":\s*"([^"]+)"/.exec(out)?.[1];
       for (const g of GUESTS) {
         const f = folder ? join(folder, `${g.name}.console.log`) : '';
         console.error(`${g.name} console (last 60 lines):\n${f && existsSync(f) ? readFileSync(f, 'latin1').split('\n').slice(-60).join('\n') : '(none)'}`);

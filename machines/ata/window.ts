@@ -36,6 +36,8 @@ export const ERRSAVE_VALID = 0x1_0000; // bits 15-8 status, 7-0 error
 /** What a drive shows after power-on and before any command of this guest: DRDY|DSC, diagnostic passed. */
 const POWER_ON_STATUS = ATA_DRDY | ATA_DSC;
 const POWER_ON_ERROR = 0x01;
+/** What an ATA disk leaves in its task file after a reset or a diagnostic (ATA-8 9.12). */
+const ATA_SIGNATURE: Record<string, number> = { NSECT: 0x01, LBAL: 0x01, LBAM: 0x00, LBAH: 0x00 };
 
 /**
  * Commands a windowed guest may send besides the LBA ones. Anything else could change the
@@ -57,6 +59,7 @@ export interface AtaScratch {
   written: boolean; // task-file bytes written since the last command: the device may hold another guest's
   issued: boolean; // a command or SRST of this guest: the device's STATUS/ERROR are its own result
   outOfWindow: boolean; // the current command reached beyond the window: ERROR reads carry IDNF
+  resetSig: boolean; // its SRST or EXECUTE DEVICE DIAGNOSTIC left the signature: device 0's task file reads it
   patch: 'identify' | 'nativeMax' | null;
   byte: number; // IDENTIFY: next byte position of the data being read
   delta: number; // IDENTIFY: sum of patched-in minus patched-out bytes (checksum fix)
@@ -75,6 +78,7 @@ function scratchOf(g: GuestView): AtaScratch {
     written: false,
     issued: false,
     outOfWindow: false,
+    resetSig: false,
     patch: null,
     byte: 0,
     delta: 0,
@@ -238,6 +242,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
       case 'LBAM':
       case 'LBAH':
         if (deviceIgnoresTaskfile(g)) return; // the device drops it: so does the shadow
+        s.resetSig = false;
         s.prev[a.offset] = s.cur[a.offset];
         s.cur[a.offset] = a.value & 0xff;
         s.written = true;
@@ -251,6 +256,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         s.hobRead = (a.value & ATA_HOB) !== 0;
         if (a.value & ATA_SRST) {
           s.rewritten = s.written = false; // the device loads its signature
+          s.resetSig = true;
           s.issued = true;
           s.outOfWindow = false;
           if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0);
@@ -260,6 +266,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         s.written = false;
         s.issued = true;
         recordSettings(a.value & 0xff, g, s);
+        s.resetSig = (a.value & 0xff) === 0x90; // EXECUTE DEVICE DIAGNOSTIC leaves the signature too
         if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0); // a new command: the old result is gone
         return command(a, s, windowOf(g));
       }
@@ -282,6 +289,13 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
     const saved = g.context.get(ERRSAVE) ?? 0;
     const [st, err] = saved & ERRSAVE_VALID ? [(saved >> 8) & 0xff, saved & 0xff] : s.issued || s.device & ATA_DEV1 ? [-1, -1] : [POWER_ON_STATUS, POWER_ON_ERROR];
     if (st >= 0) return { answer: { value: name === 'ERROR' ? err | (s.outOfWindow ? ATA_IDNF : 0) : st } };
+  }
+  if (s.resetSig && (name === 'NSECT' || name === 'LBAL' || name === 'LBAM' || name === 'LBAH')) {
+    // libata classifies the drive by this signature (ata_sff_dev_classify), and another guest's
+    // command since the reset has overwritten the device's registers: device 0 reads the
+    // signature its reset left, device 1 (absent) what the device answers for it.
+    if (s.device & ATA_DEV1) return;
+    return { answer: { value: s.hobRead ? 0 : ATA_SIGNATURE[name] } };
   }
   const win = windowOf(g);
   if (name === 'LBAL' || name === 'LBAM' || name === 'LBAH' || name === 'NSECT' || name === 'DEVICE') {
