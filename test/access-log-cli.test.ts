@@ -150,7 +150,7 @@ describe('muxvisor log', () => {
     expect(s.registers.find((x) => x.reg === 'ATA_DMA_CMD')!.writes).toBeGreaterThan(0);
   }, 60_000);
 
-  it('export --mmiotrace: VERSION, MAPs, one R/W per access (string accesses per element), every line in the format', async () => {
+  it('export --mmiotrace: VERSION, MAPs, one R/W per access (string accesses with their bytes per element, others a MARK), every line in the format', async () => {
     const out = join(dir, 'pio.mmiotrace');
     const r = await cli(['log', 'export', '--mmiotrace', pioA, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
@@ -162,8 +162,11 @@ describe('muxvisor log', () => {
     for (const l of lines.slice(1)) expect(rw.test(l) || map.test(l) || mark.test(l), l).toBe(true);
     const acc = records(pioA).filter((x): x is AccessRecord => x.type === 'access');
     const single = acc.filter((a) => a.count === 1).length;
-    const stringElements = acc.filter((a) => a.count > 1).reduce((n, a) => n + a.count, 0);
-    expect(lines.filter((l) => rw.test(l))).toHaveLength(single + stringElements);
+    const withBytes = acc.filter((a) => a.count > 1 && typeof (a.dir === 'w' ? a.data : a.answerData)?.bytes === 'string');
+    expect(lines.filter((l) => rw.test(l))).toHaveLength(single + withBytes.reduce((n, a) => n + a.count, 0));
+    const digestOnly = acc.filter((a) => a.count > 1).length - withBytes.length;
+    expect(digestOnly).toBeGreaterThan(0); // sector reads: length and CRC only
+    expect(lines.filter((l) => /^MARK .* read x256 of 2 at 0x1f0: 512 B crc [0-9a-f]{8}$/.test(l))).toHaveLength(digestOnly);
     expect(lines).toContain('W 1 ' + lines.find((l) => / 0x1f7 0xec /.test(l))!.slice(4)); // IDENTIFY to the command port
     expect(lines.filter((l) => l.startsWith('MAP ')).length).toBeGreaterThanOrEqual(2); // 0x1f0 block and 0x3f6
   }, 60_000);

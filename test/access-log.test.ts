@@ -45,8 +45,10 @@ describe('access log', () => {
     expect(cmds.filter((a) => a.value === 0xec)).toHaveLength(3); // each guest's IDENTIFY DEVICE
     expect(acc.some((a) => a.reg === 'ATA_REG_STATUS' && typeof a.answer === 'number')).toBe(true);
     expect(acc.some((a) => a.reg === 'ATA_DMA_CMD')).toBe(true);
-    // PIO data: length, CRC and the bytes, both ways.
-    expect(acc.some((a) => a.reg === 'ATA_REG_DATA' && a.answerData?.len === a.count * a.size && a.count > 1 && typeof a.answerData.bytes === 'string')).toBe(true);
+    // PIO data: length and CRC; the bytes of writes and of IDENTIFY data (a replay normalises it).
+    const reads = acc.filter((a) => a.reg === 'ATA_REG_DATA' && a.answerData?.len === a.count * a.size && a.count > 1);
+    expect(reads.filter((a) => typeof a.answerData!.bytes === 'string')).toHaveLength(3); // each guest's IDENTIFY
+    expect(reads.length).toBeGreaterThan(3);
     expect(acc.some((a) => a.reg === 'ATA_REG_DATA' && typeof a.data?.bytes === 'string')).toBe(true);
     // The chart around disk accesses, the owner, stalls while another guest owned the disk.
     const disk = acc.filter((a) => a.device === 'disk0' && !a.error);

@@ -7,7 +7,10 @@ export function crcHex(data: Uint8Array): string {
   return crc32(data).toString(16).padStart(8, '0');
 }
 
+/**
+ * `bytes` is the caller's buffer, not a copy: records are serialized inside LogWriter.write,
+ * before the caller's buffer (a guest's DMA memory, a reused reply) can change.
+ */
 export function digest(data: Uint8Array, keep: boolean): DataDigest {
-  // A copy: the caller's buffer (a guest's DMA memory, a reused reply) changes after this returns.
-  return keep ? { len: data.length, crc: crcHex(data), bytes: Uint8Array.from(data) } : { len: data.length, crc: crcHex(data) };
+  return keep ? { len: data.length, crc: crcHex(data), bytes: data } : { len: data.length, crc: crcHex(data) };
 }

@@ -10,7 +10,7 @@ export interface DataDigest {
   len: number;
   /** CRC-32 (zlib) as 8 hex digits. */
   crc: string;
-  /** The bytes (string reads and writes, DMA reads of guest memory; not DMA writes to it). Base64 in JSON. */
+  /** The bytes (string writes, DMA reads of guest memory, IDENTIFY data reads). Base64 in JSON. */
   bytes?: Uint8Array;
 }
 
