@@ -129,13 +129,14 @@ function deviceReport(
   }
   close(endT);
 
-  // The chart's unsafe spans, from the state each access left it in.
+  // The chart's unsafe spans, from the state each access left it in, in the order the device
+  // served them (a stalled access ran after accesses that arrived later).
   const unsafe: [number, number][] = [];
   let unsafeSince = -1;
-  for (const a of accesses) {
+  for (const a of [...accesses].sort((x, y) => servedAt(x) - servedAt(y))) {
     if (a.after === undefined) continue;
     const safe = safeOf(a.after);
-    if (safe === false && unsafeSince < 0) unsafeSince = a.t;
+    if (safe === false && unsafeSince < 0) unsafeSince = servedAt(a);
     else if (safe === true && unsafeSince >= 0) {
       unsafe.push([unsafeSince, a.t + a.ns]);
       unsafeSince = -1;
@@ -181,7 +182,10 @@ function deviceReport(
   const spanTotals: number[] = [];
   for (const [s, e, g] of spans) {
     const xs = byGuest.get(g) ?? [];
-    const from = lowerBound(xs, s);
+    let from = lowerBound(xs, s);
+    // An access that found the device free was granted it while being served: it started just
+    // before the span's switch event and ended after it.
+    while (from > 0 && xs[from - 1].t + xs[from - 1].ns >= s) from--;
     const to = lowerBound(xs, e + 1);
     spanTotals.push(to - from);
     const take = Math.max(0, Math.min(to - from, SPAN_ACCESS_CAP, budget.left));

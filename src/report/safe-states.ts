@@ -1,9 +1,10 @@
-// Which MUX chart states are safe, for the report's safe/unsafe spans: from the machine the log's
-// header names (a state is safe when it or an ancestor carries the tag `safe`, as
+// Which MUX chart states are safe, for the report's safe/unsafe spans: from the shipped machine
+// the log's header names (a state is safe when it or an ancestor carries the tag `safe`, as
 // `snapshot.hasTag('safe')` says), else from the log's own events, which carry `safe` with
 // their state.
 
 import type { EventRecord } from '../log/record.ts';
+import { shippedMachineUrl } from '../catalog/machines.ts';
 import { loadMux } from '../mux/load-machine.ts';
 
 interface NodeLike {
@@ -34,8 +35,9 @@ export async function safeStates(machine: string | null, events: readonly EventR
   const seen = new Map<string, boolean>();
   for (const e of events) if (e.state !== undefined && e.safe !== undefined) seen.set(e.state, e.safe);
   let root: NodeLike | null = null;
-  if (machine) {
-    // A machine this muxvisor does not have (a log from elsewhere): the events' evidence only.
+  // Only a shipped machine is loaded: a log names its machine, and a report must not run a
+  // module a log file names (a log from elsewhere, or a user's machine file: the events' evidence).
+  if (machine && shippedMachineUrl(machine) !== null) {
     root = await loadMux(machine).then(
       (def) => (def.machine as unknown as { root: NodeLike }).root,
       () => null,
