@@ -62,27 +62,6 @@ describe('muxvisor log', () => {
     expect(driverOutput.join('\n')).toMatch(/ata-pio: model .*verified/);
   });
 
-  it('run --access-log (msgpack): a config\'s scripted guest is recorded', async () => {
-    const image = join(dir, 'run.img');
-    const config = join(dir, 'run.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        socket: join(dir, 'run.sock'),
-        devices: [{ id: 'disk0', kind: 'ata', backend: { type: 'file', path: image, sizeMiB: 4, create: true } }],
-        guests: [{ name: 'alice', run: { type: 'scripted', driver: 'ata', options: { seconds: 0.3 } }, grants: [{ device: 'disk0', window: { startLba: 0, sectors: 4096 } }] }],
-      }),
-    );
-    const file = join(dir, 'run.mpk');
-    const r = await cli(['run', config, '--exit-when-done', '--access-log', file]);
-    expect(r.code, r.stderr).toBe(0);
-    const shown = await cli(['log', 'show', file, '--register', 'ATA_REG_CMD', '--no-events']);
-    expect(shown.stdout).toMatch(/alice\s+pio\s+w\s+ATA_REG_CMD\s+0x1f7\s+= 0xec IDENTIFY DEVICE/);
-    const stats = JSON.parse((await cli(['--json', 'log', 'stats', file])).stdout) as { guests: { guest: string }[]; events: Record<string, number> };
-    expect(stats.guests.map((g) => g.guest)).toEqual(['alice']);
-    expect(stats.events.switch).toBeGreaterThanOrEqual(1);
-  }, 60_000);
-
   it('diff: two runs of the unmodified C drivers (PIO and DMA) have no divergence', async () => {
     for (const [a, b] of [[pioA, pioB], [dmaA, dmaB]]) {
       const r = await cli(['log', 'diff', a, b]);
