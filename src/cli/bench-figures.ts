@@ -134,6 +134,18 @@ export const CATALOG: readonly Entry[] = [
   e(/^flood\.rssBoundMiB$/, () => 'flood.rssBound', 'MiB', "the documented memory bound for the run's three guests"),
   e(/^flood\.connectsRefused$/, same, 'count', 'honest connects refused during a burst of 1000 silent ones', { op: '=', value: 0 }),
   e(/^flood\.rounds$/, same, 'count', 'quiet and flooded runs each figure is the median of'),
+  // src/bench/linux.ts
+  e(/^linux\.skipped$/, same, 'text', 'why the Linux guest figures are missing'),
+  e(/^linux\.disk\.(muxvisor|qemu)\.(read|write)MBps$/, (m) => `linux.disk.${m[1]}.${m[2]}`, 'MBps', (m) =>
+    `one Linux guest's sequential direct-I/O ${m[2]}s (DMA, 1 MiB requests) on ${m[1] === 'muxvisor' ? "muxvisor's shared disk" : "QEMU's own IDE"}`),
+  e(/^linux\.diskVsQemu$/, same, 'ratio', "one Linux guest's disk throughput on muxvisor over QEMU's own IDE (geometric mean)", { op: '>=', value: 0.8 }),
+  e(/^linux\.diskVsQemu\.(read|write)$/, same, 'ratio', (m) => `the same, ${m[1]}s only`),
+  e(/^linux\.bootMs\.(muxvisor|qemu)$/, (m) => `linux.boot.${m[1]}`, 'ms', (m) => `guest uptime at /init's first line, ${m[1] === 'muxvisor' ? "with muxvisor's disk" : "on QEMU's own IDE"}`),
+  e(/^linux\.aggregateMBps\.(\d+)$/, (m) => `linux.aggregate.${m[1]}`, 'MBps', (m) => `${m[1]} Linux guest${m[1] === '1' ? '' : 's'} at once on one shared disk, all together`),
+  e(/^linux\.sharingEfficiency$/, same, 'ratio', 'aggregate throughput of three Linux guests over that of one', { op: '>=', value: 0.9 }),
+  e(/^qemu\.accessUs$/, () => 'qemu.access', 'us', "one 4-byte PIO access of a Linux guest through the proxy and the MUX"),
+  e(/^qemu\.localAccessUs$/, () => 'qemu.localAccess', 'us', 'the same access to a device QEMU emulates itself'),
+  e(/^qemu\.accessOverLocal$/, same, 'ratio', 'qemu.access over qemu.localAccess'),
   // every module
   e(/^([a-z-]+)\.error$/, same, 'text', (m) => `the ${m[1]} bench failed`),
 ];
