@@ -36,19 +36,18 @@ async function driverLog(name: string, driver: string, args: string[]): Promise<
 
 const records = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
 
-let pioA: string, pioB: string, pio9: string, dmaA: string, dmaB: string;
+let pioA: string, pioB: string, pio9: string, dmaA: string;
 const driverOutput: string[] = [];
 
 beforeAll(async () => {
   buildTrap();
   // Fixed seeds: the drivers' data patterns are the same run to run.
-  [pioA, pioB, pio9, dmaA, dmaB] = await Promise.all([
+  [pioA, pioB, pio9, dmaA] = await Promise.all([
     // One command per pass (--batch 16): the first WRITE SECTORS carries the sector count.
     driverLog('pio-a.jsonl', 'ata-pio', ['--sectors', '8', '--batch', '16', '--seed', '7']),
     driverLog('pio-b.jsonl', 'ata-pio', ['--sectors', '8', '--batch', '16', '--seed', '7']),
     driverLog('pio-9.jsonl', 'ata-pio', ['--sectors', '9', '--batch', '16', '--seed', '7']),
     driverLog('dma-a.jsonl', 'ata-dma', ['--sectors', '8', '--seed', '7']),
-    driverLog('dma-b.jsonl', 'ata-dma', ['--sectors', '8', '--seed', '7']),
   ]);
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -62,12 +61,10 @@ describe('muxvisor log', () => {
     expect(driverOutput.join('\n')).toMatch(/ata-pio: model .*verified/);
   });
 
-  it('diff: two runs of the unmodified C drivers (PIO and DMA) have no divergence', async () => {
-    for (const [a, b] of [[pioA, pioB], [dmaA, dmaB]]) {
-      const r = await cli(['log', 'diff', a, b]);
-      expect(r.stdout).toMatch(/^guest exec: no divergence \(\d+ steps/);
-      expect(r.code).toBe(0);
-    }
+  it('diff: two runs of the unmodified C PIO driver have no divergence', async () => {
+    const r = await cli(['log', 'diff', pioA, pioB]);
+    expect(r.stdout).toMatch(/^guest exec: no divergence \(\d+ steps/);
+    expect(r.code).toBe(0);
   }, 60_000);
 
   it('diff: a different sector count diverges at the first NSECT write, with context', async () => {
@@ -111,8 +108,10 @@ describe('muxvisor log', () => {
     expect(cmdLines.every((l) => /ATA_REG_CMD/.test(l))).toBe(true);
     expect(cmdLines.length).toBeGreaterThanOrEqual(3); // IDENTIFY, WRITE, FLUSH, READ ...
     expect((await cli(['log', 'show', pioA, '--guest', 'nobody'])).stdout).toBe('');
-    const late = await cli(['log', 'show', pioA, '--from', '100s']);
-    expect(late.stdout).toBe('');
+    // --from in ns: the accesses from the 20th on.
+    const ts = records(pioA).filter((x): x is AccessRecord => x.type === 'access').map((a) => a.t);
+    const from = await cli(['log', 'show', pioA, '--from', String(ts[19])]);
+    expect(from.stdout.trim().split('\n')).toHaveLength(ts.filter((t) => t >= ts[19]).length);
     const bad = await cli(['log', 'show', pioA, '--from', 'soon']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--from: expected a time such as 1\.5s/);
