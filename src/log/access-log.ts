@@ -109,29 +109,37 @@ export class AccessLog implements AccessObserver, MuxRecorder {
     if (e.guest !== undefined) rec.guest = e.guest;
     if (e.detail !== undefined) rec.detail = e.detail;
     if (e.ns !== undefined) rec.ns = e.ns;
-    if (e.level !== undefined) rec.level = e.level;
     this.state.set(device, { state: e.state, safe: e.safe });
     this.writer.write(rec);
   }
 
   /**
-   * The device's DMA, recorded on its way to a guest's memory: through a MUX it reaches the
-   * owner, through a pass-through router the guest that accessed the device last; either way
-   * the last guest this log saw access the device. What the device read from guest memory
-   * goes in full (a replay answers DMA with it), what it wrote as length and CRC.
+   * The device's IRQ line and DMA, recorded on their way to the guests: through a MUX they
+   * reach the owner, through a pass-through router the guest that accessed the device last;
+   * either way the last guest this log saw access the device. What the device read from guest
+   * memory goes in full (a replay answers DMA with it), what it wrote as length and CRC.
    */
   deviceEdges(device: string, edges: DeviceEdges): DeviceEdges {
-    const dma = (dir: 'read' | 'write', addr: number, data: Uint8Array): void => {
+    const record = (rec: EventRecord): void => {
       this.events++;
-      const rec: EventRecord = { type: 'event', t: this.now(), device, kind: 'dma', dma: { dir, addr, ...digest(data, dir === 'read') } };
       const guest = this.lastGuest.get(device);
       if (guest !== undefined) rec.guest = guest;
       const s = this.state.get(device);
       if (s) Object.assign(rec, s);
       this.writer.write(rec);
     };
+    const dma = (dir: 'read' | 'write', addr: number, data: Uint8Array): void =>
+      record({ type: 'event', t: this.now(), device, kind: 'dma', dma: { dir, addr, ...digest(data, dir === 'read') } });
+    let level = false; // devices may set the same level again: only edges are events
     return {
       ...edges,
+      irq: {
+        set: (l) => {
+          if (l !== level) record({ type: 'event', t: this.now(), device, kind: 'irq', level: l });
+          level = l;
+          edges.irq.set(l);
+        },
+      },
       dma: {
         read: async (addr, len) => {
           const r = await edges.dma.read(addr, len);

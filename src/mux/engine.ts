@@ -869,7 +869,6 @@ export class MuxEngine implements DeviceRouter {
     this.deviceIrq = level;
     if (!level) this.staleIrq = false;
     const o = this.owner;
-    if (this.recorder) this.record({ kind: 'irq', guest: o?.link.id, level });
     if (o && !o.reraised && !this.staleIrq && !this.replaying) this.setGuestIrq(o, level);
     const ev = this.def.classifyIrq?.(level);
     if (ev != null) {

@@ -1,5 +1,5 @@
 // What the engine tells an access log (src/log/), when one is given: the chart around each
-// owner access, and its events (switch, release, reset, fault, replay, IRQ). Optional:
+// owner access, and its events (switch, release, reset, fault, context replay). Optional:
 // without a recorder the engine pays one branch per access.
 
 import type { Access } from '../access.ts';
@@ -17,7 +17,7 @@ export interface MuxRan {
   held: boolean;
 }
 
-/** One engine event. `kind` is MuxTrace's kinds plus `replay` and `irq`. */
+/** One engine event. `kind` is MuxTrace's kinds (`grant` as `switch`, no `stall`) plus `replay`. */
 export interface MuxRecordEvent {
   t: number;
   kind: string;
@@ -27,8 +27,6 @@ export interface MuxRecordEvent {
   detail?: string;
   /** release: how long the hold lasted (ns). */
   ns?: number;
-  /** irq: the device line's new level. */
-  level?: boolean;
 }
 
 export interface MuxRecorder {
