@@ -65,7 +65,11 @@ export function buildGrants(guest: GuestConfig, devices: ReadonlyMap<string, Dev
       if (!dev) throw new Error(`guest ${guest.name}: grant names unknown device "${grant.device}"`);
       for (const r of dev.ranges) g.ranges.push({ ...r, device: dev.id });
       if (dev.irq !== undefined) g.irqs.add(dev.irq);
-      g.devices.set(dev.id, grant.window ? { window: { ...grant.window } } : {});
+      const options: AttachOptions = {};
+      if (grant.window) options.window = { ...grant.window };
+      if (grant.mac !== undefined) options.mac = grant.mac;
+      if (grant.promiscuous !== undefined) options.promiscuous = grant.promiscuous;
+      g.devices.set(dev.id, options);
     } else if (isRangeGrant(grant)) {
       g.ranges.push({ space: grant.space, start: grant.start, end: grant.end });
       for (const dev of devices.values()) {

@@ -33,6 +33,10 @@ export type DetachReason = 'bye' | 'disconnect' | 'crash' | 'fault';
 export interface AttachOptions {
   /** Partition window for disks: the guest sees sectors [startLba, startLba+sectors). */
   window?: { startLba: number; sectors: number };
+  /** Shared NIC: the guest's own station address ("52:54:00:12:34:01"), in its virtual card's PROM. */
+  mac?: string;
+  /** Shared NIC: the guest is given every frame on the wire, not only those addressed to it. */
+  promiscuous?: boolean;
 }
 
 /**
@@ -67,6 +71,8 @@ export interface GuestStats {
   dmaRefused: number;
   usedNs: number;
   faulted: boolean;
+  /** Shared NIC routers: the guest's traffic counters (src/mux/nic/counters.ts). */
+  nic?: Record<string, number>;
 }
 
 export interface RouterStats {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { knownFieldsAt, nearest } from './suggest.ts';
 import { isShippedPolicy, unknownPolicyMessage } from '../catalog/policies.ts';
+import { nicGrantIssues } from './nic-grants.ts';
 
 const ADDRESS_HELP = 'an address: a non-negative integer or a string such as "0x1f0"';
 
@@ -29,6 +30,7 @@ export const BackendSchema = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('qemu') }),
   z.looseObject({ type: z.literal('tap') }),
   z.looseObject({ type: z.literal('udp') }),
+  z.looseObject({ type: z.literal('switch') }),
   z.looseObject({ type: z.literal('socket') }),
   z.looseObject({ type: z.literal('pty') }),
   z.looseObject({ type: z.literal('stdio') }),
@@ -79,6 +81,8 @@ const Shared = z.boolean().optional().meta({
 export const DeviceGrantSchema = z.strictObject({
   device: z.string(),
   window: z.strictObject({ startLba: z.number().int().nonnegative(), sectors: z.number().int().positive() }).optional(),
+  mac: z.string().optional().meta({ description: 'shared NIC (ne2k): this guest\'s own station address, e.g. "52:54:00:12:34:01"; unicast, not used by another guest of the card (default: the card\'s mac property)' }),
+  promiscuous: z.boolean().optional().meta({ description: 'shared NIC (ne2k): give this guest every frame on the wire, not only those addressed to it (default false)' }),
   shared: Shared,
 });
 export const RangeGrantSchema = z.strictObject({ space: z.enum(['pio', 'mmio']), start: Address, end: Address, shared: Shared });
@@ -247,5 +251,6 @@ export function crossCheck(config: Config, knownKinds?: readonly string[]): Conf
       }
     });
   });
+  issues.push(...nicGrantIssues(config));
   return issues;
 }

@@ -17,7 +17,13 @@ const BUILTIN_KINDS: Record<string, () => Promise<DeviceFactory>> = {
   scratch: async () => (await import('./scratch.ts')).createScratch,
   'qemu-ide': async () => (await import('./qemu-ide.ts')).createQemuIde,
   ata: async () => (await import('./ata/factory.ts')).createAta,
-  ne2k: async () => (await import('./ne2k/factory.ts')).createNe2k,
+  ne2k: async () => {
+    const factory = await import('./ne2k/factory.ts');
+    // The network backends (switch, udp, tap); a backend type registered already (a plug-in) stays.
+    const { NET_WIRE_OPENERS } = await import('../backends/nic/index.ts');
+    for (const [type, opener] of Object.entries(NET_WIRE_OPENERS)) factory.registerWireOpenerIfAbsent(type, opener);
+    return factory.createNe2k;
+  },
   'qemu-ne2k': async () => (await import('./qemu-ne2k.ts')).createQemuNe2k,
 };
 

@@ -23,6 +23,9 @@ import { shippedMachineUrl } from '../catalog/machines.ts';
 import { isShippedPolicy, unknownPolicyMessage } from '../catalog/policies.ts';
 import { loadMux } from './load-machine.ts';
 import { loadPolicyFactory, type PolicyFactory } from './policy.ts';
+import { NicShareRouter } from './nic/nic-router.ts';
+import { NIC_KINDS } from '../config/nic-grants.ts';
+import { parseMac } from '../devices/ne2k/memory.ts';
 
 /** The part of a device config this needs (src/config/schema.ts DeviceConfig). */
 export interface MuxDeviceConfig {
@@ -56,8 +59,17 @@ export class MuxConfigError extends Error {
 /** The index of a device in the config, for its JSON path. */
 const at = (i: number) => `devices[${i}]`;
 
+/**
+ * A shared NIC (kind ne2k or qemu-ne2k without a `machine` property) gets a NicShareRouter:
+ * a virtual card per guest, no ownership to switch (src/mux/nic/README.md).
+ */
+export function usesNicRouter(d: MuxDeviceConfig): boolean {
+  return NIC_KINDS.has(d.kind) && typeof d.properties?.machine !== 'string';
+}
+
 /** Whether a device runs under a MUX: a `machine` property, or a machine for its kind. */
 function hasMux(d: MuxDeviceConfig): boolean {
+  if (usesNicRouter(d)) return false;
   return typeof d.properties?.machine === 'string' || hasMachine(machineFor(d));
 }
 
@@ -92,6 +104,8 @@ export interface MuxRouterOptions {
   recorder?: MuxRecorder;
   /** Called with every MUX made (the demo and bench read its stats). */
   onEngine?: (deviceId: string, engine: MuxEngine) => void;
+  /** Called with every shared-NIC router made (demo, capture, tests). */
+  onNicRouter?: (deviceId: string, router: NicShareRouter) => void;
 }
 
 /** True when machines/<kind>.ts (or machines/<kind>/index.ts) exists. */
@@ -142,13 +156,23 @@ export async function prepareMuxRouters(
     }
   }
   return (deviceId, kind, cfg) => {
+    const conf = cfg ?? devices.find((d) => d.id === deviceId);
+    if (usesNicRouter(conf ?? { id: deviceId, kind })) {
+      const mac = conf?.properties?.mac;
+      const router = new NicShareRouter(deviceId, kind, {
+        clock: opts.clock,
+        defaultMac: typeof mac === 'string' ? (parseMac(mac) ?? undefined) : undefined,
+        onError: (e) => opts.logger?.error({ device: deviceId, err: e }, e.message),
+      });
+      opts.onNicRouter?.(deviceId, router);
+      return router;
+    }
     const def = defs.get(deviceId);
     if (!def) return null;
-    const conf = cfg ?? devices.find((d) => d.id === deviceId);
     const src = policySource(conf);
     const factory = policies.get(src);
     if (!factory) throw new Error(`mux for device ${deviceId}: policy ${src} was not prepared (call prepareMuxRouters with this device)`);
-    const { onEngine, ...engineOpts } = opts;
+    const { onEngine, onNicRouter: _nic, ...engineOpts } = opts;
     const engine = createMux(def, { deviceId, policy: factory(conf?.policy?.options), ...engineOpts });
     onEngine?.(deviceId, engine);
     return engine;

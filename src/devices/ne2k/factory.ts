@@ -32,6 +32,11 @@ export function registerWireOpener(type: string, opener: WireOpener): void {
   WIRE_OPENERS.set(type, opener);
 }
 
+/** Register unless the type has an opener already (built-in backends yield to a plug-in's). */
+export function registerWireOpenerIfAbsent(type: string, opener: WireOpener): void {
+  if (!WIRE_OPENERS.has(type)) WIRE_OPENERS.set(type, opener);
+}
+
 export async function openWire(backend: unknown, id: string): Promise<NicWire> {
   if (backend === undefined) return new NullWire();
   const type = (backend as { type?: unknown } | null)?.type;
