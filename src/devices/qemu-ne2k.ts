@@ -11,7 +11,7 @@
 // the frames itself (a tap, user networking...), and the wire is not used.
 
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -21,19 +21,14 @@ import { NE2K_PCI, NE2K_REGIONS } from './ne2k/describe.ts';
 import { parseMac } from './ne2k/memory.ts';
 import { DEFAULT_MAC, ETH_FRAME_MAX_TAGGED, NE_BAR_SIZE, NE_CMD, NE_RESET, E8390_NODMA, E8390_STOP, EN0_IMR } from './ne2k/regs.ts';
 import { NullWire, type NicWire, type RxResult } from './ne2k/wire.ts';
+import { allOnes, programBar, routePirqs, SerialQueue, writeHaltBios } from './qemu-pci.ts';
 
 /** PCI slot QEMU puts the card in (00:03.0). */
 export const QEMU_NE2K_SLOT = 3;
-const PIIX3_ISA_DEV = 1; // 00:01.0, the PCI-to-ISA bridge with the PIRQ route registers
-const PIIX3_PIRQ_ROUTE = 0x60; // PIRQA-D -> ISA IRQ, one byte each
 const PCI_VENDOR_ID = 0x00;
 const PCI_COMMAND = 0x04;
 const PCI_COMMAND_IO = 0x1;
 const PCI_CLASS_REVISION = 0x08;
-const PCI_BASE_ADDRESS_0 = 0x10;
-const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
-const HLT = 0xf4;
-const BIOS_SIZE = 0x10000;
 
 export interface QemuNe2kOptions extends Omit<QtestOptions, 'interceptIrq' | 'stopped' | 'image'> {
   /** MAC in QEMU's PROM; default 52:54:00:12:34:56. */
@@ -48,7 +43,7 @@ export interface QemuNe2kOptions extends Omit<QtestOptions, 'interceptIrq' | 'st
 
 export class QemuNe2kDevice implements Device {
   private readonly counters = { badAccess: 0, framesToQemu: 0, framesFromQemu: 0, oversizeToQemu: 0 };
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private irqOut = false;
   private classRevision = 0x0200_0000;
   private readonly unsubscribe: () => void;
@@ -88,8 +83,7 @@ export class QemuNe2kDevice implements Device {
     const dir = mkdtempSync(join(tmpdir(), 'muxvisor-qemu-ne2k-'));
     let udp: { socket: dgram.Socket; qemuPort: number } | null = null;
     try {
-      const bios = join(dir, 'hlt.bin');
-      writeFileSync(bios, Buffer.alloc(BIOS_SIZE, HLT));
+      const bios = writeHaltBios(dir);
       let netdevArg: string;
       if (netdev === undefined) {
         const socket = dgram.createSocket('udp4');
@@ -129,11 +123,9 @@ export class QemuNe2kDevice implements Device {
     const id = await c.pciConfigRead(QEMU_NE2K_SLOT, 0, PCI_VENDOR_ID, 4);
     if (id !== ((NE2K_PCI.device << 16) | NE2K_PCI.vendor) >>> 0) throw new QtestError(`qemu-ne2k: 00:03.0 is 0x${id.toString(16)}, expected ne2k_pci 10ec:8029`);
     this.classRevision = await c.pciConfigRead(QEMU_NE2K_SLOT, 0, PCI_CLASS_REVISION, 4);
-    await c.pciConfigWrite(QEMU_NE2K_SLOT, 0, PCI_BASE_ADDRESS_0, 4, this.ioBase | PCI_BASE_ADDRESS_SPACE_IO);
-    const bar = await c.pciConfigRead(QEMU_NE2K_SLOT, 0, PCI_BASE_ADDRESS_0, 4);
-    if ((bar & 0xfffc) !== this.ioBase) throw new QtestError(`qemu-ne2k: BAR0 reads back 0x${bar.toString(16)} after writing 0x${this.ioBase.toString(16)}`);
+    await programBar(c, QEMU_NE2K_SLOT, 0, 0, this.ioBase, true, 'qemu-ne2k');
     await c.pciConfigWrite(QEMU_NE2K_SLOT, 0, PCI_COMMAND, 2, PCI_COMMAND_IO);
-    for (let i = 0; i < 4; i++) await c.pciConfigWrite(PIIX3_ISA_DEV, 0, PIIX3_PIRQ_ROUTE + i, 1, this.irq);
+    await routePirqs(c, this.irq);
   }
 
   describe(): DeviceDescription {
@@ -227,9 +219,7 @@ export class QemuNe2kDevice implements Device {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 }
 
@@ -243,10 +233,6 @@ async function freeUdpPort(): Promise<number> {
   const port = s.address().port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
-}
-
-function allOnes(size: number): number {
-  return size === 4 ? 0xffff_ffff : size === 2 ? 0xffff : 0xff;
 }
 
 /** The config's `backend: { type: 'qemu', ... }` for kind qemu-ne2k. */
