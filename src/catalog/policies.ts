@@ -2,6 +2,9 @@
 // what `muxvisor list policies` prints. Knows names and files only; loading a policy is
 // src/mux/policy.ts's concern.
 
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 /** Policies shipped in policies/, by name. */
 export const SHIPPED_POLICIES = ['round-robin', 'weighted-fair', 'priority', 'edf'] as const;
 
@@ -17,5 +20,7 @@ export function unknownPolicyMessage(name: string): string {
 
 /** The file URL of the shipped policy `name` (check isShippedPolicy first). */
 export function shippedPolicyUrl(name: string): string {
-  return new URL(`../../policies/${name}.ts`, import.meta.url).href;
+  const ts = new URL(`../../policies/${name}.ts`, import.meta.url);
+  // The compiled copy in dist/ has policies/<name>.js only (plain Node cannot load .ts).
+  return existsSync(fileURLToPath(ts)) ? ts.href : new URL(`../../policies/${name}.js`, import.meta.url).href;
 }
