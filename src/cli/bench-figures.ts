@@ -105,6 +105,8 @@ export const CATALOG: readonly Entry[] = [
   e(/^log\.overhead$/, same, 'fraction', 'throughput the access log costs the 4-guest disk demo (1 - with/without)', { op: '<=', value: 25 }),
   e(/^log\.throughputMBps\.(with|without)$/, (m) => `log.throughput.${m[1]}`, 'MBps', (m) => `the 4-guest disk demo's verified throughput ${m[1]} --access-log`),
   e(/^log\.recordsPerSec$/, same, 'count', 'access log records written per second in that demo'),
+  e(/^log\.cpuOverhead$/, same, 'fraction', 'the same cost from CPU time per MB moved (steadier than throughput on a loaded machine)', { op: '<=', value: 25 }),
+  e(/^log\.cpuMsPerMB\.(with|without)$/, (m) => `log.cpuPerMB.${m[1]}`, 'ms', (m) => `CPU time per MB the demo moves, ${m[1]} --access-log`),
   // src/bench/trap-user.ts
   e(/^trap\.user\.floorUs$/, () => 'trap.user.floor', 'us', 'a bare SIGSEGV trap the shim answers itself: the floor of a trapped access'),
   e(/^trap\.user\.muxUs$/, () => 'trap.user.mux', 'us', 'a trapped inb answered by the supervisor through the shared-memory slot'),
