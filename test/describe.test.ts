@@ -27,7 +27,8 @@ describe('device kinds describe themselves', () => {
       const k = await registry.describe(kind);
       expect(k.kind).toBe(kind);
       expect(k.summary.length).toBeGreaterThan(10);
-      expect(k.regions.length).toBeGreaterThan(0);
+      // The generic qemu kind's regions are the named QEMU device's (its BARs, or the ISA regions given).
+      if (kind !== 'qemu') expect(k.regions.length).toBeGreaterThan(0);
       expect(new Set(k.regions.map((r) => r.name)).size).toBe(k.regions.length);
       for (const p of k.properties) {
         expect(['string', 'number', 'integer', 'boolean'], `${kind}.${p.name}`).toContain(p.type);

@@ -17,16 +17,20 @@ function placement(r: RegionInfo): string {
   return at.join(', ') || 'placed by the config map';
 }
 
+/** A kind whose regions depend on its properties (the generic qemu kind). */
+const NO_REGIONS = 'none fixed (a device of this kind reports its own, from its properties)';
+
 const shownDefault = (p: PropertySpec): string => (p.default === null ? '(unset)' : JSON.stringify(p.default));
 
 function table(rows: string[][]): string[] {
+  if (rows.length === 0) return [];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd());
 }
 
 /** `muxvisor describe KIND` */
 export function kindText(k: KindInfo): string {
-  const out = [`${k.kind}: ${k.summary}`, `  backend: ${k.backend ?? 'none'}`, `  PCI: ${k.pci ? pciLine(k.pci) : 'none'}`, '  regions:'];
+  const out = [`${k.kind}: ${k.summary}`, `  backend: ${k.backend ?? 'none'}`, `  PCI: ${k.pci ? pciLine(k.pci) : 'none'}`, k.regions.length ? '  regions:' : `  regions: ${NO_REGIONS}`];
   out.push(...table(k.regions.map((r) => [r.name, r.space, `${r.size} bytes`, placement(r)])).map((l) => `    ${l}`));
   out.push(k.irqs.length ? '  IRQs:' : '  IRQs: none', ...k.irqs.map((i) => `    ${i.line}  ${i.help}`));
   out.push(k.properties.length ? '  properties:' : '  properties: none');
@@ -40,7 +44,8 @@ const cell = (s: string): string => s.replace(/\|/g, '\\|');
 export function kindMarkdown(k: KindInfo): string {
   const out = [`## \`${k.kind}\``, '', k.summary, '', `- backend: ${k.backend ? `\`${k.backend}\`` : 'none'}`, `- PCI: ${k.pci ? pciLine(k.pci) : 'none'}`];
   out.push(`- IRQs: ${k.irqs.length ? k.irqs.map((i) => `${i.line} (${i.help})`).join('; ') : 'none'}`, '');
-  out.push('| region | space | size | placement |', '|---|---|---|---|', ...k.regions.map((r) => `| \`${r.name}\` | ${r.space} | ${r.size} | ${placement(r)} |`), '');
+  if (k.regions.length) out.push('| region | space | size | placement |', '|---|---|---|---|', ...k.regions.map((r) => `| \`${r.name}\` | ${r.space} | ${r.size} | ${placement(r)} |`), '');
+  else out.push(`Regions: ${NO_REGIONS}.`, '');
   if (k.properties.length) {
     out.push('| property | type | default | help |', '|---|---|---|---|');
     out.push(...k.properties.map((p) => `| \`${p.name}\` | ${p.type} | ${cell(shownDefault(p))} | ${cell(p.help)} |`), '');

@@ -23,6 +23,10 @@ const SHAPES: Record<string, () => Promise<KindShapes>> = {
     const m = await import('../devices/qemu-ne2k.ts');
     return { backend: { schema: m.QemuNe2kBackendSchema, help: '{"type": "qemu", "netdev"?: <QEMU -netdev value>}' }, properties: m.QemuNe2kPropertiesSchema };
   },
+  qemu: async () => {
+    const m = await import('../devices/qemu-generic-config.ts');
+    return { backend: { schema: m.QemuGenericBackendSchema, help: '{"type": "qemu", "extraArgs"?: [...]}' }, properties: m.QemuGenericPropertiesSchema };
+  },
   'qemu-ide': async () => {
     const m = await import('../devices/qemu-ide.ts');
     return { backend: { schema: m.QemuIdeBackendSchema, help: '{"type": "qemu", "image": <raw image path>}' } };
@@ -33,7 +37,8 @@ const SHAPES: Record<string, () => Promise<KindShapes>> = {
 export async function deviceShapeIssues(devices: readonly DeviceConfig[]): Promise<ConfigIssue[]> {
   const issues: ConfigIssue[] = [];
   for (const [i, d] of devices.entries()) {
-    const load = SHAPES[d.kind];
+    // A device with its own `model` checks its own backend and properties.
+    const load = d.model === undefined ? SHAPES[d.kind] : undefined;
     if (!load) continue;
     const shapes = await load();
     if (shapes.backend) {

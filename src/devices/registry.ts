@@ -25,6 +25,7 @@ const BUILTIN_KINDS: Record<string, () => Promise<DeviceFactory>> = {
     return factory.createNe2k;
   },
   'qemu-ne2k': async () => (await import('./qemu-ne2k.ts')).createQemuNe2k,
+  qemu: async () => (await import('./qemu-generic.ts')).createQemuGeneric,
 };
 
 /**
@@ -37,6 +38,7 @@ const BUILTIN_INFO: Record<string, () => Promise<KindInfo>> = {
   ata: async () => (await import('./ata/kind.ts')).ATA_KIND,
   ne2k: async () => (await import('./ne2k/kind.ts')).NE2K_KIND,
   'qemu-ne2k': async () => (await import('./qemu-ne2k-kind.ts')).QEMU_NE2K_KIND,
+  qemu: async () => (await import('./qemu-generic-kind.ts')).QEMU_GENERIC_KIND,
 };
 
 export class DeviceRegistry {

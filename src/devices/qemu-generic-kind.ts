@@ -1,0 +1,27 @@
+// The generic `qemu` kind as it describes itself before a device exists (src/devices/kind-info.ts).
+// Its PCI identity, BARs and IRQ are whatever the named QEMU device has: a live device reads
+// them from QEMU (`muxvisor describe` on a config shows them).
+
+import type { KindInfo } from './kind-info.ts';
+import { DEFAULT_IO_BASE, DEFAULT_MMIO_BASE, DEFAULT_PCI_IRQ, DEFAULT_SLOT } from './qemu-generic-config.ts';
+
+export const QEMU_GENERIC_KIND: KindInfo = {
+  kind: 'qemu',
+  summary: 'Any QEMU device model (-device NAME,ARGS) driven over qtest as the physical device: a PCI function\'s identity, BARs (I/O and memory) and INTx, or an ISA device\'s fixed regions and IRQ.',
+  backend: 'qemu {binary?, memoryMiB?, extraArgs?} (extraArgs: e.g. ["-chardev", "file,id=c0,path=out.txt"] for args "chardev=c0")',
+  pci: null,
+  regions: [],
+  irqs: [{ line: DEFAULT_PCI_IRQ, help: 'A PCI device\'s INTx, routed through the PIIX3 PIRQ registers to this ISA IRQ (the irq property moves it); an ISA device raises the irq property\'s line.' }],
+  properties: [
+    { name: 'device', type: 'string', default: null, help: 'The QEMU device model, as qemu-system-x86_64 -device help names it (pci-serial, isa-serial, e1000, ...); required.' },
+    { name: 'args', type: 'string', default: null, help: 'More -device options after the name, comma-separated (chardev=c0); addr is set from slot for a PCI device.' },
+    { name: 'slot', type: 'integer', default: DEFAULT_SLOT, help: 'The PCI slot of the function on QEMU\'s bus 0 (a PCI device only).' },
+    { name: 'regions', type: 'string', default: null, help: 'A JSON array naming the regions the MUX sees: [{name, bar}] picks BARs of a PCI device (default: every BAR as barN); [{name, space, base, size}] gives an ISA device\'s fixed regions.' },
+    { name: 'irq', type: 'integer', default: DEFAULT_PCI_IRQ, help: 'The ISA IRQ: where a PCI device\'s INTx is routed, or the line an ISA device raises (unset for an ISA device: no IRQ).' },
+    { name: 'ioBase', type: 'integer', default: DEFAULT_IO_BASE, help: 'The first port I/O BARs are placed at in QEMU, not what the guest sees.' },
+    { name: 'mmioBase', type: 'integer', default: DEFAULT_MMIO_BASE, help: 'The first address memory BARs are placed at in QEMU, not what the guest sees.' },
+    { name: 'running', type: 'boolean', default: true, help: 'Run the VM (its CPU halts in a BIOS of HLT) so QEMU\'s timers fire; false starts it stopped (-S).' },
+    { name: 'machine', type: 'string', default: null, help: 'The MUX statechart (uart16550 for a serial port): a shipped machine name or a module path (read by the MUX); none: pass-through.' },
+    { name: 'deadlineNs', type: 'number', default: null, help: 'The watchdog deadline of one unsafe span in ns (read by the MUX).' },
+  ],
+};
