@@ -29,7 +29,7 @@ const TOOLS = {
   chromium: { binary: 'chromium', pkg: 'chromium' },
 } satisfies Record<string, Tool>;
 
-export type Requirement = keyof typeof TOOLS | 'kvm' | 'root' | 'linux-kit' | 'e2fsprogs';
+export type Requirement = keyof typeof TOOLS | 'kvm' | 'root' | 'netns' | 'linux-kit' | 'e2fsprogs';
 
 /** The Linux guest kit (native/linux-guest/build-kit.sh): bzImage, initramfs.cpio.gz, manifest.json. */
 export const LINUX_KIT_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../native/linux-guest/build');
@@ -49,6 +49,13 @@ function reasonFor(req: Requirement): string | null {
   if (hidden().has(req)) return `${req} hidden by MUXVISOR_TEST_HIDE`;
   if (req === 'kvm') return kvmUnavailableReason();
   if (req === 'root') return process.getuid?.() === 0 ? null : 'needs root (network namespaces, TAP devices)';
+  if (req === 'netns') {
+    // Named network namespaces and a TAP in them (the tap network backend): root, iproute2's ip, /dev/net/tun, python3 (its TAP bridge).
+    if (process.getuid?.() !== 0) return 'needs root (ip netns, TAP devices)';
+    if (!(onPath('ip') ?? findBinary('/usr/sbin/ip') ?? findBinary('/sbin/ip'))) return 'ip not installed — apt-get install iproute2';
+    if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun (TUN/TAP driver)';
+    return onPath('python3') ? null : 'python3 not installed — apt-get install python3 (the tap backend\'s bridge)';
+  }
   if (req === 'linux-kit') {
     const absent = LINUX_KIT_FILES.filter((f) => !existsSync(join(LINUX_KIT_DIR, f)));
     return absent.length

@@ -5,12 +5,14 @@
 //   tap:    a TAP interface, optionally inside a named network namespace
 
 import { openSwitchWire } from './switch.ts';
+import { openTapWire } from './tap.ts';
 import { openUdpWire } from './udp.ts';
 import type { NetWireOpener } from './wire-types.ts';
 
 export const NET_WIRE_OPENERS: Record<string, NetWireOpener> = {
   switch: openSwitchWire,
   udp: openUdpWire,
+  tap: openTapWire,
 };
 
 export type { NetWire, NetWireOpener, CardReceiver } from './wire-types.ts';
