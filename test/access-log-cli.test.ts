@@ -101,8 +101,12 @@ describe('muxvisor log', () => {
     expect(all.stdout).toMatch(/exec\s+pio\s+w\s+ATA_REG_CMD\s+0x1f7\s+= 0xec IDENTIFY DEVICE/);
     expect(all.stdout).toMatch(/exec\s+pio\s+w\s+ATA_REG_CMD\s+0x1f7\s+= 0x30 WRITE SECTORS/);
     expect(all.stdout).toMatch(/ATA_REG_DATA\s+0x1f0\s+x256 -> 512 B crc [0-9a-f]{8}/);
+    // Events too: the IRQ edges of the pass-through disk.
+    expect(all.stdout).toMatch(/exec\s+disk\s+irq raise/);
     const accesses = records(pioA).filter((r) => r.type === 'access').length;
-    expect(all.stdout.trim().split('\n')).toHaveLength(accesses);
+    const events = records(pioA).filter((r) => r.type === 'event').length;
+    expect(all.stdout.trim().split('\n')).toHaveLength(accesses + events);
+    expect((await cli(['log', 'show', pioA, '--no-events'])).stdout.trim().split('\n')).toHaveLength(accesses);
     const cmd = await cli(['log', 'show', pioA, '--register', 'ATA_REG_CMD']);
     const cmdLines = cmd.stdout.trim().split('\n');
     expect(cmdLines.every((l) => /ATA_REG_CMD/.test(l))).toBe(true);
@@ -110,7 +114,7 @@ describe('muxvisor log', () => {
     expect((await cli(['log', 'show', pioA, '--guest', 'nobody'])).stdout).toBe('');
     // --from in ns: the accesses from the 20th on.
     const ts = records(pioA).filter((x): x is AccessRecord => x.type === 'access').map((a) => a.t);
-    const from = await cli(['log', 'show', pioA, '--from', String(ts[19])]);
+    const from = await cli(['log', 'show', pioA, '--no-events', '--from', String(ts[19])]);
     expect(from.stdout.trim().split('\n')).toHaveLength(ts.filter((t) => t >= ts[19]).length);
     const bad = await cli(['log', 'show', pioA, '--from', 'soon']);
     expect(bad.code).not.toBe(0);
