@@ -18,6 +18,7 @@ import { mapIssues } from './config/map-issues.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
 import { type DeviceFacts, reachIssues } from './config/windows.ts';
 import type { Device, DeviceDescription, DeviceEdges, DeviceMetrics } from './device.ts';
+import { loadDeviceModel } from './devices/user-model.ts';
 import { DeviceRegistry } from './devices/registry.ts';
 import { type DeviceReach, GuestGrants, buildGrants } from './grants.ts';
 import type { DetachReason, DeviceRouter, GuestLink, GuestMemory, RouterStats } from './guest-link.ts';
@@ -349,6 +350,11 @@ export class Supervisor {
   // --- devices and layout ---
 
   private async buildDevice(cfg: DeviceConfig): Promise<void> {
+    if (cfg.model !== undefined) {
+      // A user's own model of the kind (devices[].model): registered like a built-in one.
+      const { factory, info } = await loadDeviceModel(cfg.model, cfg.kind, `devices[${this.config.devices.indexOf(cfg)}].model`);
+      this.registry.register(cfg.kind, factory, info);
+    }
     const router = this.createRouter(cfg.id, cfg.kind, cfg);
     let device: Device;
     try {

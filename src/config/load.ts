@@ -1,5 +1,6 @@
 // Loading and validating the configuration file. Errors name the file and the JSON path.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
@@ -39,9 +40,12 @@ function resolvePaths(config: Config, baseDir: string): Config {
     const b = d.backend as { type: string; image?: unknown } | undefined;
     if (b?.type === 'qemu' && typeof b.image === 'string' && b.image !== '') b.image = abs(b.image);
     if (d.policy?.module) d.policy.module = abs(d.policy.module);
-    // `properties.machine`: a shipped machine name, else a module path (src/mux/router-factory.ts).
+    // `mux.machine` (and the deprecated `properties.machine`): a shipped machine name, else a
+    // module path (src/mux/router-factory.ts).
     const m = d.properties.machine;
     if (typeof m === 'string' && m !== '' && shippedMachineUrl(m) === null) d.properties.machine = abs(m);
+    if (d.mux?.machine !== undefined && shippedMachineUrl(d.mux.machine) === null) d.mux.machine = abs(d.mux.machine);
+    if (d.model !== undefined) d.model = abs(d.model);
   }
   for (const g of config.guests) {
     if (g.run?.type === 'kvm') g.run.image = abs(g.run.image);
@@ -66,6 +70,17 @@ function resolvePaths(config: Config, baseDir: string): Config {
   return config;
 }
 
+/** A `model` or `mux.machine` module that does not exist, by JSON path (loading it is the supervisor's and the MUX's). */
+function missingModuleIssues(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  config.devices.forEach((d, i) => {
+    if (d.model !== undefined && !existsSync(d.model)) issues.push({ path: `devices[${i}].model`, message: `no such file: ${d.model}` });
+    const m = d.mux?.machine;
+    if (m !== undefined && shippedMachineUrl(m) === null && !existsSync(m)) issues.push({ path: `devices[${i}].mux.machine`, message: `no shipped machine "${m}" and no such file` });
+  });
+  return issues;
+}
+
 /** Validate an already-parsed JSON value. Throws ConfigError. */
 export function parseConfig(value: unknown, source = '<inline>', options: ParseOptions = {}): Config {
   const r = ConfigSchema.safeParse(value);
@@ -78,7 +93,7 @@ export function parseConfig(value: unknown, source = '<inline>', options: ParseO
 
 /**
  * Read, parse and validate a configuration file. Relative paths inside it (socket,
- * backend files, policy and machine modules, images, driver files, a user guest's `cwd` and
+ * backend files, policy, machine and device-model modules, images, driver files, a user guest's `cwd` and
  * program, a qemu guest's kernel, initrd and console) are resolved against its directory; an
  * image file that does not exist is an error unless the backend says `"create": true`. The backend and properties of a built-in device kind are checked against
  * that kind's own shapes too (src/config/device-shapes.ts), so their errors name the JSON path.
@@ -101,6 +116,7 @@ export async function loadConfig(file: string, options: Omit<ParseOptions, 'base
   }
   const config = parseConfig(value, file, { ...options, baseDir: dirname(resolve(file)) });
   const issues = await deviceShapeIssues(config.devices);
+  issues.push(...missingModuleIssues(config));
   issues.push(...(await missingImageIssues(config)));
   // Windows against the sizes of existing images (what parseConfig could not know without I/O).
   if (issues.length === 0) issues.push(...reachIssues(config, await loadFacts(config)));

@@ -45,6 +45,15 @@ export const PolicySchema = z
   })
   .meta({ description: 'an arbitration policy: a built-in `name` (policies/<name>.ts) or a `module` path, with options' });
 
+export const MuxSchema = z
+  .strictObject({
+    machine: z.string().min(1, 'expected a machine name or module path').optional().meta({
+      description: 'the statechart the MUX follows: a shipped machine name ("ata", "uart16550") or a module path against the config file\'s folder whose default export is defineMux({...}) (muxvisor/define); default: machines/<kind>',
+    }),
+    deadlineNs: z.number().positive().optional().meta({ description: 'the watchdog deadline in ns: an owner that keeps the device out of a safe state longer is cut off (default: the machine\'s deadlineNs)' }),
+  })
+  .meta({ description: 'the MUX that shares this device: its machine and watchdog deadline (replaces the deprecated properties.machine and properties.deadlineNs)' });
+
 export const DeviceSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'expected an id of letters, digits, "_" and "-", starting with a letter'),
   kind: z.string().min(1),
@@ -54,6 +63,10 @@ export const DeviceSchema = z.strictObject({
   /** Region name -> base address: overrides legacyBase, or places a BAR-only region. */
   map: z.record(z.string(), Address).default({}),
   pci: z.strictObject({ slot: z.number().int().min(1).max(31), function: z.number().int().min(0).max(7).default(0) }).optional(),
+  model: Path.optional().meta({
+    description: 'a device model of your own for this kind: a module (TypeScript or JavaScript, ESM or CommonJS; a path against the config file\'s folder) whose default export is a factory (ctx) => Device and whose `kindInfo` export, if any, describes the kind (muxvisor/device); it replaces a built-in model of the same kind',
+  }),
+  mux: MuxSchema.optional(),
 });
 
 export const RunSchema = z.discriminatedUnion('type', [
@@ -145,6 +158,7 @@ export type DeviceConfig = z.output<typeof DeviceSchema>;
 export type GuestConfig = z.output<typeof GuestSchema>;
 export type BackendConfig = z.output<typeof BackendSchema>;
 export type PolicyConfig = z.output<typeof PolicySchema>;
+export type MuxConfig = z.output<typeof MuxSchema>;
 export type Grant = z.output<typeof GrantSchema>;
 export type DeviceGrant = z.output<typeof DeviceGrantSchema>;
 export type RangeGrant = z.output<typeof RangeGrantSchema>;
@@ -218,8 +232,13 @@ export function crossCheck(config: Config, knownKinds?: readonly string[]): Conf
     const at = `devices[${i}]`;
     if (ids.has(d.id)) issues.push({ path: `${at}.id`, message: `duplicate device id "${d.id}" (also devices[${ids.get(d.id)}])` });
     else ids.set(d.id, i);
-    if (knownKinds && !knownKinds.includes(d.kind)) {
+    // A device with its own `model` brings its kind with it.
+    if (knownKinds && d.model === undefined && !knownKinds.includes(d.kind)) {
       issues.push({ path: `${at}.kind`, message: `unknown device kind "${d.kind}"; known kinds: ${knownKinds.join(', ')}` });
+    }
+    for (const k of ['machine', 'deadlineNs'] as const) {
+      if (d.mux?.[k] !== undefined && d.properties[k] !== undefined)
+        issues.push({ path: `${at}.properties.${k}`, message: `give it once, as mux.${k} (properties.${k} is the deprecated spelling)` });
     }
     if (d.policy && (d.policy.name === undefined) === (d.policy.module === undefined)) {
       issues.push({ path: `${at}.policy`, message: 'expected exactly one of "name" or "module"' });

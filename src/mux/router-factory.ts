@@ -33,7 +33,23 @@ export interface MuxDeviceConfig {
   kind: string;
   policy?: { name?: string; module?: string; options?: Record<string, unknown> };
   /** `machine`: another machine (shipped name or path); `deadlineNs`: the watchdog deadline. */
+  mux?: { machine?: string; deadlineNs?: number };
+  /** Deprecated spellings of `mux.machine` and `mux.deadlineNs` (still read, with a warning). */
   properties?: Record<string, unknown>;
+}
+
+/** The machine the config names for a device (`mux.machine`, else the deprecated `properties.machine`), and its JSON path. */
+function namedMachine(d: MuxDeviceConfig): { machine: unknown; path: string } | null {
+  if (d.mux?.machine !== undefined) return { machine: d.mux.machine, path: 'mux.machine' };
+  if (d.properties?.machine !== undefined) return { machine: d.properties.machine, path: 'properties.machine' };
+  return null;
+}
+
+/** The watchdog deadline the config gives a device, and its JSON path. */
+function namedDeadline(d: MuxDeviceConfig): { value: unknown; path: string } | null {
+  if (d.mux?.deadlineNs !== undefined) return { value: d.mux.deadlineNs, path: 'mux.deadlineNs' };
+  if (d.properties?.deadlineNs !== undefined) return { value: d.properties.deadlineNs, path: 'properties.deadlineNs' };
+  return null;
 }
 
 /** Device kinds that speak another kind's protocol: QEMU's own IDE is driven by machines/ata. */
@@ -41,7 +57,7 @@ const MACHINE_OF_KIND: Record<string, string> = { 'qemu-ide': 'ata' };
 
 /** The machine a device runs under: its `machine` property, else the one of its kind. */
 export function machineFor(d: MuxDeviceConfig): string {
-  const m = d.properties?.machine;
+  const m = namedMachine(d)?.machine;
   return typeof m === 'string' ? m : (MACHINE_OF_KIND[d.kind] ?? d.kind);
 }
 
@@ -64,13 +80,13 @@ const at = (i: number) => `devices[${i}]`;
  * a virtual card per guest, no ownership to switch (src/mux/nic/README.md).
  */
 export function usesNicRouter(d: MuxDeviceConfig): boolean {
-  return NIC_KINDS.has(d.kind) && typeof d.properties?.machine !== 'string';
+  return NIC_KINDS.has(d.kind) && typeof namedMachine(d)?.machine !== 'string';
 }
 
 /** Whether a device runs under a MUX: a `machine` property, or a machine for its kind. */
 function hasMux(d: MuxDeviceConfig): boolean {
   if (usesNicRouter(d)) return false;
-  return typeof d.properties?.machine === 'string' || hasMachine(machineFor(d));
+  return typeof namedMachine(d)?.machine === 'string' || hasMachine(machineFor(d));
 }
 
 /** What is wrong with a device's MUX settings before anything is loaded. */
@@ -78,16 +94,16 @@ function deviceIssues(d: MuxDeviceConfig, i: number): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const mux = hasMux(d);
   if (d.policy && !mux)
-    issues.push({ path: `${at(i)}.policy`, message: `device kind "${d.kind}" has no MUX (no machines/${d.kind}), so nothing arbitrates it: remove the policy, or give a machine in properties.machine` });
+    issues.push({ path: `${at(i)}.policy`, message: `device kind "${d.kind}" has no MUX (no machines/${d.kind}), so nothing arbitrates it: remove the policy, or give a machine in mux.machine` });
   const name = d.policy?.name;
   if (mux && d.policy?.module === undefined && name !== undefined && !isShippedPolicy(name))
     issues.push({ path: `${at(i)}.policy.name`, message: unknownPolicyMessage(name) });
-  const m = d.properties?.machine;
-  if (m !== undefined && (typeof m !== 'string' || m === ''))
-    issues.push({ path: `${at(i)}.properties.machine`, message: `expected a machine name or module path, got ${JSON.stringify(m)}` });
-  const v = d.properties?.deadlineNs;
-  if (mux && v !== undefined && (typeof v !== 'number' || !(v > 0)))
-    issues.push({ path: `${at(i)}.properties.deadlineNs`, message: `expected a positive number of ns, got ${JSON.stringify(v)}` });
+  const m = namedMachine(d);
+  if (m && (typeof m.machine !== 'string' || m.machine === ''))
+    issues.push({ path: `${at(i)}.${m.path}`, message: `expected a machine name or module path, got ${JSON.stringify(m.machine)}` });
+  const v = namedDeadline(d);
+  if (mux && v && (typeof v.value !== 'number' || !(v.value > 0)))
+    issues.push({ path: `${at(i)}.${v.path}`, message: `expected a positive number of ns, got ${JSON.stringify(v.value)}` });
   return issues;
 }
 
@@ -130,12 +146,17 @@ export async function prepareMuxRouters(
   for (const [i, d] of devices.entries()) {
     if (!hasMux(d)) continue;
     const machine = machineFor(d);
-    const deadlineNs = d.properties?.deadlineNs as number | undefined; // checked in deviceIssues
+    const deadlineNs = namedDeadline(d)?.value as number | undefined; // checked in deviceIssues
+    for (const named of [namedMachine(d), namedDeadline(d)]) {
+      if (named?.path.startsWith('properties.'))
+        opts.logger?.warn({ device: d.id }, `${at(i)}.${named.path} is deprecated: write it as ${at(i)}.mux.${named.path.slice('properties.'.length)}`);
+    }
     let def: MuxDefinition;
     try {
       def = await loadMux(machine);
     } catch (e) {
-      const path = typeof d.properties?.machine === 'string' ? `${at(i)}.properties.machine` : `${at(i)}.kind`;
+      const named = namedMachine(d);
+      const path = named ? `${at(i)}.${named.path}` : `${at(i)}.kind`;
       throw new MuxConfigError([{ path, message: (e as Error).message }], { cause: e });
     }
     defs.set(d.id, deadlineNs === undefined ? def : { ...def, deadlineNs });
