@@ -160,3 +160,27 @@ describe('generic qemu kind: bad properties name the field', () => {
     await expect(make({ device: 'isa-serial' })).rejects.toThrow(/isa-serial/);
   });
 });
+
+describe.skipIf(why !== null)(titled('generic qemu kind: reset is QEMU\'s power-on reset, and the BARs stay placed', why), () => {
+  const UART_LCR = 3;
+  const UART_LSR = 5;
+  const UART_SCR = 7;
+  for (const running of [true, false]) {
+    it(`pci-serial, ${running ? 'running (halting BIOS)' : 'stopped (-S)'}: registers written before read their power-on values after`, async () => {
+      const reg = new DeviceRegistry();
+      const edges = { irq: { set() {} }, dma: { read: async () => null, write: async () => false }, clock: () => 0 };
+      const dev = await reg.create({ id: 'ser0', kind: 'qemu', edges, backend: { type: 'qemu' }, properties: { device: 'pci-serial', running }, config: { id: 'ser0', kind: 'qemu' }, logger: silentLogger });
+      try {
+        await dev.write(0, UART_SCR, 1, 0x5a);
+        await dev.write(0, UART_LCR, 1, 0x1b);
+        expect([await dev.read(0, UART_SCR, 1), await dev.read(0, UART_LCR, 1)]).toEqual([0x5a, 0x1b]);
+        await dev.reset();
+        expect([await dev.read(0, UART_SCR, 1), await dev.read(0, UART_LCR, 1)]).toEqual([0, 0]);
+        expect(await dev.read(0, UART_LSR, 1)).toBe(0x60); // THRE | TEMT: the BAR decodes again
+        expect(dev.metrics()).toMatchObject({ resets: 1, badAccess: 0 });
+      } finally {
+        await dev.close?.();
+      }
+    });
+  }
+});

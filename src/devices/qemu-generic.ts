@@ -4,7 +4,8 @@
 // mmioBase, in QEMU's address space only: the guest sees them where the supervisor maps
 // them), and INTx is routed through the PIIX3 PIRQ registers to one ISA IRQ that the
 // intercepted IOAPIC reports. An ISA device (isa-serial) is given its fixed regions and IRQ.
-// Guest accesses are forwarded as qtest port or memory accesses, one at a time.
+// Guest accesses are forwarded as qtest port or memory accesses, one at a time. A reset is
+// QMP's system_reset (qtest has none), after which the BARs, decoding and routing are set again.
 //
 // Not forwarded: bus-master DMA (the device's DMA reaches QEMU's RAM, not the guest's) and
 // config-space writes (the guest's view is the supervisor's own copy; registers 0x40-0xFF
@@ -13,6 +14,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { QmpClient } from '../backends/qmp.ts';
 import { QtestClient, QtestError } from '../backends/qtest.ts';
 import type { DevSize, Device, DeviceDescription, DeviceEdges, DeviceMetrics, PciIdentity, RegionInfo } from '../device.ts';
 import * as R from '../pci/regs.ts';
@@ -33,6 +35,8 @@ interface Placed {
   info: RegionInfo;
   /** Address in QEMU's port or memory space. */
   qemuBase: number;
+  /** A 64-bit memory BAR (its high half is set to 0). */
+  is64?: boolean;
 }
 
 export interface QemuGenericOptions extends QemuGenericProperties {
@@ -40,12 +44,13 @@ export interface QemuGenericOptions extends QemuGenericProperties {
 }
 
 export class QemuGenericDevice implements Device {
-  private readonly counters = { badAccess: 0 };
+  private readonly counters = { badAccess: 0, resets: 0 };
   private readonly queue = new SerialQueue();
   private irqOut = false;
   private placed: Placed[] = [];
   private pci: PciIdentity | undefined;
   private readonly unsubscribe: () => void;
+  private qmp: QmpClient | null = null;
 
   private constructor(
     readonly client: QtestClient,
@@ -75,15 +80,17 @@ export class QemuGenericDevice implements Device {
     try {
       const running = props.running ?? true;
       const deviceArg = [props.device, ...(slot === null ? [] : [`addr=0x${slot.toString(16)}`]), ...(props.args ? [props.args] : [])].join(',');
+      const qmpPath = join(dir, 'qmp.sock');
       const client = await QtestClient.start({
         binary: backend.binary,
         memoryMiB: backend.memoryMiB ?? 16,
         stopped: !running,
         interceptIrq: 'ioapic',
-        extraArgs: [...(running ? ['-bios', writeHaltBios(dir)] : []), ...(backend.extraArgs ?? []), '-device', deviceArg],
+        extraArgs: [...(running ? ['-bios', writeHaltBios(dir)] : []), '-qmp', `unix:${qmpPath},server=on,wait=off`, ...(backend.extraArgs ?? []), '-device', deviceArg],
       });
       const dev = new QemuGenericDevice(client, edges, { ...props, backend }, dir, irq, slot);
       try {
+        dev.qmp = await QmpClient.connect(qmpPath);
         await dev.init();
       } catch (err) {
         await dev.close();
@@ -136,7 +143,6 @@ export class QemuGenericDevice implements Device {
     const chosen = regions.length ? regions.map((r) => ('bar' in r ? { name: r.name, bar: r.bar } : null)) : bars.map((b) => ({ name: `bar${b.index}`, bar: b.index }));
     let io = this.opts.ioBase ?? DEFAULT_IO_BASE;
     let mem = this.opts.mmioBase ?? DEFAULT_MMIO_BASE;
-    let decode = 0;
     for (const want of chosen) {
       const bar: SizedBar | undefined = bars.find((b) => b.index === want!.bar); // chosen holds BAR regions only on PCI
       if (!bar) throw new QtestError(`${this.who}: properties.regions names BAR${want!.bar} but the device implements ${bars.length ? bars.map((b) => `BAR${b.index}`).join(', ') : 'no BAR'}`);
@@ -145,13 +151,25 @@ export class QemuGenericDevice implements Device {
       if (bar.io && base + bar.size > 0x1_0000) throw new QtestError(`${this.who}: BAR${bar.index} (${bar.size} ports) does not fit below 0x10000 from ioBase`);
       if (bar.io) io += bar.size;
       else mem += bar.size;
-      await programBar(c, s, 0, bar.index, base, bar.io, this.who);
-      if (bar.is64) await c.pciConfigWrite(s, 0, R.PCI_BASE_ADDRESS_0 + 4 * (bar.index + 1), 4, 0);
-      decode |= bar.io ? R.PCI_COMMAND_IO : R.PCI_COMMAND_MEMORY;
-      this.placed.push({ info: { name: want!.name, space: bar.io ? 'pio' : 'mmio', size: bar.size, bar: bar.index }, qemuBase: base });
+      this.placed.push({ info: { name: want!.name, space: bar.io ? 'pio' : 'mmio', size: bar.size, bar: bar.index }, qemuBase: base, is64: bar.is64 });
+    }
+    await this.program();
+  }
+
+  /** Put the placed BARs into QEMU's function, turn decoding on, route INTx (at start and after a reset). */
+  private async program(): Promise<void> {
+    if (this.slot === null) return;
+    const c = this.client;
+    const s = this.slot;
+    let decode = 0;
+    for (const p of this.placed) {
+      const bar = p.info.bar!; // PCI regions always carry their BAR
+      await programBar(c, s, 0, bar, p.qemuBase, p.info.space === 'pio', this.who);
+      if (p.is64) await c.pciConfigWrite(s, 0, R.PCI_BASE_ADDRESS_0 + 4 * (bar + 1), 4, 0);
+      decode |= p.info.space === 'pio' ? R.PCI_COMMAND_IO : R.PCI_COMMAND_MEMORY;
     }
     await enableCommand(c, s, 0, decode);
-    if (pin !== 0 && this.irq !== null) {
+    if (this.pci?.interruptPin && this.irq !== null) {
       await routePirqs(c, this.irq);
       await c.pciConfigWrite(s, 0, R.PCI_INTERRUPT_LINE, 1, this.irq);
     }
@@ -213,21 +231,17 @@ export class QemuGenericDevice implements Device {
   }
 
   /**
-   * qtest has no device reset: the BARs, decoding and PIRQ routing are set again (a guest may
-   * not move them, but this puts back what start-up set). The device's own registers keep
-   * their values; the MUX machine's reset writes put them in a safe state.
+   * Power-on reset: QMP system_reset resets every device of the machine (ours is the only
+   * one in use), then the BARs, decoding and PIRQ routing that firmware would set are set again.
    */
   reset(): Promise<void> {
     return this.queue.run(async () => {
-      if (this.slot === null) return;
-      const c = this.client;
-      let decode = 0;
-      for (const p of this.placed) {
-        await programBar(c, this.slot, 0, p.info.bar!, p.qemuBase, p.info.space === 'pio', this.who); // PCI regions always carry their BAR
-        decode |= p.info.space === 'pio' ? R.PCI_COMMAND_IO : R.PCI_COMMAND_MEMORY;
-      }
-      await enableCommand(c, this.slot, 0, decode);
-      if (this.pci?.interruptPin && this.irq !== null) await routePirqs(c, this.irq);
+      const qmp = this.qmp!; // connected in open() before the device is handed out
+      const done = qmp.nextEvent('RESET', 5000);
+      await qmp.execute('system_reset');
+      await done;
+      this.counters.resets++;
+      await this.program();
     });
   }
 
@@ -237,6 +251,7 @@ export class QemuGenericDevice implements Device {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    this.qmp?.close();
     try {
       await this.client.close();
     } finally {
