@@ -7,6 +7,9 @@ export interface DemoGuestSummary {
   bytes: number;
   errors: number;
   verified: boolean;
+  /** NIC demo: the guest's MAC and its router counters (rxPackets, txPackets, dropped, spoofed, ...). */
+  mac?: string;
+  nic?: Record<string, number>;
 }
 
 export interface DemoDeviceSummary {
