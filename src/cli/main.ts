@@ -13,7 +13,7 @@ import { printJson, reportError } from './common.ts';
  * `register(program: Command): void`; a module not written yet is skipped.
  * The lead extends this list.
  */
-export const SUBCOMMAND_MODULES = ['run', 'demo', 'exec', 'check-policy', 'check-machine', 'list', 'describe', 'bench', 'log', 'replay', 'report'] as const;
+export const SUBCOMMAND_MODULES = ['run', 'demo', 'exec', 'check-policy', 'check-machine', 'init', 'list', 'describe', 'bench', 'log', 'replay', 'report'] as const;
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
