@@ -14,6 +14,7 @@ import type { MuxEngine } from '../src/mux/engine.ts';
 import { muxRouterFactory } from '../src/mux/router-factory.ts';
 import { Supervisor, type LocalGuest } from '../src/supervisor.ts';
 import { UART_LCR, UART_LCR_DLAB, UART_LCR_WLEN8, UART_LSR, UART_TX, UART_IER } from '../machines/uart16550.ts';
+import { checkMachine } from '../src/check/machine-lint.ts';
 import { missing, titled } from './helpers/requires.ts';
 
 const why = missing('qemu');
@@ -132,5 +133,14 @@ describe.skipIf(why !== null)(titled('generic qemu kind: QEMU\'s 16550 shared th
     await Promise.all([printLines(a), printLines(b)]);
     const lines = (await output(out, totalBytes)).split('\n').filter(Boolean);
     expect(lines.filter((l) => !expected.includes(l)).length).toBeGreaterThan(0);
+  });
+});
+
+describe('machines/uart16550 for the generic qemu kind', () => {
+  it('check-machine --kind qemu passes: the kind has no fixed regions, each device names its own', async () => {
+    const r = await checkMachine('uart16550', { kind: 'qemu' });
+    expect(r.problems).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.report).toMatch(/regions not checked: device kind qemu has no fixed regions/);
   });
 });

@@ -191,16 +191,26 @@ export async function checkMachine(module: string, o: CheckMachineOptions = {}):
   const kindName = o.kind ?? def.kind;
   if (o.kind !== undefined && !registry.has(o.kind)) return failed(`--kind ${o.kind}: unknown device kind; known kinds: ${registry.kinds().join(', ')}`);
   let kind: KindRegions | undefined;
+  /** A kind without fixed regions (the generic qemu kind): each device names its own. */
+  let perDevice = false;
   if (registry.has(kindName)) {
     try {
-      kind = { kind: kindName, regions: (await registry.describe(kindName)).regions.map((x) => x.name) };
+      const regions = (await registry.describe(kindName)).regions.map((x) => x.name);
+      if (regions.length > 0) kind = { kind: kindName, regions };
+      else perDevice = true;
     } catch (err) {
       return failed(`device kind ${kindName}: ${(err as Error).message}`);
     }
   }
   const r = lintDefinition(def, kind);
   const lines = [`machine ${def.kind} (${module}): ${r.states.length} reachable states, safe: ${r.safeStates.join(', ') || 'none'}`];
-  lines.push(kind ? `regions checked against device kind ${kind.kind}: ${kind.regions.join(', ')}` : `regions not checked: ${kindName} is not a registered device kind (give --kind KIND)`);
+  lines.push(
+    kind
+      ? `regions checked against device kind ${kind.kind}: ${kind.regions.join(', ')}`
+      : perDevice
+        ? `regions not checked: device kind ${kindName} has no fixed regions (each device names its own, e.g. properties.regions)`
+        : `regions not checked: ${kindName} is not a registered device kind (give --kind KIND)`,
+  );
   if (r.ok) lines.push('ok: a safe state exists and is reachable from every state; the reset path reaches one from every state; no state is unreachable; registers resolve; every classified event is handled');
   else {
     lines.push(`FAILED: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}`);
