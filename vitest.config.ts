@@ -1,6 +1,17 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const api = (name: string) => fileURLToPath(new URL(`./src/api/${name}.ts`, import.meta.url));
+
 export default defineConfig({
+  // A user's module loaded in a test resolves muxvisor/... to the sources, as the CLI's hook does
+  // (src/bin/own-modules-hook.mjs); the package's own exports point at dist/, built when packed.
+  resolve: {
+    alias: [
+      { find: /^muxvisor$/, replacement: api('index') },
+      { find: /^muxvisor\/(define|policy|device)$/, replacement: fileURLToPath(new URL('./src/api/$1.ts', import.meta.url)) },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
