@@ -44,7 +44,8 @@ async function rig(variant: Variant, withMachine: boolean) {
           kind: 'qemu',
           backend: { type: 'qemu', extraArgs: ['-chardev', `file,id=c0,path=${out}`] },
           map: { regs: `0x${COM1.toString(16)}` },
-          properties: { device: variant, args: 'chardev=c0', regions, ...(variant === 'isa-serial' ? { irq: 4 } : {}), ...(withMachine ? { machine: 'uart16550' } : {}) },
+          properties: { device: variant, args: 'chardev=c0', regions, ...(variant === 'isa-serial' ? { irq: 4 } : {}) },
+          ...(withMachine ? { mux: { machine: 'uart16550' } } : {}),
           // Switch at every line end, so the guests' lines really alternate.
           ...(withMachine ? { policy: { name: 'round-robin', options: { quantumNs: 0 } } } : {}),
         },

@@ -21,7 +21,7 @@ export const QEMU_GENERIC_KIND: KindInfo = {
     { name: 'ioBase', type: 'integer', default: DEFAULT_IO_BASE, help: 'The first port I/O BARs are placed at in QEMU, not what the guest sees.' },
     { name: 'mmioBase', type: 'integer', default: DEFAULT_MMIO_BASE, help: 'The first address memory BARs are placed at in QEMU, not what the guest sees.' },
     { name: 'running', type: 'boolean', default: true, help: 'Run the VM (its CPU halts in a BIOS of HLT) so QEMU\'s timers fire; false starts it stopped (-S).' },
-    { name: 'machine', type: 'string', default: null, help: 'The MUX statechart (uart16550 for a serial port): a shipped machine name or a module path (read by the MUX); none: pass-through.' },
-    { name: 'deadlineNs', type: 'number', default: null, help: 'The watchdog deadline of one unsafe span in ns (read by the MUX).' },
+    { name: 'machine', type: 'string', default: null, help: 'Deprecated: write devices[].mux.machine (uart16550 for a serial port); without a machine the device is passed through.' },
+    { name: 'deadlineNs', type: 'number', default: null, help: 'Deprecated: write devices[].mux.deadlineNs.' },
   ],
 };
