@@ -1,10 +1,11 @@
-// `muxvisor demo --device nic --guests 4 --seconds 2 --json` with the switch and udp wires:
+// `muxvisor demo --device nic --guests 4 --seconds 2 --json` with the switch, udp and tap wires:
 // the disk demo's summary shape plus each guest's MAC and router counters; every guest
 // verified (it read every frame sent to it, intact and in order), errors 0, no switches.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { missing, titled } from './helpers/requires.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', 'src', 'bin', 'muxvisor.mjs');
@@ -55,7 +56,14 @@ describe('the NIC demo', () => {
     expectVerified(await demo('udp'));
   }, 60_000);
 
+  it.skipIf(missing('netns'))(titled('--backend tap: also pings to the Linux host of a network namespace behind a TAP', missing('netns')), async () => {
+    const s = await demo('tap');
+    expectVerified(s);
+    // Each guest's pings were answered: more frames in than the other guests sent it alone.
+    for (const g of s.devices[0].perGuest) expect(g.nic.rxPackets).toBeGreaterThan(0);
+  }, 60_000);
+
   it('a disk backend with --device nic is refused, naming the choices', async () => {
-    await expect(run(process.execPath, [CLI, 'demo', '--device', 'nic', '--backend', 'nbd'])).rejects.toMatchObject({ stderr: expect.stringContaining('--device nic takes switch or udp') });
+    await expect(run(process.execPath, [CLI, 'demo', '--device', 'nic', '--backend', 'nbd'])).rejects.toMatchObject({ stderr: expect.stringContaining('--device nic takes switch or udp or tap') });
   });
 });

@@ -55,7 +55,7 @@ async function nicDemo(opts: { guests: number; seconds: number; backend?: string
   const result = await runNicDemo({
     guests: opts.guests,
     seconds: opts.seconds,
-    backend: backend as 'switch' | 'udp',
+    backend: backend as 'switch' | 'udp' | 'tap',
     logger,
     onProgress: json || !live.enabled ? undefined : (g, t) => live.draw(nicLiveView(g, t, opts.seconds)),
   });
@@ -77,7 +77,7 @@ export function register(program: Command): void {
     .option('--guests <n>', 'number of guests', positiveInt('guests'), 4)
     .option('--seconds <s>', 'how long the scripted guests run (KVM guests make one full write/verify pass of their window)', positiveNumber, 4)
     .option('--policy <name>', 'arbitration policy (policies/<name>.ts or a module path)', 'round-robin')
-    .addOption(new Option('--backend <backend>', 'the physical disk (model, nbd, qemu; default model) or, with --device nic, the wire (switch: guests only, udp: plus an echoing peer on loopback; default switch)').choices(['model', 'nbd', 'qemu', 'switch', 'udp']))
+    .addOption(new Option('--backend <backend>', 'the physical disk (model, nbd, qemu; default model) or, with --device nic, the wire (switch: guests only, udp: plus an echoing peer on loopback, tap: plus pings to the host of a network namespace, needs root; default switch)').choices(['model', 'nbd', 'qemu', 'switch', 'udp', 'tap']))
     .addOption(new Option('--mode <mode>', 'transfers the guests use').choices(['pio', 'dma', 'mixed']).default('mixed'))
     .addOption(
       new Option('--trap <trap>', 'how guests run: scripted in-process drivers, KVM guests, or unmodified Linux guests in QEMU (the guest kit; its disk over x-pci-proxy-dev)')

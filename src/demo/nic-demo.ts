@@ -1,6 +1,7 @@
 // The NIC demo: N scripted guests share one NE2000 (our model) through the shared-NIC router,
 // each with its own MAC and virtual card. They send frames to each other and broadcasts, and
-// with `--backend udp` to an outside peer on loopback that echoes them back through the wire;
+// with `--backend udp` to an outside peer on loopback that echoes them back through the wire
+// (`--backend tap`: pings to the Linux host of a network namespace behind a TAP);
 // every frame read is checked, and at the end each guest must have read every frame sent to
 // it (or the router counted it dropped for that guest).
 
@@ -13,12 +14,13 @@ import { muxRouterFactory } from '../mux/router-factory.ts';
 import { Ne2kDriver } from '../guests/ne2k-driver.ts';
 import { findPciIoBar, PortDevice } from '../guests/port-device.ts';
 import { deviceSummary, type DemoSummary } from './summary.ts';
-import { Ledger, NicDemoGuest, type NicGuestProgress } from './nic-guest.ts';
+import { Ledger, NicDemoGuest, type NicGuestProgress, type PeerMode } from './nic-guest.ts';
+import { createDemoNetns, type DemoNetns } from './nic-netns.ts';
 import { echoOf, formatMacText, guestMac, PEER_MAC } from './nic-traffic.ts';
 import type { NicShareRouter } from '../mux/nic/nic-router.ts';
 
-export type NicBackend = 'switch' | 'udp';
-export const NIC_BACKENDS: readonly NicBackend[] = ['switch', 'udp'];
+export type NicBackend = 'switch' | 'udp' | 'tap';
+export const NIC_BACKENDS: readonly NicBackend[] = ['switch', 'udp', 'tap'];
 
 export interface NicDemoOptions {
   guests: number;
@@ -67,6 +69,7 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
   if (opts.guests > 200) throw new Error('the NIC demo numbers guests\' MACs 52:54:00:12:34:01..c8: at most 200 guests');
   let sup: Supervisor | null = null;
   let peer: Awaited<ReturnType<typeof startPeer>> | null = null;
+  let netns: DemoNetns | null = null;
   try {
     let backend: Record<string, unknown> = { type: 'switch' };
     if (opts.backend === 'udp') {
@@ -76,6 +79,10 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
       probe.close();
       peer.connect(local);
       backend = { type: 'udp', local: `127.0.0.1:${local}`, remote: `127.0.0.1:${peer.socket.address().port}` };
+    }
+    if (opts.backend === 'tap') {
+      netns = createDemoNetns();
+      backend = { type: 'tap', ifname: netns.ifname, netns: netns.name };
     }
     const names = Array.from({ length: opts.guests }, (_, i) => `guest${i + 1}`);
     const config = parseConfig(
@@ -88,13 +95,15 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
     let router: NicShareRouter | null = null;
     sup = new Supervisor({ config, logger: log, createRouter: await muxRouterFactory(config, { logger: log, onNicRouter: (_id, r) => (router = r) }) });
     await sup.start();
+    netns?.configure();
     const ledger = new Ledger(opts.guests);
     const guests: NicDemoGuest[] = [];
     for (const [i, name] of names.entries()) {
       const port = sup.attachLocalGuest(name);
       const base = await findPciIoBar(port, 0x10ec, 0x8029);
       if (base === null) throw new Error(`${name}: no RTL8029 (10ec:8029) in its PCI scan`);
-      guests.push(new NicDemoGuest(name, i, new Ne2kDriver(new PortDevice(port, base)), ledger, opts.backend === 'udp'));
+      const mode: PeerMode = opts.backend === 'udp' ? { kind: 'echo' } : netns ? { kind: 'ping', ip: netns.guestIp(i), hostIp: netns.hostIp } : { kind: 'none' };
+      guests.push(new NicDemoGuest(name, i, new Ne2kDriver(new PortDevice(port, base)), ledger, mode));
     }
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -142,5 +151,6 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
   } finally {
     await sup?.close();
     peer?.socket.close();
+    netns?.remove();
   }
 }

@@ -5,7 +5,17 @@
 
 import { Ne2kDriver } from '../guests/ne2k-driver.ts';
 import { yieldToLoop } from '../guests/port.ts';
+import { arpReplyFor, arpRequest, echoReplyPayload, icmpEcho } from '../guests/net-frames.ts';
 import { BROADCAST_MAC, decodeDemoFrame, demoFrame, guestMac, PEER_MAC } from './nic-traffic.ts';
+
+/**
+ * The outside peer: `echo` (the udp backend's peer echoes demo frames sent to PEER_MAC), or
+ * `ping` (a Linux host behind a TAP: the guest ARPs for `hostIp` from `ip`, then pings it).
+ */
+export type PeerMode = { kind: 'none' } | { kind: 'echo' } | { kind: 'ping'; ip: string; hostIp: string };
+
+const PING_ID = 0x4d58;
+const pingPayload = (guest: number, seq: number): Uint8Array => Uint8Array.from({ length: 56 }, (_, i) => (guest * 17 + seq * 5 + i) & 0xff);
 
 /** What every guest has sent to whom: expected[dst][src] frames, echoes[src] peer answers. */
 export class Ledger {
@@ -37,6 +47,10 @@ export class NicDemoGuest {
   misaddressed = 0;
   outOfOrder = 0;
   received = 0;
+  /** Frames of the host's own (ARP) read in ping mode: neither errors nor expected. */
+  hostFrames = 0;
+  private hostMac: Uint8Array | null = null;
+  private pingSeq = 0;
   private readonly mac: Uint8Array;
 
   constructor(
@@ -44,7 +58,7 @@ export class NicDemoGuest {
     readonly index: number,
     readonly driver: Ne2kDriver,
     private readonly ledger: Ledger,
-    private readonly withPeer: boolean,
+    private readonly peer: PeerMode,
   ) {
     this.mac = guestMac(index);
     this.progress = { guest: name, sent: 0, received: 0, bytes: 0, errors: 0, phase: 'starting' };
@@ -54,7 +68,22 @@ export class NicDemoGuest {
     const mac = await this.driver.probe();
     if (mac.some((b, i) => b !== this.mac[i])) throw new Error(`${this.name}: its PROM holds ${[...mac]}, not its granted MAC`);
     await this.driver.init(mac);
+    if (this.peer.kind === 'ping') await this.resolveHost(this.peer);
     this.progress.phase = 'running';
+  }
+
+  /** ARP for the host until it answers (its reply is not counted as demo traffic). */
+  private async resolveHost(p: { ip: string; hostIp: string }): Promise<void> {
+    const end = Date.now() + 5000;
+    while (!this.hostMac && Date.now() < end) {
+      await this.driver.send(arpRequest(this.mac, p.ip, p.hostIp));
+      const until = Date.now() + 200;
+      while (!this.hostMac && Date.now() < until) {
+        for (const r of await this.driver.receive()) this.hostMac ??= arpReplyFor(r.frame, p.hostIp);
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    }
+    if (!this.hostMac) throw new Error(`${this.name}: no ARP answer from ${p.hostIp}`);
   }
 
   /** Send and receive until `until()` says stop. */
@@ -72,8 +101,13 @@ export class NicDemoGuest {
         await this.send(demoFrame(BROADCAST_MAC, this.mac, this.index, 'broadcast', this.seq++, len));
         for (let j = 0; j < n; j++) if (j !== this.index) this.ledger.expected[j][this.index]++;
       }
-      if (this.withPeer && seq % 2 === 0) {
+      if (this.peer.kind === 'echo' && seq % 2 === 0) {
         await this.send(demoFrame(PEER_MAC, this.mac, this.index, 'peer', this.seq++, len));
+        this.ledger.echoes[this.index]++;
+      }
+      if (this.peer.kind === 'ping' && seq % 2 === 0 && this.hostMac) {
+        const n = this.pingSeq++ & 0xffff;
+        await this.send(icmpEcho(this.mac, this.hostMac, this.peer.ip, this.peer.hostIp, PING_ID + this.index, n, pingPayload(this.index, n)));
         this.ledger.echoes[this.index]++;
       }
       await this.drain();
@@ -98,6 +132,20 @@ export class NicDemoGuest {
     return ok;
   }
 
+  /** An echo reply to this guest's ping, checked against what was sent. */
+  private pingReply(f: Uint8Array): boolean {
+    if (f[12] !== 0x08 || f[13] !== 0x00 || f[23] !== 1) return false;
+    const seq = (f[40] << 8) | f[41];
+    const payload = echoReplyPayload(f, PING_ID + this.index, seq);
+    if (!payload) return false;
+    const want = pingPayload(this.index, seq);
+    if (payload.length !== want.length || payload.some((b, i) => b !== want[i])) this.corrupt++;
+    const last = this.lastSeq.get(2000) ?? -1;
+    if (seq <= last) this.outOfOrder++;
+    this.lastSeq.set(2000, seq);
+    return true;
+  }
+
   private async send(frame: Uint8Array): Promise<void> {
     const { isr } = await this.driver.send(frame);
     if (!(isr & 0x02)) this.progress.errors++; // no PTX
@@ -111,6 +159,14 @@ export class NicDemoGuest {
       this.progress.received++;
       this.progress.bytes += r.frame.length;
       const d = decodeDemoFrame(r.frame);
+      if (!d && this.peer.kind === 'ping') {
+        if (this.pingReply(r.frame)) continue;
+        if (r.frame[12] === 0x08 && r.frame[13] === 0x06) {
+          this.hostFrames++; // the host's ARP: not demo traffic
+          this.received--;
+          continue;
+        }
+      }
       if (!d) {
         this.corrupt++;
         continue;
