@@ -34,7 +34,7 @@ async function rig(variant: Variant, withMachine: boolean) {
   const dir = mkdtempSync(join(tmpdir(), 'mv-qemu-uart-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'serial.out');
-  const regions = variant === 'pci-serial' ? [{ name: 'regs', bar: 0 }] : [{ name: 'regs', space: 'pio', base: COM1, size: 8 }];
+  const regions = variant === 'pci-serial' ? [{ name: 'regs', bar: 0 }] : [{ name: 'regs', space: 'pio', base: '0x3f8', size: 8 }];
   const config = parseConfig(
     {
       socket: join(dir, 'mv.sock'),

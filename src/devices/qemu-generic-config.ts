@@ -11,7 +11,12 @@ export const QemuGenericBackendSchema = z.strictObject({
   extraArgs: z.array(z.string()).optional().meta({ description: 'more QEMU arguments, e.g. ["-chardev", "file,id=c0,path=out.txt"] for the device\'s chardev=c0' }),
 });
 
-const Port = z.number().int().min(0).max(0xffff);
+/** A number, or a string such as "0x3f8" as addresses are written elsewhere in the config. */
+const addr = (min: number, max: number) =>
+  z
+    .union([z.number(), z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+)$/, 'expected a number or a string such as "0x3f8"').transform(Number)])
+    .pipe(z.number().int().min(min).max(max));
+const Port = addr(0, 0xffff);
 
 /** A region of a PCI function: BAR `bar` under the name the MUX machine uses. */
 const BarRegion = z.strictObject({
@@ -23,7 +28,7 @@ const BarRegion = z.strictObject({
 const IsaRegion = z.strictObject({
   name: z.string().min(1),
   space: z.enum(['pio', 'mmio']),
-  base: z.number().int().nonnegative(),
+  base: addr(0, 0xffff_ffff),
   size: z.number().int().positive().max(0x1_0000),
 });
 
@@ -35,7 +40,7 @@ export const QemuGenericPropertiesSchema = z
     regions: z.array(z.union([BarRegion, IsaRegion])).min(1).optional(),
     irq: z.number().int().min(3).max(15).optional(),
     ioBase: Port.optional(),
-    mmioBase: z.number().int().min(0x1000_0000).max(0xfe00_0000).optional(),
+    mmioBase: addr(0x1000_0000, 0xfe00_0000).optional(),
     running: z.boolean().optional(),
     machine: z.string().optional(),
     deadlineNs: z.number().positive().optional(),
