@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config/load.ts';
 import type { MuxEngine } from '../src/mux/engine.ts';
 import { muxRouterFactory } from '../src/mux/router-factory.ts';
 import { Supervisor, type LocalGuest } from '../src/supervisor.ts';
-import { UART_LCR, UART_LCR_DLAB, UART_LCR_WLEN8, UART_LSR, UART_TX, UART_IER } from '../machines/uart16550.ts';
+import { UART_IER, UART_IIR, UART_LCR, UART_LCR_DLAB, UART_LCR_WLEN8, UART_LSR, UART_MCR, UART_TX } from '../machines/uart16550.ts';
 import { checkMachine } from '../src/check/machine-lint.ts';
 import { missing, titled } from './helpers/requires.ts';
 
@@ -21,6 +21,9 @@ const why = missing('qemu');
 const COM1 = 0x3f8;
 const UART_FCR = 2;
 const UART_LSR_THRE = 0x20; // transmit holding register empty
+const UART_MCR_OUT2 = 0x08; // gates the UART's interrupt onto the bus
+const UART_IER_THRI = 0x02; // interrupt when THR is empty
+const UART_IIR_THRI = 0x02; // IIR: THR empty is the pending interrupt
 const LINES = 12;
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -125,6 +128,21 @@ describe.skipIf(why !== null)(titled('generic qemu kind: QEMU\'s 16550 shared th
       expect(stats.switches).toBeGreaterThanOrEqual(4);
       expect(stats.unsafeSwitches).toBe(0);
       expect(lines.findIndex((l) => l.startsWith('b:'))).toBeLessThan(LINES); // b did not wait for all of a
+
+      // QEMU's interrupt reaches the guest that drives the UART: THRI with OUT2 raises the
+      // line (PCI: INTA through the PIRQ routing; ISA: IRQ 4), reading IIR lowers it.
+      const line = variant === 'pci-serial' ? 11 : 4;
+      expect(a.irqs).toContain(line);
+      const seen: boolean[] = [];
+      a.onIrq((l, level) => l === line && seen.push(level));
+      const u = io(a);
+      await u.out(UART_MCR, UART_MCR_OUT2);
+      await u.out(UART_IER, UART_IER_THRI);
+      for (let i = 0; i < 200 && !seen.includes(true); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(seen).toContain(true);
+      expect((await u.in(UART_IIR)) & 0x0f).toBe(UART_IIR_THRI);
+      for (let i = 0; i < 200 && seen.at(-1) !== false; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(seen.at(-1)).toBe(false);
     });
   }
 
