@@ -44,7 +44,7 @@ function demoOk(summary: DemoSummary): boolean {
 }
 
 /** `demo --device nic`: scripted NE2000 guests on one card (src/demo/nic-demo.ts). */
-async function nicDemo(opts: { guests: number; seconds: number; backend?: string; trap: string; accessLog?: string }, json: boolean, logger: Logger): Promise<void> {
+async function nicDemo(opts: { guests: number; seconds: number; backend?: string; trap: string; accessLog?: string; capture?: string }, json: boolean, logger: Logger): Promise<void> {
   const { runNicDemo, NIC_BACKENDS } = await import('../demo/nic-demo.ts');
   const { nicLiveView, nicSummaryTable } = await import('../demo/nic-live.ts');
   const backend = opts.backend ?? 'switch';
@@ -56,6 +56,7 @@ async function nicDemo(opts: { guests: number; seconds: number; backend?: string
     guests: opts.guests,
     seconds: opts.seconds,
     backend: backend as 'switch' | 'udp' | 'tap',
+    capture: opts.capture,
     logger,
     onProgress: json || !live.enabled ? undefined : (g, t) => live.draw(nicLiveView(g, t, opts.seconds)),
   });
@@ -86,15 +87,17 @@ export function register(program: Command): void {
     )
     .addOption(new Option('--accel <accel>', 'with --trap qemu: the guests\' QEMU accelerator').choices(['tcg', 'kvm']))
     .option('--keep', 'with --trap qemu: keep the run folder (the guests\' consoles) and say where it is', false)
+    .option('--capture <dir>', 'with --device nic: write the frames on the wire (DIR/wire.pcap) and each guest\'s own (DIR/GUEST.pcap) as pcap files')
     .option('--image <path>', 'raw image file to share (default: a temporary 64 MiB image)')
     .option('--access-log <file>', 'record every access and MUX event (.jsonl: JSON lines, .mpk: msgpack; see muxvisor log)')
-    .action(async (opts: { device: 'disk' | 'nic'; guests: number; seconds: number; policy: string; backend?: string; mode: 'pio' | 'dma' | 'mixed'; trap: string; image?: string; accessLog?: string; accel?: 'tcg' | 'kvm'; keep: boolean }, cmd: Command) => {
+    .action(async (opts: { device: 'disk' | 'nic'; guests: number; seconds: number; policy: string; capture?: string; backend?: string; mode: 'pio' | 'dma' | 'mixed'; trap: string; image?: string; accessLog?: string; accel?: 'tcg' | 'kvm'; keep: boolean }, cmd: Command) => {
       const { json, logLevel } = globalOptions(cmd);
       // The live table is the demo's output: logs stay at warn unless --log-level was given.
       const explicit = cmd.getOptionValueSourceWithGlobals('logLevel') === 'cli';
       const logger = explicit ? cliLogger(cmd) : createLogger({ level: logLevel === 'info' ? 'warn' : logLevel });
       if (opts.accessLog !== undefined) formatOf(opts.accessLog); // a bad extension is an error before anything starts
       if (opts.device === 'nic') return nicDemo(opts, json, logger);
+      if (opts.capture !== undefined) throw new Error('--capture records network frames: it goes with --device nic');
       const backend = (opts.backend ?? 'model') as DiskBackend;
       if (!['model', 'nbd', 'qemu'].includes(backend)) throw new Error(`--backend ${backend} is a network backend: the disk demo takes model, nbd or qemu (or give --device nic)`);
       if (opts.trap === 'qemu') {

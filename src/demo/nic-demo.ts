@@ -30,6 +30,8 @@ export interface NicDemoOptions {
   onProgress?: (guests: NicGuestProgress[], elapsed: number) => void;
   /** Stop after this many rounds per guest (bench); default: run for `seconds`. */
   maxRounds?: number;
+  /** Folder for pcap files (the card's `capture` property): wire.pcap and GUEST.pcap. */
+  capture?: string;
 }
 
 export interface NicDemoResult {
@@ -87,7 +89,7 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
     const names = Array.from({ length: opts.guests }, (_, i) => `guest${i + 1}`);
     const config = parseConfig(
       {
-        devices: [{ id: 'nic0', kind: 'ne2k', backend }],
+        devices: [{ id: 'nic0', kind: 'ne2k', backend, properties: opts.capture !== undefined ? { capture: opts.capture } : {} }],
         guests: names.map((name, i) => ({ name, grants: [{ device: 'nic0', mac: formatMacText(guestMac(i)) }] })),
       },
       'demo config',

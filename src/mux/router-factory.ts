@@ -180,7 +180,9 @@ export async function prepareMuxRouters(
     const conf = cfg ?? devices.find((d) => d.id === deviceId);
     if (usesNicRouter(conf ?? { id: deviceId, kind })) {
       const mac = conf?.properties?.mac;
+      const capture = conf?.properties?.capture;
       const router = new NicShareRouter(deviceId, kind, {
+        capture: typeof capture === 'string' ? capture : undefined,
         clock: opts.clock,
         defaultMac: typeof mac === 'string' ? (parseMac(mac) ?? undefined) : undefined,
         onError: (e) => opts.logger?.error({ device: deviceId, err: e }, e.message),

@@ -27,6 +27,7 @@ const TOOLS = {
   strace: { binary: 'strace', pkg: 'strace' },
   lspci: { binary: 'lspci', pkg: 'pciutils' },
   chromium: { binary: 'chromium', pkg: 'chromium' },
+  tcpdump: { binary: 'tcpdump', pkg: 'tcpdump' },
 } satisfies Record<string, Tool>;
 
 export type Requirement = keyof typeof TOOLS | 'kvm' | 'root' | 'netns' | 'linux-kit' | 'e2fsprogs';

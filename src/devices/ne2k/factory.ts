@@ -19,6 +19,7 @@ export const Ne2kPropertiesSchema = z.strictObject({
   irq: z.number().int().min(0).max(15).optional().meta({ description: 'ISA IRQ the description proposes (default 11)' }),
   // Read by the MUX, not by the model.
   machine: z.string().optional(),
+  capture: z.string().min(1).optional().meta({ description: 'shared card: a folder for pcap files, wire.pcap (frames on the wire) and GUEST.pcap (what each guest sent and received)' }),
   deadlineNs: z.number().positive().optional(),
 });
 

@@ -25,6 +25,7 @@ import { parseMac } from '../../devices/ne2k/memory.ts';
 import { type NicGuestCounters, zeroNicCounters } from './counters.ts';
 import { addressedTo, checkTransmit, isGroup, macEquals } from './frames.ts';
 import { HostCard, type HostCardCounters } from './host-card.ts';
+import { NicCapture } from './capture.ts';
 
 /** One guest's end of the card: its virtual card, MAC and grant. */
 interface GuestPort {
@@ -55,6 +56,8 @@ export interface NicRouterOptions {
   defaultMac?: Uint8Array;
   /** Reports a failure of the physical card (a host error, not a guest's). */
   onError?: (e: Error) => void;
+  /** Folder for pcap files: wire.pcap and one per guest (src/mux/nic/capture.ts). */
+  capture?: string;
 }
 
 function emptyStats(guest: string): GuestStats & { nic: NicGuestCounters } {
@@ -70,6 +73,7 @@ export class NicShareRouter implements DeviceRouter {
   private readonly taps = new Set<NicTap>();
   /** Frames from the wire no guest was given. */
   unclaimed = 0;
+  private capture: NicCapture | null = null;
 
   constructor(
     readonly deviceId: string,
@@ -83,6 +87,10 @@ export class NicShareRouter implements DeviceRouter {
       dma: { read: async () => null, write: async () => false },
       clock,
     };
+    if (options.capture !== undefined) {
+      this.capture = new NicCapture(options.capture);
+      this.taps.add(this.capture);
+    }
   }
 
   bind(device: Device): void {
@@ -164,6 +172,8 @@ export class NicShareRouter implements DeviceRouter {
     this.host?.close();
     for (const p of this.ports.values()) await p.card.close();
     this.ports.clear();
+    this.capture?.close();
+    this.capture = null;
   }
 
   // ---- frames ----
