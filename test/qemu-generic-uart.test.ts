@@ -33,7 +33,7 @@ afterEach(async () => {
 
 type Variant = 'pci-serial' | 'isa-serial';
 
-async function rig(variant: Variant, withMachine: boolean) {
+async function rig(variant: Variant, withMachine: boolean, deadlineNs?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'mv-qemu-uart-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'serial.out');
@@ -48,7 +48,7 @@ async function rig(variant: Variant, withMachine: boolean) {
           backend: { type: 'qemu', extraArgs: ['-chardev', `file,id=c0,path=${out}`] },
           map: { regs: `0x${COM1.toString(16)}` },
           properties: { device: variant, args: 'chardev=c0', regions, ...(variant === 'isa-serial' ? { irq: 4 } : {}) },
-          ...(withMachine ? { mux: { machine: 'uart16550' } } : {}),
+          ...(withMachine ? { mux: { machine: 'uart16550', ...(deadlineNs ? { deadlineNs } : {}) } } : {}),
           // Switch at every line end, so the guests' lines really alternate.
           ...(withMachine ? { policy: { name: 'round-robin', options: { quantumNs: 0 } } } : {}),
         },
@@ -145,6 +145,21 @@ describe.skipIf(why !== null)(titled('generic qemu kind: QEMU\'s 16550 shared th
       expect(seen.at(-1)).toBe(false);
     });
   }
+
+  it('a guest that stops mid-line is cut off at the deadline: the reset path ends its line on QEMU\'s UART, the other guest prints whole lines', async () => {
+    const { sup, out, engine } = await rig('pci-serial', true, 300_000_000);
+    const [a, b] = [sup.attachLocalGuest('a'), sup.attachLocalGuest('b')];
+    const ua = io(a);
+    await ua.out(UART_LCR, UART_LCR_WLEN8);
+    for (const ch of 'a:hangs') await ua.out(UART_TX, ch.charCodeAt(0)); // then never ends the line
+    await printLines(b); // waits for the watchdog, then owns the device
+    const text = await output(out, 'a:hangs\n'.length + LINES * (lineOf('b', 0).length + 1));
+    expect(text.split('\n').filter(Boolean)).toEqual(['a:hangs', ...expected.filter((l) => l.startsWith('b:'))]);
+    expect(engine()!.stats()).toMatchObject({ resets: 1, faults: 1, unsafeSwitches: 0 });
+    // machines/uart16550's reset path is soft (LCR, then LF ends the line): QEMU's own reset is not needed.
+    expect(sup.stats().deviceMetrics.ser0).toMatchObject({ resets: 0, badAccess: 0 });
+    expect((await a.access({ space: 'pio', addr: COM1 + UART_LSR, size: 1, dir: 'read' } as Access)).error).toBeDefined(); // faulted
+  });
 
   it('without the machine (pass-through) the same guests\' lines mix: the check above can fail', async () => {
     const { sup, out } = await rig('pci-serial', false);
