@@ -98,6 +98,11 @@ export const CATALOG: readonly Entry[] = [
   e(/^fairness\.weightedShareError$/, same, 'fraction', 'largest relative error of a share, weights 1:2:4, weighted-fair', { op: '<=', value: 2 }),
   e(/^fairness\.weightedShares$/, same, 'fraction', 'device-time shares of the weights 1:2:4 (ideal 14.3, 28.6, 57.1 %)'),
   e(/^fairness\.windowMs$/, () => 'fairness.window', 'ms', 'virtual time each fairness run covers'),
+  // src/bench/nic.ts
+  e(/^nic\.frameUs$/, () => 'nic.frame', 'us', 'one received frame into a guest\'s virtual ring: the shared-NIC router drains the physical card and stores the frame'),
+  e(/^nic\.txFrameUs$/, () => 'nic.txFrame', 'us', 'one guest transmit as Linux does it (remote-DMA upload, TXP) on its virtual card, the source check and the physical card\'s transmit'),
+  e(/^nic\.framesPerSec\.(\d+)$/, (m) => `nic.framesPerSec.${m[1]}`, 'count', (m) => `frames/s sent by ${m[1]} scripted guest${m[1] === '1' ? '' : 's'} sharing one NE2000, all together`),
+  e(/^nic\.sharingEfficiency$/, same, 'ratio', 'aggregate frames/s with 4 guests on one NE2000 over that with 1', { op: '>=', value: 0.9 }),
   // src/bench/disk.ts
   e(/^disk\.aggregateMBps\.(\d+)$/, (m) => `disk.aggregate.${m[1]}`, 'MBps', (m) => `verified throughput of ${m[1]} scripted guest${m[1] === '1' ? '' : 's'} sharing one disk, all together`),
   e(/^disk\.sharingEfficiency$/, same, 'ratio', 'aggregate throughput with 4 guests over that with 1', { op: '>=', value: 0.9 }),
