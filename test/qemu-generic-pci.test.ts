@@ -148,10 +148,13 @@ describe('generic qemu kind: bad properties name the field', () => {
     expect(await issues({ device: 'pci-serial' })).toEqual([]);
     expect((await issues({})).map((i) => i.path)).toEqual(['devices[0].properties.device']);
     expect((await issues({ device: 'pci serial' }))[0].message).toMatch(/QEMU device name/);
-    expect((await issues({ device: 'isa-serial', regions: [{ name: 'regs', bar: 0 }, { name: 'x', space: 'pio', base: 0x3f8, size: 8 }] }))[0]).toMatchObject({ path: 'devices[0].properties.regions' });
+    expect((await issues({ device: 'isa-serial', bus: 'isa', regions: [{ name: 'regs', bar: 0 }, { name: 'x', space: 'pio', base: 0x3f8, size: 8 }] }))[0]).toMatchObject({ path: 'devices[0].properties.regions' });
+    expect((await issues({ device: 'isa-serial', bus: 'isa' }))[0]).toMatchObject({ path: 'devices[0].properties.regions' });
+    expect((await issues({ slot: 1 }))).toEqual([]); // a function the machine has built in
+    expect((await issues({ args: 'x=1' }))[0]).toMatchObject({ path: 'devices[0].properties.device', message: expect.stringMatching(/built in/) });
     expect(await issues({ device: 'isa-serial', irq: 4, regions: [{ name: 'regs', space: 'pio', base: '0x3f8', size: 8 }] })).toEqual([]);
     expect((await issues({ device: 'isa-serial', regions: [{ name: 'regs', space: 'pio', base: '3f8h', size: 8 }] }))[0].path).toMatch(/^devices\[0\]\.properties\.regions\[?\.?0\]?\.base$/);
-    expect((await issues({ device: 'isa-serial', slot: 5, regions: [{ name: 'regs', space: 'pio', base: 0x3f8, size: 8 }] }))[0]).toMatchObject({ path: 'devices[0].properties.slot' });
+    expect((await issues({ device: 'isa-serial', bus: 'isa', slot: 5, regions: [{ name: 'regs', space: 'pio', base: 0x3f8, size: 8 }] }))[0]).toMatchObject({ path: 'devices[0].properties.slot' });
   });
 
   it.skipIf(why !== null)(titled('at start: a BAR the device lacks, an ISA device without regions', why), async () => {

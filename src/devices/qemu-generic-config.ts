@@ -24,7 +24,10 @@ const BarRegion = z.strictObject({
   bar: z.number().int().min(0).max(5),
 });
 
-/** A fixed ISA region: QEMU decodes it at `base`, the guest sees it there unless `map` moves it. */
+/**
+ * A fixed region: an ISA device's, or a PCI function's legacy ports (the PIIX3 IDE's 0x1F0).
+ * QEMU decodes it at `base`; the guest sees it there unless `map` moves it.
+ */
 const IsaRegion = z.strictObject({
   name: z.string().min(1),
   space: z.enum(['pio', 'mmio']),
@@ -34,9 +37,11 @@ const IsaRegion = z.strictObject({
 
 export const QemuGenericPropertiesSchema = z
   .strictObject({
-    device: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a QEMU device name such as "pci-serial" or "isa-serial" (qemu-system-x86_64 -device help)'),
+    device: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a QEMU device name such as "pci-serial" or "isa-serial" (qemu-system-x86_64 -device help)').optional(),
     args: z.string().regex(/^[^,]/, 'expected more -device options without a leading comma, e.g. "chardev=c0"').optional(),
-    slot: z.number().int().min(2).max(31).optional(),
+    bus: z.enum(['pci', 'isa']).optional(),
+    slot: z.number().int().min(1).max(31).optional(),
+    function: z.number().int().min(0).max(7).optional(),
     regions: z.array(z.union([BarRegion, IsaRegion])).min(1).optional(),
     irq: z.number().int().min(3).max(15).optional(),
     ioBase: Port.optional(),
@@ -46,13 +51,24 @@ export const QemuGenericPropertiesSchema = z
     deadlineNs: z.number().positive().optional(),
   })
   .superRefine((p, ctx) => {
-    const isa = (p.regions ?? []).filter((r) => 'base' in r).length;
-    if (isa > 0 && isa !== p.regions!.length) ctx.addIssue({ code: 'custom', path: ['regions'], message: 'either every region is a BAR ({name, bar}) of a PCI device or every one a fixed ISA region ({name, space, base, size}), not both' });
+    const bus = busOf(p);
+    if (bus === 'isa' && (p.regions ?? []).some((r) => 'bar' in r)) ctx.addIssue({ code: 'custom', path: ['regions'], message: 'an ISA device has no BARs: give every region as {name, space, base, size}' });
+    if (bus === 'isa' && !p.regions) ctx.addIssue({ code: 'custom', path: ['regions'], message: 'an ISA device needs its fixed regions: [{name, space, base, size}]' });
     const names = (p.regions ?? []).map((r) => r.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['regions'], message: `region name "${dup}" is used twice` });
-    if (isa > 0 && p.slot !== undefined) ctx.addIssue({ code: 'custom', path: ['slot'], message: 'an ISA device (regions with a base) has no PCI slot' });
+    if (bus === 'isa' && (p.slot !== undefined || p.function !== undefined)) ctx.addIssue({ code: 'custom', path: [p.slot !== undefined ? 'slot' : 'function'], message: 'an ISA device has no PCI slot or function' });
+    if (p.device === undefined && (bus === 'isa' || p.slot === undefined))
+      ctx.addIssue({ code: 'custom', path: ['device'], message: 'expected a QEMU device name (-device NAME), or a PCI slot (and function) the machine has built in, such as the PIIX3 IDE at slot 1, function 1' });
+    if (p.device === undefined && p.args !== undefined) ctx.addIssue({ code: 'custom', path: ['args'], message: 'args are -device options: they need a device' });
   });
+
+/** ISA when said so, or when every region is fixed and no PCI slot is named; PCI otherwise. */
+export function busOf(p: { bus?: 'pci' | 'isa'; slot?: number; function?: number; regions?: Array<object> }): 'pci' | 'isa' {
+  if (p.bus) return p.bus;
+  const allFixed = p.regions !== undefined && p.regions.every((r) => 'base' in r);
+  return allFixed && p.slot === undefined && p.function === undefined ? 'isa' : 'pci';
+}
 
 export type QemuGenericBackend = z.infer<typeof QemuGenericBackendSchema>;
 export type QemuGenericProperties = z.infer<typeof QemuGenericPropertiesSchema>;

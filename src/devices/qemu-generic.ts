@@ -4,6 +4,8 @@
 // mmioBase, in QEMU's address space only: the guest sees them where the supervisor maps
 // them), and INTx is routed through the PIIX3 PIRQ registers to one ISA IRQ that the
 // intercepted IOAPIC reports. An ISA device (isa-serial) is given its fixed regions and IRQ.
+// Without a device name the function is one the machine has built in (the PIIX3 IDE at 01.1,
+// whose legacy ports are fixed regions beside its BAR4, and whose IRQ 14 is the irq property).
 // Guest accesses are forwarded as qtest port or memory accesses, one at a time. A reset is
 // QMP's system_reset (qtest has none), after which the BARs, decoding and routing are set again.
 //
@@ -19,6 +21,7 @@ import { QtestClient, QtestError } from '../backends/qtest.ts';
 import type { DevSize, Device, DeviceDescription, DeviceEdges, DeviceMetrics, PciIdentity, RegionInfo } from '../device.ts';
 import * as R from '../pci/regs.ts';
 import {
+  busOf,
   DEFAULT_IO_BASE,
   DEFAULT_MMIO_BASE,
   DEFAULT_PCI_IRQ,
@@ -61,6 +64,8 @@ export class QemuGenericDevice implements Device {
     readonly irq: number | null,
     /** PCI slot on bus 0, or null for an ISA device. */
     readonly slot: number | null,
+    /** PCI function number within the slot. */
+    readonly fn: number,
   ) {
     this.unsubscribe = client.onIrq((line, level) => {
       if (line !== this.irq || level === this.irqOut) return;
@@ -73,22 +78,25 @@ export class QemuGenericDevice implements Device {
   static async open(edges: DeviceEdges, options: QemuGenericOptions): Promise<QemuGenericDevice> {
     const { backend = {}, ...rest } = options;
     const props = QemuGenericPropertiesSchema.parse(rest);
-    const isa = (props.regions ?? []).some((r) => 'base' in r);
+    const isa = busOf(props) === 'isa';
     const slot = isa ? null : (props.slot ?? DEFAULT_SLOT);
+    const fn = props.function ?? 0;
     const irq = props.irq ?? (isa ? null : DEFAULT_PCI_IRQ);
     const dir = mkdtempSync(join(tmpdir(), 'muxvisor-qemu-'));
     try {
       const running = props.running ?? true;
-      const deviceArg = [props.device, ...(slot === null ? [] : [`addr=0x${slot.toString(16)}`]), ...(props.args ? [props.args] : [])].join(',');
+      // Without a device name the function is one the machine has built in (the PIIX3 IDE at 01.1).
+      const addr = slot === null ? [] : [`addr=${hex2(slot)}.${fn}`];
+      const deviceArgs = props.device === undefined ? [] : ['-device', [props.device, ...addr, ...(props.args ? [props.args] : [])].join(',')];
       const qmpPath = join(dir, 'qmp.sock');
       const client = await QtestClient.start({
         binary: backend.binary,
         memoryMiB: backend.memoryMiB ?? 16,
         stopped: !running,
         interceptIrq: 'ioapic',
-        extraArgs: [...(running ? ['-bios', writeHaltBios(dir)] : []), '-qmp', `unix:${qmpPath},server=on,wait=off`, ...(backend.extraArgs ?? []), '-device', deviceArg],
+        extraArgs: [...(running ? ['-bios', writeHaltBios(dir)] : []), '-qmp', `unix:${qmpPath},server=on,wait=off`, ...(backend.extraArgs ?? []), ...deviceArgs],
       });
-      const dev = new QemuGenericDevice(client, edges, { ...props, backend }, dir, irq, slot);
+      const dev = new QemuGenericDevice(client, edges, { ...props, backend }, dir, irq, slot, fn);
       try {
         dev.qmp = await QmpClient.connect(qmpPath);
         await dev.init();
@@ -104,29 +112,29 @@ export class QemuGenericDevice implements Device {
   }
 
   private get who(): string {
-    return `qemu ${this.opts.device}`;
+    return this.opts.device !== undefined ? `qemu ${this.opts.device}` : `qemu 00:${hex2(this.slot ?? 0)}.${this.fn}`;
   }
 
   /** No firmware ran: read the identity, size and place the BARs, enable decoding, route INTx. */
   private async init(): Promise<void> {
     const regions = this.opts.regions ?? [];
+    // Fixed regions (an ISA device's, a PCI function's legacy ports) are decoded where they are.
+    const fixed = (r: (typeof regions)[number]): Placed | null => ('base' in r ? { info: { name: r.name, space: r.space, size: r.size, legacyBase: r.base }, qemuBase: r.base } : null);
     if (this.slot === null) {
-      this.placed = regions.map((r) => {
-        if (!('base' in r)) throw new QtestError(`${this.who}: region ${r.name} has no base`); // the schema keeps ISA regions apart
-        return { info: { name: r.name, space: r.space, size: r.size, legacyBase: r.base }, qemuBase: r.base };
-      });
+      this.placed = regions.map(fixed).filter((p): p is Placed => p !== null); // busOf: an ISA device's regions are all fixed
       return;
     }
     const c = this.client;
     const s = this.slot;
-    const id = await c.pciConfigRead(s, 0, R.PCI_VENDOR_ID, 4);
-    if ((id & 0xffff) === 0xffff) throw new QtestError(`${this.who}: no PCI function at 00:${hex2(s)}.0 (is "${this.opts.device}" an ISA device? then give its regions with a base)`);
-    const classRev = await c.pciConfigRead(s, 0, R.PCI_REVISION_ID, 4);
-    const subsys = await c.pciConfigRead(s, 0, R.PCI_SUBSYSTEM_VENDOR_ID, 4);
-    const pin = await c.pciConfigRead(s, 0, R.PCI_INTERRUPT_PIN, 1);
+    const f = this.fn;
+    const id = await c.pciConfigRead(s, f, R.PCI_VENDOR_ID, 4);
+    if ((id & 0xffff) === 0xffff) throw new QtestError(`${this.who}: no PCI function at 00:${hex2(s)}.${f} (is "${this.opts.device}" an ISA device? then give its regions with a base)`);
+    const classRev = await c.pciConfigRead(s, f, R.PCI_REVISION_ID, 4);
+    const subsys = await c.pciConfigRead(s, f, R.PCI_SUBSYSTEM_VENDOR_ID, 4);
+    const pin = await c.pciConfigRead(s, f, R.PCI_INTERRUPT_PIN, 1);
     const config: NonNullable<PciIdentity['config']> = [];
     for (let reg = 0x40; reg < 0x100; reg += 4) {
-      const v = await c.pciConfigRead(s, 0, reg, 4);
+      const v = await c.pciConfigRead(s, f, reg, 4);
       if (v !== 0) config.push({ offset: reg, size: 4, value: v });
     }
     this.pci = {
@@ -139,19 +147,25 @@ export class QemuGenericDevice implements Device {
       interruptPin: pin,
       ...(config.length ? { config } : {}),
     };
-    const bars = await sizeBars(c, s, 0, this.who);
-    const chosen = regions.length ? regions.map((r) => ('bar' in r ? { name: r.name, bar: r.bar } : null)) : bars.map((b) => ({ name: `bar${b.index}`, bar: b.index }));
+    const bars = await sizeBars(c, s, f, this.who);
+    const chosen = regions.length ? regions : bars.map((b) => ({ name: `bar${b.index}`, bar: b.index }));
     let io = this.opts.ioBase ?? DEFAULT_IO_BASE;
     let mem = this.opts.mmioBase ?? DEFAULT_MMIO_BASE;
     for (const want of chosen) {
-      const bar: SizedBar | undefined = bars.find((b) => b.index === want!.bar); // chosen holds BAR regions only on PCI
-      if (!bar) throw new QtestError(`${this.who}: properties.regions names BAR${want!.bar} but the device implements ${bars.length ? bars.map((b) => `BAR${b.index}`).join(', ') : 'no BAR'}`);
+      const legacy = fixed(want);
+      if (legacy) {
+        this.placed.push(legacy);
+        continue;
+      }
+      const index = (want as { bar: number }).bar; // not fixed: a BAR region
+      const bar: SizedBar | undefined = bars.find((b) => b.index === index);
+      if (!bar) throw new QtestError(`${this.who}: properties.regions names BAR${index} but the device implements ${bars.length ? bars.map((b) => `BAR${b.index}`).join(', ') : 'no BAR'}`);
       const align = Math.max(bar.size, bar.io ? 4 : 0x1000);
       const base = bar.io ? (io = alignUp(io, align)) : (mem = alignUp(mem, align));
       if (bar.io && base + bar.size > 0x1_0000) throw new QtestError(`${this.who}: BAR${bar.index} (${bar.size} ports) does not fit below 0x10000 from ioBase`);
       if (bar.io) io += bar.size;
       else mem += bar.size;
-      this.placed.push({ info: { name: want!.name, space: bar.io ? 'pio' : 'mmio', size: bar.size, bar: bar.index }, qemuBase: base, is64: bar.is64 });
+      this.placed.push({ info: { name: want.name, space: bar.io ? 'pio' : 'mmio', size: bar.size, bar: bar.index }, qemuBase: base, is64: bar.is64 });
     }
     await this.program();
   }
@@ -161,17 +175,20 @@ export class QemuGenericDevice implements Device {
     if (this.slot === null) return;
     const c = this.client;
     const s = this.slot;
-    let decode = 0;
+    const f = this.fn;
+    // Legacy ports decode with I/O space on (QEMU's PIIX3 IDE keeps them on regardless).
+    let decode = this.placed.some((p) => p.info.bar === undefined) ? R.PCI_COMMAND_IO : 0;
     for (const p of this.placed) {
-      const bar = p.info.bar!; // PCI regions always carry their BAR
-      await programBar(c, s, 0, bar, p.qemuBase, p.info.space === 'pio', this.who);
-      if (p.is64) await c.pciConfigWrite(s, 0, R.PCI_BASE_ADDRESS_0 + 4 * (bar + 1), 4, 0);
+      const bar = p.info.bar;
+      if (bar === undefined) continue;
+      await programBar(c, s, f, bar, p.qemuBase, p.info.space === 'pio', this.who);
+      if (p.is64) await c.pciConfigWrite(s, f, R.PCI_BASE_ADDRESS_0 + 4 * (bar + 1), 4, 0);
       decode |= p.info.space === 'pio' ? R.PCI_COMMAND_IO : R.PCI_COMMAND_MEMORY;
     }
-    await enableCommand(c, s, 0, decode);
+    await enableCommand(c, s, f, decode);
     if (this.pci?.interruptPin && this.irq !== null) {
       await routePirqs(c, this.irq);
-      await c.pciConfigWrite(s, 0, R.PCI_INTERRUPT_LINE, 1, this.irq);
+      await c.pciConfigWrite(s, f, R.PCI_INTERRUPT_LINE, 1, this.irq);
     }
   }
 
@@ -179,12 +196,13 @@ export class QemuGenericDevice implements Device {
     return {
       kind: 'qemu',
       regions: this.placed.map((p) => p.info),
-      ...(this.irq !== null && (this.pci === undefined || this.pci.interruptPin !== 0) ? { irq: this.irq } : {}),
+      // A PCI function without INTx may still raise a legacy IRQ (the PIIX3 IDE's 14) when irq says so.
+      ...(this.irq !== null && (this.pci === undefined || this.pci.interruptPin !== 0 || this.opts.irq !== undefined) ? { irq: this.irq } : {}),
       ...(this.pci ? { pci: this.pci } : {}),
       properties: [
-        { name: 'device', value: this.opts.device, help: 'the QEMU device model (-device NAME)' },
+        { name: 'device', value: this.opts.device ?? '', help: 'the QEMU device model (-device NAME); empty: a function the machine has built in' },
         { name: 'args', value: this.opts.args ?? '', help: 'more -device options' },
-        ...(this.slot !== null ? [{ name: 'slot', value: this.slot, help: 'the PCI slot on QEMU\'s bus 0 (function 0)' }] : []),
+        ...(this.slot !== null ? [{ name: 'function', value: `00:${hex2(this.slot)}.${this.fn}`, help: 'the PCI function on QEMU\'s bus 0' }] : []),
         { name: 'qemuPid', value: this.client.pid, help: 'process id of the QEMU that owns the real device model' },
         ...this.placed.map((p) => ({ name: `${p.info.name}.qemuBase`, value: p.qemuBase, help: `where QEMU decodes region ${p.info.name}, not what the guest sees` })),
       ],
@@ -272,7 +290,7 @@ export class QemuGenericDevice implements Device {
 
 /**
  * DeviceFactory for kind `qemu`: backend `{ type: 'qemu', binary?, memoryMiB?, extraArgs? }`,
- * properties `{ device, args?, slot?, regions?, irq?, ioBase?, mmioBase?, running? }`.
+ * properties `{ device?, args?, bus?, slot?, function?, regions?, irq?, ioBase?, mmioBase?, running? }`.
  */
 export async function createQemuGeneric(ctx: { id?: string; edges: DeviceEdges; backend?: unknown; properties: Record<string, unknown> }): Promise<Device> {
   const where = `device ${ctx.id ?? 'qemu'}`;
