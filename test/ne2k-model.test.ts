@@ -457,7 +457,7 @@ describe('ne2k model: snapshots, registry, configuration', () => {
     const dev = await reg.create({ id: 'nic0', kind: 'ne2k', edges, properties: { mac: '52:54:00:12:34:09' }, config: {} as DeviceConfig, logger: silentLogger });
     expect(dev.describe().properties[0].value).toBe('52:54:00:12:34:09');
     await expect(reg.create({ id: 'nic1', kind: 'ne2k', edges, properties: { mac: 'nope' }, config: {} as DeviceConfig, logger: silentLogger })).rejects.toThrow(/nic1.*properties.mac/);
-    await expect(reg.create({ id: 'nic2', kind: 'ne2k', edges, backend: { type: 'tap' } as never, properties: {}, config: {} as DeviceConfig, logger: silentLogger })).rejects.toThrow(/nic2: backend.type "tap"/);
+    await expect(reg.create({ id: 'nic2', kind: 'ne2k', edges, backend: { type: 'pty' } as never, properties: {}, config: {} as DeviceConfig, logger: silentLogger })).rejects.toThrow(/nic2: backend.type "pty"/);
     const issues = await deviceShapeIssues([
       { id: 'nic0', kind: 'ne2k', properties: { mac: '01:00:5e:00:00:01' }, map: {} },
       { id: 'nic1', kind: 'ne2k', properties: { mac: '52:54:00:12:34:5' }, map: {} },

@@ -45,3 +45,29 @@ describe('shared NIC grants', () => {
     expect(issues[0].message).toContain('not a network card');
   });
 });
+
+describe('shared NIC backends in a configuration file', () => {
+  it('a bad udp or tap field is an error naming its JSON path when the file is loaded', async () => {
+    const { loadConfig } = await import('../src/config/load.ts');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'muxvisor-nicconf-'));
+    try {
+      const file = join(dir, 'c.json');
+      const load = async (backend: unknown) => {
+        writeFileSync(file, JSON.stringify({ devices: [{ id: 'nic0', kind: 'ne2k', backend }], guests: [] }));
+        return loadConfig(file).then(
+          () => [],
+          (e: ConfigError) => e.issues,
+        );
+      };
+      expect(await load({ type: 'udp', local: '127.0.0.1', remote: '127.0.0.1:9' })).toEqual([{ path: 'devices[0].backend.local', message: expect.stringContaining('HOST:PORT') }]);
+      expect((await load({ type: 'tap', ifname: 'a-name-much-too-long' }))[0].path).toBe('devices[0].backend.ifname');
+      expect(await load({ type: 'switch' })).toEqual([]);
+      expect(await load(undefined)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

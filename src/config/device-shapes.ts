@@ -7,8 +7,8 @@ import type { z } from 'zod';
 import { type ConfigIssue, type DeviceConfig, flattenIssues } from './schema.ts';
 
 interface KindShapes {
-  /** The backend this kind opens; a device of the kind without one is an error. */
-  backend?: { schema: z.ZodType; help: string };
+  /** The backend this kind opens; a device of the kind without one is an error unless `optional`. */
+  backend?: { schema: z.ZodType; help: string; optional?: boolean };
   properties?: z.ZodType;
 }
 
@@ -18,7 +18,10 @@ const SHAPES: Record<string, () => Promise<KindShapes>> = {
     const m = await import('../devices/ata/factory.ts');
     return { backend: { schema: m.BlockBackendSchema, help: 'file | memory | nbd' }, properties: m.AtaPropertiesSchema };
   },
-  ne2k: async () => ({ properties: (await import('../devices/ne2k/factory.ts')).Ne2kPropertiesSchema }),
+  ne2k: async () => ({
+    properties: (await import('../devices/ne2k/factory.ts')).Ne2kPropertiesSchema,
+    backend: { schema: (await import('../backends/nic/schemas.ts')).NetBackendSchema, help: 'switch | udp | tap', optional: true },
+  }),
   'qemu-ne2k': async () => {
     const m = await import('../devices/qemu-ne2k.ts');
     return { backend: { schema: m.QemuNe2kBackendSchema, help: '{"type": "qemu", "netdev"?: <QEMU -netdev value>}' }, properties: m.QemuNe2kPropertiesSchema };
@@ -42,8 +45,9 @@ export async function deviceShapeIssues(devices: readonly DeviceConfig[]): Promi
     if (!load) continue;
     const shapes = await load();
     if (shapes.backend) {
-      if (d.backend === undefined) issues.push({ path: `devices[${i}].backend`, message: `a device of kind ${d.kind} needs a backend: ${shapes.backend.help}` });
-      else {
+      if (d.backend === undefined) {
+        if (!shapes.backend.optional) issues.push({ path: `devices[${i}].backend`, message: `a device of kind ${d.kind} needs a backend: ${shapes.backend.help}` });
+      } else {
         const r = shapes.backend.schema.safeParse(d.backend);
         if (!r.success) issues.push(...flattenIssues(r.error.issues, ['devices', i, 'backend'], shapes.backend.schema));
       }

@@ -3,7 +3,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NicTap } from './nic-router.ts';
+import type { NicTap } from './tap.ts';
 import { PcapWriter } from './pcap.ts';
 
 export class NicCapture implements NicTap {

@@ -26,6 +26,7 @@ import { type NicGuestCounters, zeroNicCounters } from './counters.ts';
 import { addressedTo, checkTransmit, isGroup, macEquals } from './frames.ts';
 import { HostCard, type HostCardCounters } from './host-card.ts';
 import { NicCapture } from './capture.ts';
+import type { NicTap } from './tap.ts';
 
 /** One guest's end of the card: its virtual card, MAC and grant. */
 interface GuestPort {
@@ -44,11 +45,7 @@ class PortWire implements NicWire {
   attach(_receiver: FrameReceiver | null): void {}
 }
 
-/** Taps for capture and tests: every frame on the wire, and per guest what it sent and received. */
-export interface NicTap {
-  wire?(frame: Uint8Array, dir: 'in' | 'out'): void;
-  guest?(guest: string, frame: Uint8Array, dir: 'rx' | 'tx'): void;
-}
+export type { NicTap } from './tap.ts';
 
 export interface NicRouterOptions {
   clock?: () => number;
