@@ -33,6 +33,7 @@ import {
   ATA_BUSY,
   BMIDE_CHANNEL_STRIDE,
 } from './ata/regs.ts';
+import { enableCommand, programBar, SerialQueue } from './qemu-pci.ts';
 
 /** PCI location of the PIIX3 IDE function on QEMU's `pc` machine: 00:01.1. */
 export const PIIX_IDE_DEV = 1;
@@ -42,12 +43,10 @@ export const PIIX3_IDE_DEVICE = 0x7010;
 
 // PCI configuration registers used here (PCI Local Bus spec 3.0, Linux pci_regs.h).
 const PCI_VENDOR_ID = 0x00; // vendor (low 16) and device id (high 16)
-const PCI_COMMAND = 0x04; // command register
 const PCI_COMMAND_IO = 0x1; // respond to I/O space
 const PCI_COMMAND_MASTER = 0x4; // enable bus mastering (QEMU drops DMA without it)
 const PCI_CLASS_REVISION = 0x08; // class code (high 24) and revision (low 8)
-const PCI_BASE_ADDRESS_4 = 0x20; // BAR4: bus-master IDE I/O base on PIIX
-const PCI_BASE_ADDRESS_SPACE_IO = 0x1; // BAR bit 0: I/O space
+const BMIDE_BAR = 4; // BAR4: bus-master IDE I/O base on PIIX
 
 /** Legacy ports of the primary channel. */
 export const ATA_PRIMARY_CMD = 0x1f0;
@@ -108,7 +107,7 @@ export class QemuIdeDevice implements Device {
     dmaRefused: 0, // edges.dma refused a PRD table read, a buffer read or a buffer write
     dmaCopiedBytes: 0,
   };
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private qemuIrq = false;
   private irqHeld = false;
   private irqOut = false;
@@ -156,11 +155,8 @@ export class QemuIdeDevice implements Device {
       throw new QtestError(`qemu-ide: 00:01.1 is 0x${id.toString(16)}, expected PIIX3 IDE 8086:7010 (is the machine 'pc'?)`);
     }
     this.classRevision = await c.pciConfigRead(PIIX_IDE_DEV, PIIX_IDE_FN, PCI_CLASS_REVISION, 4);
-    await c.pciConfigWrite(PIIX_IDE_DEV, PIIX_IDE_FN, PCI_BASE_ADDRESS_4, 4, this.bmBase | PCI_BASE_ADDRESS_SPACE_IO);
-    const bar = await c.pciConfigRead(PIIX_IDE_DEV, PIIX_IDE_FN, PCI_BASE_ADDRESS_4, 4);
-    if ((bar & 0xfffc) !== this.bmBase) throw new QtestError(`qemu-ide: BAR4 reads back 0x${bar.toString(16)} after writing 0x${this.bmBase.toString(16)}`);
-    const cmd = await c.pciConfigRead(PIIX_IDE_DEV, PIIX_IDE_FN, PCI_COMMAND, 2);
-    await c.pciConfigWrite(PIIX_IDE_DEV, PIIX_IDE_FN, PCI_COMMAND, 2, cmd | PCI_COMMAND_IO | PCI_COMMAND_MASTER);
+    await programBar(c, PIIX_IDE_DEV, PIIX_IDE_FN, BMIDE_BAR, this.bmBase, true, 'qemu-ide');
+    await enableCommand(c, PIIX_IDE_DEV, PIIX_IDE_FN, PCI_COMMAND_IO | PCI_COMMAND_MASTER);
   }
 
   describe(): DeviceDescription {
@@ -291,9 +287,7 @@ export class QemuIdeDevice implements Device {
 
   /** Run guest accesses, IRQ settling and resets one at a time, in arrival order. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   // ---- bus master registers ----
