@@ -122,7 +122,17 @@ export interface MuxRouterOptions {
   onEngine?: (deviceId: string, engine: MuxEngine) => void;
   /** Called with every shared-NIC router made (demo, capture, tests). */
   onNicRouter?: (deviceId: string, router: NicShareRouter) => void;
+  /** Devices granted to a guest behind QEMU's proxy (muxRouterFactory finds them): see PROXIED_DEADLINE_NS. */
+  proxiedDevices?: ReadonlySet<string>;
 }
+
+/**
+ * The watchdog deadline of a device granted to a guest in its own QEMU (`run.type` "qemu"),
+ * unless the config names one: every access of such a guest is a message round trip, and its
+ * vCPU may wait for a core on a loaded host (TCG), so one IDENTIFY in PIO took over 2 s here
+ * (the machines' default) and the guest lost its disk. A stalled guest is still cut off.
+ */
+export const PROXIED_DEADLINE_NS = 30_000_000_000;
 
 /** True when machines/<kind>.ts (or machines/<kind>/index.ts) exists. */
 export function hasMachine(kind: string): boolean {
@@ -159,7 +169,10 @@ export async function prepareMuxRouters(
       const path = named ? `${at(i)}.${named.path}` : `${at(i)}.kind`;
       throw new MuxConfigError([{ path, message: (e as Error).message }], { cause: e });
     }
-    defs.set(d.id, deadlineNs === undefined ? def : { ...def, deadlineNs });
+    if (deadlineNs === undefined && opts.proxiedDevices?.has(d.id) && def.deadlineNs < PROXIED_DEADLINE_NS) {
+      opts.logger?.info({ device: d.id, deadlineNs: PROXIED_DEADLINE_NS }, `${at(i)}: a guest behind QEMU's proxy shares it: watchdog deadline ${PROXIED_DEADLINE_NS / 1e9} s (set ${at(i)}.mux.deadlineNs to choose)`);
+      defs.set(d.id, { ...def, deadlineNs: PROXIED_DEADLINE_NS });
+    } else defs.set(d.id, deadlineNs === undefined ? def : { ...def, deadlineNs });
     const src = policySource(d);
     if (!policies.has(src)) {
       try {
@@ -209,9 +222,14 @@ export async function prepareMuxRouters(
  *   new Supervisor({ config, logger, createRouter: await muxRouterFactory(config, { logger }) })
  */
 export async function muxRouterFactory(
-  config: { devices: MuxDeviceConfig[] },
+  config: { devices: MuxDeviceConfig[]; guests?: readonly { run?: { type: string }; grants?: readonly unknown[] }[] },
   opts: MuxRouterOptions = {},
 ): Promise<(deviceId: string, kind: string, cfg?: MuxDeviceConfig) => DeviceRouter> {
-  const mux = await prepareMuxRouters(config.devices, opts);
+  const proxied = new Set<string>();
+  for (const g of config.guests ?? []) {
+    if (g.run?.type !== 'qemu') continue;
+    for (const gr of g.grants ?? []) if (gr && typeof gr === 'object' && typeof (gr as { device?: unknown }).device === 'string') proxied.add((gr as { device: string }).device);
+  }
+  const mux = await prepareMuxRouters(config.devices, { ...opts, proxiedDevices: opts.proxiedDevices ?? proxied });
   return (deviceId, kind, cfg) => mux(deviceId, kind, cfg) ?? new PassthroughRouter(deviceId, kind);
 }
