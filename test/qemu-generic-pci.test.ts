@@ -3,7 +3,8 @@
 // function's identity read from QEMU, its BARs size as QEMU's do and sit where the supervisor
 // mapped them, register reads through either BAR reach QEMU's model, and INTA (routed through
 // the PIIX3 PIRQ registers) reaches the guest as its IRQ. An unmodified lspci run through
-// `muxvisor exec` sees the same function. Bad properties name the field.
+// `muxvisor exec` sees the same function. Bad properties name the field; a reset is QEMU's own
+// power-on reset; a 64-bit memory BAR (nvme) is placed below 4 GiB.
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +16,7 @@ import type { Access } from '../src/access.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { deviceShapeIssues } from '../src/config/device-shapes.ts';
 import { DeviceRegistry } from '../src/devices/registry.ts';
+import type { QemuGenericDevice } from '../src/devices/qemu-generic.ts';
 import { silentLogger } from '../src/log.ts';
 import { pcicfgAddress } from '../src/pci/view.ts';
 import { Supervisor, type LocalGuest } from '../src/supervisor.ts';
@@ -188,4 +190,22 @@ describe.skipIf(why !== null)(titled('generic qemu kind: reset is QEMU\'s power-
       }
     });
   }
+});
+
+describe.skipIf(why !== null)(titled('generic qemu kind: 64-bit memory BARs', why), () => {
+  it('nvme: BAR0 (64-bit) is sized, placed below 4 GiB with its high half 0, and its registers reach QEMU\'s model', async () => {
+    const reg = new DeviceRegistry();
+    const edges = { irq: { set() {} }, dma: { read: async () => null, write: async () => false }, clock: () => 0 };
+    const dev = (await reg.create({ id: 'nvme0', kind: 'qemu', edges, backend: { type: 'qemu' }, properties: { device: 'nvme', args: 'serial=mv0' }, config: { id: 'nvme0', kind: 'qemu' }, logger: silentLogger })) as QemuGenericDevice;
+    try {
+      const d = dev.describe();
+      expect(d.pci).toMatchObject({ vendor: 0x1b36, device: 0x0010, classCode: 0x010802 }); // NVM Express
+      expect(d.regions).toEqual([{ name: 'bar0', space: 'mmio', size: 0x4000, bar: 0 }]); // BAR1 is BAR0's high half: not a region
+      expect(await dev.client.pciConfigRead(4, 0, 0x10, 4)).toBe(0xe000_0004); // mmioBase, type 64-bit
+      expect(await dev.client.pciConfigRead(4, 0, 0x14, 4)).toBe(0);
+      expect(await dev.read(0, 0x08, 4)).toBe(0x0001_0400); // NVME_REG_VS: 1.4, as QEMU 7.2 reports
+    } finally {
+      await dev.close();
+    }
+  });
 });
