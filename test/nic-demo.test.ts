@@ -1,4 +1,4 @@
-// `muxvisor demo --device nic --guests 4 --seconds 2 --json` with the switch, udp and tap wires:
+// `muxvisor demo --device nic --guests 4 --seconds 2 --json` with the switch, udp and tap wires and QEMU's card:
 // the disk demo's summary shape plus each guest's MAC and router counters; every guest
 // verified (it read every frame sent to it, intact and in order), errors 0, no switches.
 import { execFile } from 'node:child_process';
@@ -63,7 +63,13 @@ describe('the NIC demo', () => {
     for (const g of s.devices[0].perGuest) expect(g.nic.rxPackets).toBeGreaterThan(0);
   }, 60_000);
 
+  it.skipIf(missing('qemu'))(titled('--backend qemu: QEMU\'s ne2k_pci as the physical card, its netdev to the echoing peer', missing('qemu')), async () => {
+    const s = await demo('qemu');
+    expect(s.devices[0].kind).toBe('qemu-ne2k');
+    expectVerified({ devices: [{ ...s.devices[0], kind: 'ne2k' }] });
+  }, 60_000);
+
   it('a disk backend with --device nic is refused, naming the choices', async () => {
-    await expect(run(process.execPath, [CLI, 'demo', '--device', 'nic', '--backend', 'nbd'])).rejects.toMatchObject({ stderr: expect.stringContaining('--device nic takes switch or udp or tap') });
+    await expect(run(process.execPath, [CLI, 'demo', '--device', 'nic', '--backend', 'nbd'])).rejects.toMatchObject({ stderr: expect.stringContaining('--device nic takes switch or udp or tap or qemu') });
   });
 });

@@ -49,13 +49,14 @@ async function nicDemo(opts: { guests: number; seconds: number; backend?: string
   const { nicLiveView, nicSummaryTable } = await import('../demo/nic-live.ts');
   const backend = opts.backend ?? 'switch';
   if (!(NIC_BACKENDS as readonly string[]).includes(backend)) throw new Error(`--backend ${backend} is a disk backend: --device nic takes ${NIC_BACKENDS.join(' or ')}`);
+  if (opts.capture !== undefined && backend === 'qemu') throw new Error('--capture works with our card (switch, udp, tap); QEMU can capture with its own filter-dump');
   if (opts.trap !== 'scripted') throw new Error('--device nic runs scripted guests only (--trap scripted)');
   if (opts.accessLog !== undefined) throw new Error('--access-log works with the disk demo; use muxvisor run --access-log with a config of NIC guests');
   const live = new LiveBlock(process.stderr);
   const result = await runNicDemo({
     guests: opts.guests,
     seconds: opts.seconds,
-    backend: backend as 'switch' | 'udp' | 'tap',
+    backend: backend as 'switch' | 'udp' | 'tap' | 'qemu',
     capture: opts.capture,
     logger,
     onProgress: json || !live.enabled ? undefined : (g, t) => live.draw(nicLiveView(g, t, opts.seconds)),
@@ -65,7 +66,7 @@ async function nicDemo(opts: { guests: number; seconds: number; backend?: string
   else {
     const frames = result.progress.reduce((a, g) => a + g.sent, 0);
     process.stdout.write(nicSummaryTable(result.summary) + '\n');
-    process.stdout.write(`${opts.guests} guests, backend ${backend}: ${(frames / opts.seconds).toFixed(0)} frames/s sent over ${opts.seconds} s${backend === 'udp' ? `, ${result.peerEchoes} echoed by the peer` : ''}\n`);
+    process.stdout.write(`${opts.guests} guests, backend ${backend}: ${(frames / opts.seconds).toFixed(0)} frames/s sent over ${opts.seconds} s${backend === 'udp' || backend === 'qemu' ? `, ${result.peerEchoes} echoed by the peer` : ''}\n`);
   }
   process.exitCode = demoOk(result.summary) ? 0 : 1;
 }
@@ -78,7 +79,7 @@ export function register(program: Command): void {
     .option('--guests <n>', 'number of guests', positiveInt('guests'), 4)
     .option('--seconds <s>', 'how long the scripted guests run (KVM guests make one full write/verify pass of their window)', positiveNumber, 4)
     .option('--policy <name>', 'arbitration policy (policies/<name>.ts or a module path)', 'round-robin')
-    .addOption(new Option('--backend <backend>', 'the physical disk (model, nbd, qemu; default model) or, with --device nic, the wire (switch: guests only, udp: plus an echoing peer on loopback, tap: plus pings to the host of a network namespace, needs root; default switch)').choices(['model', 'nbd', 'qemu', 'switch', 'udp', 'tap']))
+    .addOption(new Option('--backend <backend>', 'the physical disk (model, nbd, qemu; default model) or, with --device nic, the wire (switch: guests only, udp: plus an echoing peer on loopback, tap: plus pings to the host of a network namespace, needs root; qemu: QEMU\'s ne2k_pci as the physical card, its netdev to the echoing peer; default switch)').choices(['model', 'nbd', 'qemu', 'switch', 'udp', 'tap']))
     .addOption(new Option('--mode <mode>', 'transfers the guests use').choices(['pio', 'dma', 'mixed']).default('mixed'))
     .addOption(
       new Option('--trap <trap>', 'how guests run: scripted in-process drivers, KVM guests, or unmodified Linux guests in QEMU (the guest kit; its disk over x-pci-proxy-dev)')

@@ -19,8 +19,8 @@ import { createDemoNetns, type DemoNetns } from './nic-netns.ts';
 import { echoOf, formatMacText, guestMac, PEER_MAC } from './nic-traffic.ts';
 import type { NicShareRouter } from '../mux/nic/nic-router.ts';
 
-export type NicBackend = 'switch' | 'udp' | 'tap';
-export const NIC_BACKENDS: readonly NicBackend[] = ['switch', 'udp', 'tap'];
+export type NicBackend = 'switch' | 'udp' | 'tap' | 'qemu';
+export const NIC_BACKENDS: readonly NicBackend[] = ['switch', 'udp', 'tap', 'qemu'];
 
 export interface NicDemoOptions {
   guests: number;
@@ -74,13 +74,19 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
   let netns: DemoNetns | null = null;
   try {
     let backend: Record<string, unknown> = { type: 'switch' };
-    if (opts.backend === 'udp') {
+    let kind = 'ne2k';
+    if (opts.backend === 'udp' || opts.backend === 'qemu') {
       peer = await startPeer();
       const probe = await bound();
       const local = probe.address().port;
       probe.close();
       peer.connect(local);
       backend = { type: 'udp', local: `127.0.0.1:${local}`, remote: `127.0.0.1:${peer.socket.address().port}` };
+      if (opts.backend === 'qemu') {
+        // QEMU's own ne2k_pci (over qtest) is the physical card; its -netdev carries the frames to the peer.
+        kind = 'qemu-ne2k';
+        backend = { type: 'qemu', netdev: `socket,udp=127.0.0.1:${peer.socket.address().port},localaddr=127.0.0.1:${local}` };
+      }
     }
     if (opts.backend === 'tap') {
       netns = createDemoNetns();
@@ -89,7 +95,7 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
     const names = Array.from({ length: opts.guests }, (_, i) => `guest${i + 1}`);
     const config = parseConfig(
       {
-        devices: [{ id: 'nic0', kind: 'ne2k', backend, properties: opts.capture !== undefined ? { capture: opts.capture } : {} }],
+        devices: [{ id: 'nic0', kind, backend, properties: opts.capture !== undefined ? { capture: opts.capture } : {} }],
         guests: names.map((name, i) => ({ name, grants: [{ device: 'nic0', mac: formatMacText(guestMac(i)) }] })),
       },
       'demo config',
@@ -104,8 +110,8 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
       const port = sup.attachLocalGuest(name);
       const base = await findPciIoBar(port, 0x10ec, 0x8029);
       if (base === null) throw new Error(`${name}: no RTL8029 (10ec:8029) in its PCI scan`);
-      const mode: PeerMode = opts.backend === 'udp' ? { kind: 'echo' } : netns ? { kind: 'ping', ip: netns.guestIp(i), hostIp: netns.hostIp } : { kind: 'none' };
-      guests.push(new NicDemoGuest(name, i, new Ne2kDriver(new PortDevice(port, base)), ledger, mode));
+      const mode: PeerMode = opts.backend === 'udp' || opts.backend === 'qemu' ? { kind: 'echo' } : netns ? { kind: 'ping', ip: netns.guestIp(i), hostIp: netns.hostIp } : { kind: 'none' };
+      guests.push(new NicDemoGuest(name, i, new Ne2kDriver(new PortDevice(port, base)), ledger, mode, opts.backend !== 'qemu'));
     }
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -122,7 +128,7 @@ export async function runNicDemo(opts: NicDemoOptions): Promise<NicDemoResult> {
       );
       await (router as NicShareRouter | null)?.idle();
       const nicOf = (name: string) => sup!.stats().devices.find((d) => d.device === 'nic0')?.perGuest.find((p) => p.guest === name)?.nic;
-      await Promise.all(guests.map((g) => g.finish(() => nicOf(g.name)?.dropped ?? 0, 2000)));
+      await Promise.all(guests.map((g) => g.finish(() => nicOf(g.name)?.dropped ?? 0, 2000, () => nicOf(g.name)?.txDropped ?? 0)));
     } finally {
       if (ticker) clearInterval(ticker);
     }

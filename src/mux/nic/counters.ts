@@ -15,6 +15,8 @@ export type NicGuestCounters = {
   filtered: number;
   /** Frames the guest sent shorter than 14 or longer than 1514 bytes: never delivered. */
   txInvalid: number;
+  /** Frames the guest sent for the wire that the physical card could not take (its transmit queue full). */
+  txDropped: number;
 };
 
 export const NIC_COUNTER_HELP: Record<keyof NicGuestCounters, string> = {
@@ -26,8 +28,9 @@ export const NIC_COUNTER_HELP: Record<keyof NicGuestCounters, string> = {
   spoofed: 'frames the guest sent with a source MAC other than its granted one (dropped)',
   filtered: 'frames offered to the guest that its own receive filters (RCR, PAR, MAR) refused',
   txInvalid: 'frames the guest sent with an illegal length (dropped)',
+  txDropped: 'frames the guest sent for the wire that the physical card could not take in time (its transmit queue was full)',
 };
 
 export function zeroNicCounters(): NicGuestCounters {
-  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, dropped: 0, spoofed: 0, filtered: 0, txInvalid: 0 };
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, dropped: 0, spoofed: 0, filtered: 0, txInvalid: 0, txDropped: 0 };
 }

@@ -17,6 +17,8 @@ const RX_STOP = 0xc0;
 const RCR_ALL = R.ENRCR_AB | R.ENRCR_AM | R.ENRCR_PRO;
 const IMR_RX = R.ENISR_RX | R.ENISR_RX_ERR | R.ENISR_OVER;
 const POLLS = 1000;
+/** Transmits that may wait for a slow (remote) card; more are dropped, as a congested switch port does. */
+export const TX_QUEUE_MAX = 256;
 const PAGE1 = 1 << R.E8390_PAGE_SHIFT;
 const FRAME_MIN = 60;
 
@@ -29,6 +31,8 @@ export interface HostCardCounters {
   txErrors: number;
   /** Ring headers that made no sense (the ring was resynchronised at CURR). */
   rxBadHeaders: number;
+  /** Frames not sent because TX_QUEUE_MAX transmits were already waiting for the card. */
+  txDropped: number;
 }
 
 /** A register access's result, or a promise of it (a remote card). */
@@ -37,11 +41,12 @@ type Io<T> = T | Promise<T>;
 type Op = Generator<Io<unknown>, void, unknown>;
 
 export class HostCard {
-  readonly counters: HostCardCounters = { rxFrames: 0, txFrames: 0, txErrors: 0, rxBadHeaders: 0 };
+  readonly counters: HostCardCounters = { rxFrames: 0, txFrames: 0, txErrors: 0, rxBadHeaders: 0, txDropped: 0 };
   private readonly queue: Array<() => Op> = [];
   private running = false;
   private idleWaiters: Array<() => void> = [];
   private drainQueued = false;
+  private txQueued = 0;
   private closed = false;
 
   constructor(
@@ -65,10 +70,22 @@ export class HostCard {
     });
   }
 
-  /** Put a frame on the wire through the card (at once on a synchronous card, else after what is queued). */
-  transmit(frame: Uint8Array): void {
+  /**
+   * Put a frame on the wire through the card (at once on a synchronous card, else after what
+   * is queued). False when TX_QUEUE_MAX transmits are waiting already: the frame is dropped.
+   */
+  transmit(frame: Uint8Array): boolean {
+    if (this.txQueued >= TX_QUEUE_MAX) {
+      this.counters.txDropped++;
+      return false;
+    }
+    this.txQueued++;
     const copy = frame.slice(); // a remote card may read it after the caller's buffer changed
-    this.enqueue(() => this.send(copy));
+    this.enqueue(() => {
+      this.txQueued--;
+      return this.send(copy);
+    });
+    return true;
   }
 
   /** Resolves when every queued operation has finished. */

@@ -190,8 +190,8 @@ export class NicShareRouter implements DeviceRouter {
       this.offer(p, frame);
     }
     if (local) return;
+    if (this.host && !this.host.transmit(frame)) return void c.txDropped++;
     for (const t of this.taps) t.wire?.(frame, 'out');
-    void this.host?.transmit(frame);
   }
 
   private fromWire(frame: Uint8Array): void {
