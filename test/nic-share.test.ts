@@ -107,6 +107,20 @@ describe('shared NE2000: a virtual card per guest', () => {
     expect(got.length).toBe(Math.min(9, nic.g2.rxPackets));
   });
 
+  it('virtual IRQs: a guest\'s line rises for its own events only, and its acknowledgement lowers only its own', async () => {
+    const { sup, guests } = await rig(3);
+    cleanup = () => sup.close();
+    const [a, b, c] = guests;
+    const line = a.port.irqs[0];
+    expect(line).toBeDefined();
+    await a.drv.send(ethFrame(b.mac, a.mac, 60, 9));
+    expect([a, b, c].map((g) => g.port.irqLevel(line))).toEqual([false, true, false]); // b: PRX
+    await a.drv.send(ethFrame(BROADCAST, a.mac, 60, 10));
+    expect([a, b, c].map((g) => g.port.irqLevel(line))).toEqual([false, true, true]);
+    expect((await b.drv.receive()).length).toBe(2); // ei_receive acknowledges PRX
+    expect([a, b, c].map((g) => g.port.irqLevel(line))).toEqual([false, false, true]);
+  });
+
   it('a guest granted promiscuous mode (and asking for it in RCR) sees unicast between others', async () => {
     const { sup, guests } = await rig(3, { promiscuous: [3] });
     cleanup = () => sup.close();
