@@ -121,6 +121,31 @@ describe('shared NE2000: a virtual card per guest', () => {
     expect([a, b, c].map((g) => g.port.irqLevel(line))).toEqual([false, false, true]);
   });
 
+  it('a guest\'s reset and a guest that leaves mid-upload touch only their own virtual card', async () => {
+    const { sup, guests } = await rig(3);
+    cleanup = () => sup.close();
+    const [a, b, c] = guests;
+    // a leaves in the middle of a remote-DMA upload of a frame.
+    await a.drv.wr(0x0a, 200); // RBCR0
+    await a.drv.wr(0x0b, 0);
+    await a.drv.wr(0x08, 0);
+    await a.drv.wr(0x09, 0x40);
+    await a.drv.wr(0x00, 0x12); // remote write, start
+    await a.drv.wr(0x10, 0x1234, 2);
+    a.port.detach('crash');
+    // b resets its card (the reset port) and initialises it again; c is untouched meanwhile.
+    const f1 = ethFrame(c.mac, b.mac, 100, 11);
+    await b.drv.send(f1);
+    expect(await b.drv.reset()).toBe(true);
+    await b.drv.init(b.mac);
+    const f2 = ethFrame(c.mac, b.mac, 100, 12);
+    await b.drv.send(f2);
+    expect((await c.drv.receive()).map((r) => [...r.frame])).toEqual([[...f1], [...f2]]);
+    const st = sup.stats().devices[0];
+    expect(st.resets).toBe(0);
+    expect(st.perGuest.find((g) => g.guest === 'g1')!.nic!.txPackets).toBe(0);
+  });
+
   it('a guest granted promiscuous mode (and asking for it in RCR) sees unicast between others', async () => {
     const { sup, guests } = await rig(3, { promiscuous: [3] });
     cleanup = () => sup.close();
