@@ -63,7 +63,8 @@ describe('bench table', () => {
     expect(Number(r.get('fairness.weightedShareError')![0])).toBeCloseTo(err * 100, 1);
     expect(r.get('fairness.weightedShares')![0].split(', ').map(Number).reduce((a, b) => a + b)).toBeCloseTo(100, 0);
     expect(r.get('fairness.window')!.slice(0, 2)).toEqual(['100', 'ms']);
-    expect(table).toMatch(/^3 of 3 targets met\./m);
+    // The decision time is this machine's (loaded or not): the count follows it, never asserted as met.
+    expect(table).toMatch(new RegExp(`^${fast <= 300 ? 3 : 2} of 3 targets met\\.`, 'm'));
     for (const row of r.values()) expect(row[4].length).toBeGreaterThan(10);
   });
 
