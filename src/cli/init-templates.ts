@@ -101,8 +101,8 @@ export default defineMux({
   },
   /** How the MUX brings the device back to a safe state when an owner dies or hangs. */
   reset: { writes: [{ reg: 'CMD', value: 0 }] },
-  /** An owner that keeps a transaction open longer is cut off (watchdog). */
-  deadlineNs: 50_000_000,
+  /** An owner that keeps a transaction open longer (1 s) is cut off (watchdog). */
+  deadlineNs: 1_000_000_000,
 });
 `;
 
