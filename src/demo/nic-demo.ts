@@ -16,7 +16,7 @@ import { findPciIoBar, PortDevice } from '../guests/port-device.ts';
 import { deviceSummary, type DemoSummary } from './summary.ts';
 import { Ledger, NicDemoGuest, type NicGuestProgress, type PeerMode } from './nic-guest.ts';
 import { createDemoNetns, type DemoNetns } from './nic-netns.ts';
-import { echoOf, formatMacText, guestMac, PEER_MAC } from './nic-traffic.ts';
+import { echoOf, formatMacText, guestMac, PEER_MAC } from '../guests/nic-traffic.ts';
 import type { NicShareRouter } from '../mux/nic/nic-router.ts';
 
 export type NicBackend = 'switch' | 'udp' | 'tap' | 'qemu';

@@ -6,7 +6,7 @@
 import { Ne2kDriver } from '../guests/ne2k-driver.ts';
 import { yieldToLoop } from '../guests/port.ts';
 import { arpReplyFor, arpRequest, echoReplyPayload, icmpEcho } from '../guests/net-frames.ts';
-import { BROADCAST_MAC, decodeDemoFrame, demoFrame, guestMac, PEER_MAC } from './nic-traffic.ts';
+import { BROADCAST_MAC, decodeDemoFrame, demoFrame, guestMac, PEER_MAC } from '../guests/nic-traffic.ts';
 
 /**
  * The outside peer: `echo` (the udp backend's peer echoes demo frames sent to PEER_MAC), or

@@ -1,6 +1,6 @@
 // `run: {type: 'scripted', driver, options}`: an in-process driver on the supervisor's local
-// guest path — `ata` (the built-in verifying disk workload) or a module path whose default
-// export is a ScriptedDriver.
+// guest path — `ata` (the built-in verifying disk workload), `ne2k` (frames on a shared
+// NE2000, src/guests/ne2k-workload.ts) or a module path whose default export is a ScriptedDriver.
 
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -40,8 +40,16 @@ export const ataDriver: ScriptedDriver = async (port, options, signal, memory) =
   return { ok: r.verified, detail: `${r.ops} ops, ${r.bytes} bytes, ${r.errors + r.mismatches} errors${r.firstError ? `: ${r.firstError}` : ''}` };
 };
 
+/** The built-in scripted driver `ne2k` (options: seconds, peers: MACs to send to). */
+export const ne2kDriver: ScriptedDriver = async (port, options, signal) => {
+  const { runNe2kWorkload } = await import('../guests/ne2k-workload.ts');
+  const r = await runNe2kWorkload(port, options, signal);
+  return { ok: r.ok, detail: r.detail };
+};
+
 async function loadScripted(driver: string, where: string): Promise<ScriptedDriver> {
   if (driver === 'ata') return ataDriver;
+  if (driver === 'ne2k') return ne2kDriver;
   const mod = (await import(pathToFileURL(resolve(driver)).href)) as { default?: unknown };
   if (typeof mod.default !== 'function') throw new Error(`${where}.run.driver: ${driver} must default-export a function (port, options, signal) => Promise<{ok}>`);
   return mod.default as ScriptedDriver;
