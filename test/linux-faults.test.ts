@@ -74,14 +74,14 @@ describe.skipIf(why !== null)(titled('Linux guest faults on a shared disk', why)
     try {
       // killed: SIGKILL once it has flushed three chunks and goes on writing.
       expect(await waitFor(() => flushed(consoleLines(consoleOf('killed'))) >= 3, 240_000), `killed never flushed 3 chunks\n${dump()}`).toBe(true);
-      const killedPid = qemuPidOf('killed');
+      const killedPid = qemuPidOf('killed', run.pid);
       expect(killedPid, 'the QEMU of guest killed').not.toBeNull();
       process.kill(killedPid!, 'SIGKILL');
 
       // stalled: SIGSTOP until the watchdog cuts it off. The stop may catch it between commands
       // (then it owns nothing, or a safe device another guest may take): let it run a moment, again.
       expect(await waitFor(() => flushed(consoleLines(consoleOf('stalled'))) >= 2, 240_000), `stalled never flushed 2 chunks\n${dump()}`).toBe(true);
-      const stalledPid = qemuPidOf('stalled');
+      const stalledPid = qemuPidOf('stalled', run.pid);
       expect(stalledPid, 'the QEMU of guest stalled').not.toBeNull();
       const cutOff = (): boolean => run.stderr().split('\n').some((l) => l.includes('"guest cut off"') && l.includes('"guest":"stalled"') && l.includes('watchdog'));
       for (let tries = 0; tries < 6 && !cutOff(); tries++) {
@@ -94,7 +94,7 @@ describe.skipIf(why !== null)(titled('Linux guest faults on a shared disk', why)
       process.kill(stalledPid!, 'SIGKILL');
     } catch (e) {
       for (const g of GUESTS) {
-        const pid = qemuPidOf(g.name);
+        const pid = qemuPidOf(g.name, run.pid);
         if (pid) process.kill(pid, 'SIGKILL');
       }
       throw e;

@@ -108,7 +108,9 @@ describe('ne2k model under random register sequences', () => {
           }
           for (const f of wire.sent) expect(f.length >= 1 && f.length <= 1518).toBe(true);
         }),
-        { numRuns: 500 },
+        // A fixed seed (NE2K_FUZZ_SEED to try others): the outcome coverage below must not
+        // depend on the draw (a random seed once reached no 'full' ring in 500 runs).
+        { numRuns: 500, seed: Number(process.env.NE2K_FUZZ_SEED ?? 20261207) },
       );
       // The runs reached every receive outcome, so the property was exercised where it matters.
       for (const r of ['stored', 'filtered', 'stopped', 'full', 'invalid', 'oversize']) expect(outcomes.get(r) ?? 0, r).toBeGreaterThan(0);

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { descendsFrom } from '../../src/channel/peer-auth.ts';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'src', 'bin', 'muxvisor.mjs');
 
@@ -27,6 +28,8 @@ export interface RunEvent {
 }
 
 export interface LiveRun {
+  /** The supervisor's pid: its guests' QEMUs descend from it (qemuPidOf). */
+  pid: number;
   /** stdout events so far (JSON lines). */
   events(): RunEvent[];
   /** stderr so far (the supervisor's JSON log lines and the guests' output). */
@@ -59,7 +62,7 @@ export function startRun(configPath: string, timeoutMs: number, logLevel = 'warn
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as RunEvent);
-  return { events, stderr: () => err, exited };
+  return { pid: child.pid!, events, stderr: () => err, exited };
 }
 
 /** A guest's console (a file the run writes), lines without \r; [] before it exists. */
@@ -68,8 +71,11 @@ export function consoleLines(path: string): string[] {
   return readFileSync(path, 'latin1').replace(/\r/g, '').split('\n');
 }
 
-/** The pid of the QEMU running guest `name` (its -append holds `muxvisor.guest=NAME`), or null. */
-export function qemuPidOf(name: string): number | null {
+/**
+ * The pid of the QEMU running guest `name` (its -append holds `muxvisor.guest=NAME`) under the
+ * supervisor `under` (another test run on the machine may have a guest of that name), or null.
+ */
+export function qemuPidOf(name: string, under: number): number | null {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     let argv: string[];
@@ -80,7 +86,7 @@ export function qemuPidOf(name: string): number | null {
     }
     if (!/qemu-system/.test(argv[0] ?? '')) continue;
     const append = argv[argv.indexOf('-append') + 1] ?? '';
-    if (append.split(/\s+/).includes(`muxvisor.guest=${name}`)) return Number(d);
+    if (append.split(/\s+/).includes(`muxvisor.guest=${name}`) && descendsFrom(Number(d), under)) return Number(d);
   }
   return null;
 }
