@@ -41,7 +41,7 @@ export default class SkipReporter implements Reporter {
     if (process.env.MUXVISOR_FORBID_SKIPS === '1') {
       const allowed = (process.env.MUXVISOR_ALLOW_SKIPS ?? '').split(',').map((w) => w.trim()).filter(Boolean);
       const excused = skipped.filter((s) => allowed.some((w) => s.why.includes(w)));
-      if (excused.length) out.write(`skipped: ${excused.length} tests allowed by MUXVISOR_ALLOW_SKIPS=${allowed.join(',')} (this machine lacks it; CI does not allow them)\n`);
+      if (excused.length) out.write(`skipped: ${excused.length} tests allowed by MUXVISOR_ALLOW_SKIPS=${allowed.join(',')} (this machine cannot have it: .ci/run allows only what the kernel lacks)\n`);
       const bad = skipped.length - excused.length;
       if (bad > 0) {
         out.write(`FAIL: ${bad} tests skipped, and MUXVISOR_FORBID_SKIPS=1 (CI installs every tool: nothing may skip)\n`);
