@@ -68,12 +68,12 @@ static int read_all(int fd, uint8_t *p, size_t n) {
     return 0;
 }
 
-static struct mp_out frame_begin(uint8_t *buf) { return (struct mp_out){ buf + 4, 0, MAX_FRAME, 0 }; }
+static struct mp_w frame_begin(uint8_t *buf) { return (struct mp_w){ buf + 4, buf + 4 + MAX_FRAME, 0 }; }
 
-static void frame_send(struct channel *ch, struct mp_out *o) {
+static void frame_send(struct channel *ch, struct mp_w *o, uint8_t *buf) {
     if (o->overflow) die("channel: frame larger than %d bytes", MAX_FRAME);
-    uint8_t *b = o->buf - 4;
-    uint32_t n = (uint32_t)o->len;
+    uint8_t *b = buf;
+    uint32_t n = (uint32_t)(o->p - (buf + 4));
     b[0] = (uint8_t)n; b[1] = (uint8_t)(n >> 8); b[2] = (uint8_t)(n >> 16); b[3] = (uint8_t)(n >> 24);
     pthread_mutex_lock(&ch->wlock);
     write_all(ch->fd, b, n + 4);
@@ -96,7 +96,7 @@ static void mark_closed(struct channel *ch, const char *fmt, ...) {
 }
 
 static int parse(const uint8_t *p, uint32_t len, struct msg *m) {
-    struct mp_in in = { p, p + len };
+    struct mp_r in = { p, p + len };
     uint32_t n;
     memset(m, 0, sizeof *m);
     if (mp_read_map(&in, &n)) return -1;
@@ -140,7 +140,7 @@ static void on_rep(struct channel *ch, const struct msg *m) {
 
 /* dmar/dmaw: the supervisor reaches guest memory through messages (when the hello offered no dma.fd). */
 static void on_dma(struct channel *ch, const struct msg *m, int write) {
-    struct mp_out o = frame_begin(ch->reader_buf);
+    struct mp_w o = frame_begin(ch->reader_buf);
     uint64_t len = write ? m->blen : m->n;
     int inside = m->a <= ch->vm->mem_size && len <= ch->vm->mem_size - m->a && len <= MAX_FRAME - 64;
     mp_map(&o, inside && write ? 2 : 3);
@@ -153,7 +153,7 @@ static void on_dma(struct channel *ch, const struct msg *m, int write) {
     } else {
         mp_str(&o, "b"); mp_bin(&o, ch->vm->mem + m->a, (uint32_t)m->n);
     }
-    frame_send(ch, &o);
+    frame_send(ch, &o, ch->reader_buf);
 }
 
 /* Reads and handles one frame; -1 once the channel is closed. Called with rlock held. */
@@ -257,13 +257,13 @@ struct channel *channel_connect(const char *addr, struct vm *vm, void (*kick)(vo
 
 void channel_hello(struct channel *ch, const char *guest, int with_dma, const char *token) {
     static const char *caps[] = { "pio", "mmio", "irq", "dma", "string" };
-    struct mp_out o = frame_begin(ch->vcpu_buf);
+    struct mp_w o = frame_begin(ch->vcpu_buf);
     int tok = token && *token;
     mp_map(&o, 4 + (with_dma ? 1 : 0) + (tok ? 1 : 0));
     mp_str(&o, "t"); mp_str(&o, "hello");
     mp_str(&o, "v"); mp_uint(&o, 1);
     mp_str(&o, "guest"); mp_str(&o, guest);
-    mp_str(&o, "caps"); mp_array(&o, 5);
+    mp_str(&o, "caps"); mp_arr(&o, 5);
     for (int i = 0; i < 5; i++) mp_str(&o, caps[i]);
     if (tok) { mp_str(&o, "token"); mp_str(&o, token); }
     if (with_dma) {
@@ -272,7 +272,7 @@ void channel_hello(struct channel *ch, const char *guest, int with_dma, const ch
         mp_str(&o, "base"); mp_uint(&o, 0);
         mp_str(&o, "size"); mp_uint(&o, ch->vm->mem_size);
     }
-    frame_send(ch, &o);
+    frame_send(ch, &o, ch->vcpu_buf);
     pthread_mutex_lock(&ch->lock);
     while (!ch->welcomed && !ch->closed) pthread_cond_wait(&ch->cond, &ch->lock);
     int ok = ch->welcomed;
@@ -291,7 +291,7 @@ int channel_access(struct channel *ch, struct access *acc, uint64_t *value) {
     ch->rep_cap = acc->count * acc->size;
     pthread_mutex_unlock(&ch->lock);
 
-    struct mp_out o = frame_begin(ch->vcpu_buf);
+    struct mp_w o = frame_begin(ch->vcpu_buf);
     mp_map(&o, 6 + (string ? 1 : 0) + (acc->write ? 1 : 0));
     mp_str(&o, "t"); mp_str(&o, "acc");
     mp_str(&o, "id"); mp_uint(&o, id);
@@ -302,7 +302,7 @@ int channel_access(struct channel *ch, struct access *acc, uint64_t *value) {
     if (string) { mp_str(&o, "n"); mp_uint(&o, acc->count); }
     if (acc->write && string) { mp_str(&o, "b"); mp_bin(&o, acc->data, acc->count * acc->size); }
     else if (acc->write) { mp_str(&o, "v"); mp_uint(&o, acc->value); }
-    frame_send(ch, &o);
+    frame_send(ch, &o, ch->vcpu_buf);
 
     /* Read the reply on this thread: a hand-off from the reader thread would add a wakeup
      * to every exit. Frames that come first (irq, dma) are handled on the way. */
@@ -332,10 +332,10 @@ int channel_closed(struct channel *ch, const char **why) {
 
 void channel_bye(struct channel *ch, const char *reason) {
     if (channel_closed(ch, NULL)) return;
-    struct mp_out o = frame_begin(ch->vcpu_buf);
+    struct mp_w o = frame_begin(ch->vcpu_buf);
     mp_map(&o, 2);
     mp_str(&o, "t"); mp_str(&o, "bye");
     mp_str(&o, "reason"); mp_str(&o, reason);
-    frame_send(ch, &o);
+    frame_send(ch, &o, ch->vcpu_buf);
     shutdown(ch->fd, SHUT_WR);
 }

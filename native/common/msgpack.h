@@ -1,4 +1,5 @@
-// Minimal msgpack writer and reader for the channel's small maps (src/channel/PROTOCOL.md).
+// The one msgpack writer and reader of the native layer (the trap shim and the KVM helper) for the
+// channel's small maps (src/channel/PROTOCOL.md).
 // No allocation, no libc beyond memcpy: usable inside the SIGSEGV handler.
 #ifndef MUXTRAP_MSGPACK_H
 #define MUXTRAP_MSGPACK_H
@@ -31,8 +32,11 @@ int mp_read_arr(struct mp_r *r, uint32_t *n);
 int mp_read_str(struct mp_r *r, const char **s, uint32_t *len);
 int mp_read_bin(struct mp_r *r, const uint8_t **b, uint32_t *len);
 // Integers of any msgpack width; a float holding an integer is accepted too, since
-// JavaScript encoders write integers above 2^32 as float64. Negative values read as 0.
+// JavaScript encoders write integers above 2^32 as float64. Negative values read as 0;
+// booleans read as 0 and 1.
 int mp_read_uint(struct mp_r *r, uint64_t *v);
 int mp_skip(struct mp_r *r);
+// 1 when the string s of length len equals the C string lit.
+int mp_str_is(const char *s, uint32_t len, const char *lit);
 
 #endif

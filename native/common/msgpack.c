@@ -171,7 +171,19 @@ int mp_read_bin(struct mp_r *r, const uint8_t **b, uint32_t *len)
 	return 0;
 }
 
+static int read_uint_at(struct mp_r *r, uint64_t *v);
+
+// On failure the reader stays where it was, so the caller may skip the value instead.
 int mp_read_uint(struct mp_r *r, uint64_t *v)
+{
+	const uint8_t *start = r->p;
+	if (read_uint_at(r, v) == 0)
+		return 0;
+	r->p = start;
+	return -1;
+}
+
+static int read_uint_at(struct mp_r *r, uint64_t *v)
 {
 	if (r->p >= r->end)
 		return -1;
@@ -186,6 +198,9 @@ int mp_read_uint(struct mp_r *r, uint64_t *v)
 		return 0;
 	}
 	switch (t) {
+	case 0xc2: case 0xc3: // a boolean (an IRQ level may come as true/false)
+		*v = t == 0xc3;
+		return 0;
 	case 0xcc: case 0xcd: case 0xce: case 0xcf:
 		return get_be(r, 1 << (t - 0xcc), v);
 	case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
@@ -266,4 +281,12 @@ int mp_skip(struct mp_r *r)
 	default:
 		return -1;
 	}
+}
+
+int mp_str_is(const char *s, uint32_t len, const char *lit)
+{
+	size_t n = 0;
+	while (lit[n])
+		n++;
+	return n == len && memcmp(s, lit, len) == 0;
 }
