@@ -26,8 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEBUG_PORT 0xE9
-#define POST_PORT 0x80
 #define LINE_MAX_CHARS 240
 
 enum run_result { RUN_YIELD = 0, RUN_IO = 1, RUN_MMIO = 2, RUN_LINE = 3, RUN_SLEEP = 4, RUN_STOP = 100 };
@@ -39,7 +37,7 @@ struct guest {
     char line[LINE_MAX_CHARS + 1];
     size_t line_len;
     int line_ready;
-    uint64_t exits, io, mmio, local;
+    struct exit_counts counts;   /* exits, io, mmio, local (exit.c) */
 };
 
 const char *g_guest_name = "guest";
@@ -236,6 +234,9 @@ static napi_value js_run_page(napi_env env, napi_callback_info info) {
     return ab;
 }
 
+static void console_putc(struct guest *g, uint8_t c);
+static void console_byte(void *ctx, uint8_t c) { console_putc(ctx, c); }
+
 static void console_putc(struct guest *g, uint8_t c) {
     if (c == '\r') return;
     if (c != '\n') g->line[g->line_len++] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
@@ -253,44 +254,19 @@ static int one_exit(struct guest *g) {
         if (errno != EINTR && errno != EAGAIN) die("KVM_RUN: %s", strerror(errno));
         return after_kick(g);
     }
-    g->exits++;
-    switch (r->exit_reason) {
-    case KVM_EXIT_IO: {
-        uint8_t *data = (uint8_t *)r + r->io.data_offset;
-        g->io++;
-        if (r->io.port == DEBUG_PORT) {
-            g->local++;
-            if (r->io.direction == KVM_EXIT_IO_OUT) {
-                for (uint32_t i = 0; i < r->io.count; i++) console_putc(g, data[i * r->io.size]);
-                if (g->line_ready) return RUN_LINE;
-            } else memset(data, DEBUG_PORT, (size_t)r->io.size * r->io.count);
-            return -1;
-        }
-        if (r->io.port == POST_PORT) {
-            g->local++;
-            if (r->io.direction == KVM_EXIT_IO_IN) memset(data, 0, (size_t)r->io.size * r->io.count);
-            return -1;
-        }
+    enum stop_reason why;
+    switch (exit_dispatch(&g->vm, &g->counts, console_byte, g, &why)) {
+    case EXIT_LOCAL:
+        return g->line_ready ? RUN_LINE : -1;
+    case EXIT_IO:
         return RUN_IO;
-    }
-    case KVM_EXIT_MMIO:
-        g->mmio++;
+    case EXIT_MMIO:
         return RUN_MMIO;
-    case KVM_EXIT_INTR:
+    case EXIT_KICKED:
         return after_kick(g);
-    case KVM_EXIT_HLT:
-        return RUN_STOP + STOP_HLT;
-    case KVM_EXIT_SHUTDOWN:
-        return RUN_STOP + STOP_SHUTDOWN;
-    case KVM_EXIT_INTERNAL_ERROR:
-        note("KVM internal error, suberror %u, at rip 0x%llx", r->internal.suberror, (unsigned long long)vm_rip(&g->vm));
-        return RUN_STOP + STOP_INTERNAL;
-    case KVM_EXIT_FAIL_ENTRY:
-        note("VM entry failed, hardware reason 0x%llx", (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
-        return RUN_STOP + STOP_INTERNAL;
+    case EXIT_STOP:
     default:
-        note("unexpected KVM exit reason %u", r->exit_reason);
-        return RUN_STOP + STOP_INTERNAL;
+        return RUN_STOP + why;
     }
 }
 
@@ -379,10 +355,10 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     struct guest *g = NULL;
     CHECK(napi_get_value_external(env, argv[0], (void **)&g));
     CHECK(napi_create_object(env, &out));
-    set_u64(env, out, "exits", g->exits);
-    set_u64(env, out, "io", g->io);
-    set_u64(env, out, "mmio", g->mmio);
-    set_u64(env, out, "local", g->local);
+    set_u64(env, out, "exits", g->counts.exits);
+    set_u64(env, out, "io", g->counts.io);
+    set_u64(env, out, "mmio", g->counts.mmio);
+    set_u64(env, out, "local", g->counts.local);
     return out;
 }
 

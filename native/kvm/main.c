@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEBUG_PORT 0xE9       /* Bochs/QEMU debug console: guest output */
-#define POST_PORT 0x80        /* POST code / I/O delay port: answered locally, the exit-cost floor */
 #define TICK_NS 20000000L     /* how often the vCPU is kicked to check for HLT with IF=0 */
 #define LINE_MAX_CHARS 240
 
@@ -29,9 +27,8 @@ static pthread_t g_vcpu_thread;
 static volatile sig_atomic_t g_terminate;
 static int g_stamp;
 
-static struct {
-    uint64_t exits, io, mmio, local, forwarded, unclaimed;
-} stats;
+static struct exit_counts counts;                 /* exits, io, mmio, local (exit.c) */
+static struct { uint64_t forwarded, unclaimed; } stats;
 
 const char *stop_name(enum stop_reason r) {
     switch (r) {
@@ -94,6 +91,8 @@ static void console_putc(uint8_t c) {
     if (line_len == LINE_MAX_CHARS) console_flush();
 }
 
+static void console_byte(void *ctx, uint8_t c) { (void)ctx; console_putc(c); }
+
 /* ---- signals: a kick makes KVM_RUN return EINTR (KVM_CAP_IMMEDIATE_EXIT closes the race) ---- */
 static void on_kick(int sig) {
     (void)sig;
@@ -151,23 +150,12 @@ static void forward(struct channel *ch, struct access *acc, uint8_t *single) {
     if (!acc->write && acc->count == 1) put_le(single, acc->size, value);
 }
 
+/* A port access exit_dispatch did not answer locally: to the supervisor. */
 static void handle_io(struct channel *ch) {
     struct kvm_run *r = g_vm.run;
     uint8_t *data = (uint8_t *)r + r->io.data_offset;
     int out = r->io.direction == KVM_EXIT_IO_OUT;
     uint32_t size = r->io.size, count = r->io.count;
-    stats.io++;
-    if (r->io.port == DEBUG_PORT) {
-        stats.local++;
-        if (out) for (uint32_t i = 0; i < count; i++) console_putc(data[i * size]);
-        else memset(data, DEBUG_PORT, (size_t)size * count);   /* Bochs: reading 0xE9 returns 0xE9 */
-        return;
-    }
-    if (r->io.port == POST_PORT) {
-        stats.local++;
-        if (!out) memset(data, 0, (size_t)size * count);
-        return;
-    }
     struct access acc = {
         .space = "pio", .addr = r->io.port, .size = size, .write = out,
         .value = count == 1 && out ? get_le(data, size) : 0, .count = count,
@@ -178,7 +166,6 @@ static void handle_io(struct channel *ch) {
 
 static void handle_mmio(struct channel *ch) {
     struct kvm_run *r = g_vm.run;
-    stats.mmio++;
     struct access acc = {
         .space = "mmio", .addr = r->mmio.phys_addr, .size = r->mmio.len, .write = r->mmio.is_write,
         .value = r->mmio.is_write ? get_le(r->mmio.data, r->mmio.len) : 0, .count = 1, .data = NULL,
@@ -196,7 +183,6 @@ static int check_after_kick(struct channel *ch) {
 }
 
 static enum stop_reason run_loop(struct channel *ch) {
-    struct kvm_run *r = g_vm.run;
     for (;;) {
         int stop;
         if (ioctl(g_vm.vcpufd, KVM_RUN, 0) < 0) {
@@ -204,32 +190,23 @@ static enum stop_reason run_loop(struct channel *ch) {
             if ((stop = check_after_kick(ch)) >= 0) return (enum stop_reason)stop;
             continue;
         }
-        stats.exits++;
-        switch (r->exit_reason) {
-        case KVM_EXIT_IO:
+        enum stop_reason why;
+        switch (exit_dispatch(&g_vm, &counts, console_byte, NULL, &why)) {
+        case EXIT_LOCAL:
+            break;
+        case EXIT_IO:
             handle_io(ch);
             break;
-        case KVM_EXIT_MMIO:
+        case EXIT_MMIO:
             handle_mmio(ch);
             break;
-        case KVM_EXIT_INTR:
+        case EXIT_KICKED:
             if ((stop = check_after_kick(ch)) >= 0) return (enum stop_reason)stop;
             break;
-        case KVM_EXIT_HLT:   /* only without an in-kernel LAPIC; kept for completeness */
-            return STOP_HLT;
-        case KVM_EXIT_SHUTDOWN:
-            note("guest shut down (triple fault) at rip 0x%llx", (unsigned long long)vm_rip(&g_vm));
-            return STOP_SHUTDOWN;
-        case KVM_EXIT_INTERNAL_ERROR:
-            note("KVM internal error, suberror %u, at rip 0x%llx", r->internal.suberror, (unsigned long long)vm_rip(&g_vm));
-            return STOP_INTERNAL;
-        case KVM_EXIT_FAIL_ENTRY:
-            note("VM entry failed, hardware reason 0x%llx",
-                 (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
-            return STOP_INTERNAL;
-        default:
-            note("unexpected KVM exit reason %u", r->exit_reason);
-            return STOP_INTERNAL;
+        case EXIT_STOP:
+            if (why == STOP_SHUTDOWN)
+                note("guest shut down (triple fault) at rip 0x%llx", (unsigned long long)vm_rip(&g_vm));
+            return why;
         }
         if (ch && channel_closed(ch, NULL)) return STOP_DISCONNECTED;
     }
@@ -331,8 +308,8 @@ int main(int argc, char **argv) {
     if (stats.unclaimed && !ch) note("%llu accesses reached no device (no --connect): reads saw all-ones",
                                      (unsigned long long)stats.unclaimed);
     fprintf(stderr, "muxvisor-kvm[%s]: exit reason=%s code=%d exits=%llu io=%llu mmio=%llu local=%llu forwarded=%llu\n",
-            g_guest_name, stop_name(why), (int)why, (unsigned long long)stats.exits, (unsigned long long)stats.io,
-            (unsigned long long)stats.mmio, (unsigned long long)stats.local, (unsigned long long)stats.forwarded);
+            g_guest_name, stop_name(why), (int)why, (unsigned long long)counts.exits, (unsigned long long)counts.io,
+            (unsigned long long)counts.mmio, (unsigned long long)counts.local, (unsigned long long)stats.forwarded);
     if (ch) channel_bye(ch, stop_name(why));
     vm_destroy(&g_vm);
     return (int)why;

@@ -45,6 +45,21 @@ int vm_halt_state(struct vm *vm);
 uint64_t vm_rip(struct vm *vm);
 void vm_destroy(struct vm *vm);
 
+/* One KVM exit, classified once for both runners (exit.c). */
+#define DEBUG_PORT 0xE9       /* Bochs/QEMU debug console: guest output */
+#define POST_PORT 0x80        /* POST code / I/O delay port: answered locally, the exit-cost floor */
+enum exit_kind {
+    EXIT_LOCAL,     /* answered here (DEBUG_PORT, POST_PORT): run again */
+    EXIT_IO,        /* port I/O for the device path (vm->run->io) */
+    EXIT_MMIO,      /* MMIO for the device path (vm->run->mmio) */
+    EXIT_KICKED,    /* KVM_EXIT_INTR: a signal or immediate_exit stopped the vCPU */
+    EXIT_STOP,      /* the guest stopped for good: *stop says why */
+};
+struct exit_counts { uint64_t exits, io, mmio, local; };
+/* Counts the exit in *c; console gets each byte the guest writes to DEBUG_PORT. */
+enum exit_kind exit_dispatch(struct vm *vm, struct exit_counts *c, void (*console)(void *ctx, uint8_t byte),
+                             void *ctx, enum stop_reason *stop);
+
 #define MULTIBOOT_BOOTLOADER_MAGIC 0x2BADB002   /* EAX at a multiboot kernel's entry */
 
 /* Image loading: returns the entry point. */
