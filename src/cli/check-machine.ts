@@ -10,7 +10,7 @@ export function register(program: Command): void {
   program
     .command('check-machine')
     .description('lint a device statechart: a safe state exists and is reachable from every state, the reset path reaches one, no unreachable states, registers resolve in the kind\'s regions, every classified event is handled')
-    .argument('<module>', 'machine module default-exporting defineMux({...}), or a shipped name in machines/: sim, ata, uart16550')
+    .argument('<module>', 'machine module default-exporting defineMux({...}), or a shipped name in machines/: sim, ata, ne2k, uart16550')
     .option('--kind <kind>', "the device kind whose regions the register map must name (default: the machine's kind, when it is a registered one)")
     .option('--diagram <file>', 'write a Mermaid state diagram with the safe states marked')
     .action(async (module: string, opts: { diagram?: string; kind?: string }, cmd: Command) => {

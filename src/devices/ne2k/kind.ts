@@ -15,7 +15,7 @@ export const NE2K_KIND: KindInfo = {
   properties: [
     { name: 'mac', type: 'string', default: DEFAULT_MAC, help: 'The station address in the PROM (unicast); the driver copies it to PAR0-5.' },
     { name: 'irq', type: 'integer', default: NE2K_DEFAULT_IRQ, help: 'The ISA IRQ proposed for INTA.' },
-    { name: 'machine', type: 'string', default: null, help: 'The MUX statechart: a shipped machine name or a module path (read by the MUX, not the model). Without it the card is shared by the NIC router: a virtual card per guest, each with the MAC of its grant.' },
+    { name: 'machine', type: 'string', default: null, help: 'The MUX statechart: a shipped machine name or a module path (read by the MUX, not the model); "ne2k" (machines/ne2k) time-slices the card among guests, switching only when it is started, on page 0, with no remote DMA, transmit or loopback in progress. Without it the card is shared by the NIC router: a virtual card per guest, each with the MAC of its grant.' },
     { name: 'capture', type: 'string', default: null, help: 'A folder for pcap files: wire.pcap (frames on the wire) and GUEST.pcap (what each guest sent and received); read by the NIC router.' },
     { name: 'deadlineNs', type: 'number', default: null, help: 'The watchdog deadline of one unsafe span in ns (read by the MUX).' },
   ],

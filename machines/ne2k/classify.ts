@@ -1,0 +1,30 @@
+// Turns an NE2000 register access (page-0 view; translate.ts hides pages 1-3 from it) into a
+// statechart event (chart.ts). The remote byte count (DMA_END) is the translation's: it counts
+// the data-port bytes per guest and marks the access that consumes the count.
+
+import type { MuxAccess, MuxEvent } from '../../src/mux/define.ts';
+import { E8390_NODMA, E8390_START, E8390_STOP, E8390_TRANS, ENTCR_LOOPBACK } from '../../src/devices/ne2k/regs.ts';
+import { crEventName } from './chart.ts';
+
+/** The event of a CR write with value `v`. */
+export function crWriteEvent(v: number): string {
+  const run = v & E8390_STOP ? 'STP' : v & E8390_START ? 'STA' : '';
+  // The model (and QEMU) ignore TXP in a stopping write.
+  const txp = !(v & E8390_STOP) && (v & E8390_TRANS) !== 0;
+  return crEventName(run, v >> 6 ? 'PN' : 'P0', v & E8390_NODMA ? 'NODMA' : 'DMA', txp);
+}
+
+export function classifyNe2k(a: MuxAccess, value: number): MuxEvent | null {
+  switch (a.reg?.name) {
+    case 'CR':
+      if (a.dir === 'write') return crWriteEvent(value & 0xff);
+      // The card clears TXP when the frame is out (PTX) or aborted (TXE): Linux reads CR for it too.
+      return value & E8390_TRANS ? null : 'TX_DONE';
+    case 'TCR':
+      return value & ENTCR_LOOPBACK ? 'LOOP_ON' : 'LOOP_OFF';
+    case 'RESET':
+      return a.dir === 'read' ? 'RESET' : null;
+    default:
+      return null;
+  }
+}
