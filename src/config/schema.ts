@@ -82,10 +82,10 @@ export const RunSchema = z.discriminatedUnion('type', [
       memMiB: z.number().int().min(16).max(65536).optional().meta({ description: 'guest RAM in MiB (default 256)' }),
       accel: z.enum(['tcg', 'kvm']).optional().meta({ description: 'tcg (default; this host\'s KVM cannot run Linux, LINUX.md) or kvm on a host with VT-x/AMD-V' }),
       smp: z.number().int().min(1).max(64).optional().meta({ description: 'virtual CPUs (default 1)' }),
-      device: z.string().optional().meta({ description: 'the granted disk the guest\'s QEMU sees as its proxied PCI function (default: the guest\'s only ata grant)' }),
+      device: z.string().optional().meta({ description: 'the granted device the guest\'s QEMU sees as its proxied PCI function: a disk (ata) or a shared NIC (ne2k, qemu-ne2k) (default: the guest\'s only grant of those kinds)' }),
       console: Path.optional().meta({ description: 'file for the guest\'s serial console (default: GUEST.console.log beside the socket)' }),
     })
-    .meta({ description: 'an unmodified OS in its own QEMU; the shared disk is an x-pci-proxy-dev served by muxvisor (src/trap/qemu-guest/linux-guest.ts)' }),
+    .meta({ description: 'an unmodified OS in its own QEMU; the shared disk or NIC is an x-pci-proxy-dev served by muxvisor (src/trap/qemu-guest/linux-guest.ts)' }),
 ]);
 
 const Shared = z.boolean().optional().meta({

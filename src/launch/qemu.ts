@@ -1,5 +1,5 @@
-// `run: {type: 'qemu', ...}`: an unmodified guest OS in its own QEMU, its disk the granted
-// ATA device served over x-pci-proxy-dev (src/trap/qemu-guest/linux-guest.ts). Defaults: the
+// `run: {type: 'qemu', ...}`: an unmodified guest OS in its own QEMU, its disk (the granted
+// ATA device) or its NIC (a granted ne2k card, shared by the NIC router) served over x-pci-proxy-dev (src/trap/qemu-guest/linux-guest.ts). Defaults: the
 // Linux guest kit (native/linux-guest/build), TCG, 1 vCPU, 256 MiB, the console in
 // GUEST.console.log beside the socket. The guest succeeds when its QEMU powered off cleanly
 // and, for the kit, printed `MUXVISOR-RESULT ... ok`.
@@ -17,14 +17,18 @@ export const GUEST_KIT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '.
 
 type QemuRun = Extract<RunConfig, { type: 'qemu' }>;
 
+/** Device kinds a guest QEMU can be given as its proxied PCI function (src/trap/mpqemu/pci-face.ts). */
+const PRESENTABLE = new Set(['ata', 'ne2k', 'qemu-ne2k']);
+
 export async function launchQemu(sup: Supervisor, g: GuestConfig, run: QemuRun, where: string, socket: string, log: Logger): Promise<LaunchedGuest> {
   const { startQemuGuest } = await import('../trap/qemu-guest/linux-guest.ts');
   const fail = (detail: string): LaunchedGuest => ({ name: g.name, done: Promise.resolve({ guest: g.name, how: 'qemu', ok: false, detail }), stop: () => {} });
-  const ataGrants = g.grants.filter(isDeviceGrant).filter((gr) => sup.device(gr.device)?.kind === 'ata');
-  const deviceId = run.device ?? (ataGrants.length === 1 ? ataGrants[0].device : undefined);
-  if (!deviceId) return fail(`${where}.run.device: name the disk to present (the guest has ${ataGrants.length} ata grants)`);
+  const presentable = g.grants.filter(isDeviceGrant).filter((gr) => PRESENTABLE.has(sup.device(gr.device)?.kind ?? ''));
+  const deviceId = run.device ?? (presentable.length === 1 ? presentable[0].device : undefined);
+  if (!deviceId) return fail(`${where}.run.device: name the device to present (the guest has ${presentable.length} grants of kinds ${[...PRESENTABLE].join('/')})`);
   const dev = sup.device(deviceId);
   if (!dev || !g.grants.some((gr) => isDeviceGrant(gr) && gr.device === deviceId)) return fail(`${where}.run.device: "${deviceId}" is not a device granted to ${g.name}`);
+  if (!PRESENTABLE.has(dev.kind)) return fail(`${where}.run.device: "${deviceId}" is of kind ${dev.kind}; a guest QEMU can be given a device of kind ${[...PRESENTABLE].join(', ')}`);
   const kernel = run.kernel ?? join(GUEST_KIT_DIR, 'bzImage');
   const initrd = run.initrd ?? (run.kernel === undefined ? join(GUEST_KIT_DIR, 'initramfs.cpio.gz') : undefined);
   for (const f of [kernel, initrd]) if (f && !existsSync(f)) return fail(`${f} is missing${run.kernel === undefined ? ' (npm run guest-kit builds the Linux guest kit)' : ''}`);

@@ -1,7 +1,8 @@
 // An unmodified guest OS (a Linux kernel and initramfs) in its own QEMU, sharing a muxvisor
-// disk: the guest QEMU runs the CPUs (TCG here, KVM where the host has VT-x/AMD-V) and stands
-// in for the disk with x-pci-proxy-dev on one end of a socketpair; muxvisor serves the other
-// end (src/trap/mpqemu/) through a MUX port (mux-port.ts), so the guest is a MUX guest like
+// device (the ATA disk, or the NE2000 through the NIC router): the guest QEMU runs the CPUs
+// (TCG here, KVM where the host has VT-x/AMD-V) and stands in for the device with
+// x-pci-proxy-dev on one end of a socketpair (the function's face: mpqemu/pci-face.ts);
+// muxvisor serves the other end (src/trap/mpqemu/) through a MUX port (mux-port.ts), so the guest is a MUX guest like
 // any other. Its interrupt goes over the QEMU's private qtest socket (irq-pin.ts; under TCG
 // the proxy's irqfd reaches nothing).
 //
@@ -18,21 +19,21 @@ import { findBinary } from '../../backends/qtest.ts';
 import type { GuestMemory as LinkMemory } from '../../guest-link.ts';
 import { type Logger, silentLogger } from '../../log.ts';
 import type { LocalGuest, LocalGuestOptions } from '../../supervisor.ts';
-import { ataNativeFace } from '../mpqemu/ata-native.ts';
 import { GuestMemory } from '../mpqemu/guest-memory.ts';
 import { MuxPortDevice, type PlacedRegion } from '../mpqemu/mux-port.ts';
 import { mpqemuAddon } from '../mpqemu/native.ts';
+import { pciFaceFor } from '../mpqemu/pci-face.ts';
 import { type MpqemuConnection, MpqemuServer } from '../mpqemu/server.ts';
 import { GuestIrqPin, QtestLine } from './irq-pin.ts';
 import { QmpClient } from './qmp.ts';
 
 /** The proxied function's id in the guest's QEMU. */
-const PROXY_ID = 'mvdisk';
+const PROXY_ID = 'mvdev';
 
 export interface QemuGuestOptions {
   name: string;
   attach: (name: string, options: LocalGuestOptions) => LocalGuest;
-  /** The shared device as the supervisor placed it (description and bus ranges). */
+  /** The shared device as the supervisor placed it (description and bus ranges): an ata or ne2k kind. */
   device: { id: string; description: import('../../device.ts').DeviceDescription; ranges: readonly PlacedRegion[] };
   kernel: string;
   initrd?: string;
@@ -82,7 +83,7 @@ export function startQemuGuest(o: QemuGuestOptions): QemuGuestHandle {
   const server = o.server ?? new MpqemuServer({ logger: log });
   const dir = mkdtempSync(join(tmpdir(), `muxvisor-qemu-${o.name}-`)); // 0700: qtest reaches all guest memory
   const memory = new GuestMemory();
-  const face = ataNativeFace(o.device.description);
+  const face = pciFaceFor(o.device.description);
   const local = o.attach(o.name, { memory: linkMemory(memory) });
   let port: MuxPortDevice;
   try {
