@@ -9,9 +9,10 @@
 import { setup } from 'xstate';
 
 export type AtaEvent =
+  // Command events by the protocol of src/devices/ata/command-table.ts (classify.ts).
   | { type: 'CMD_PIO_IN' } // a PIO data-in command (READ SECTORS/MULTIPLE, IDENTIFY)
   | { type: 'CMD_PIO_OUT' } // a PIO data-out command (WRITE SECTORS/MULTIPLE)
-  | { type: 'CMD_DMA' } // READ/WRITE DMA (+EXT)
+  | { type: 'CMD_DMA' } // a DMA command: READ/WRITE DMA (+EXT), DATA SET MANAGEMENT
   | { type: 'CMD_NODATA' } // FLUSH, SET FEATURES, SET MULTIPLE, READ NATIVE MAX, DIAGNOSTIC, unknown
   | { type: 'ST_BUSY' } // status read: BSY
   | { type: 'ST_DRQ' } // status read: DRQ (data phase), acknowledges the IRQ

@@ -8,16 +8,27 @@ import {
   ATA_ERR,
   ATA_SRST,
 } from '../../src/devices/ata/regs.ts';
+import { ataProtocol, type AtaProtocol } from '../../src/devices/ata/command-table.ts';
+import type { AtaEvent } from './chart.ts';
 
-/** Data-transfer class of each command opcode; anything unlisted is non-data (or aborted). */
-const PIO_IN = [0x20, 0x21, 0x24, 0x29, 0xc4, 0xec, 0xe4];
-const PIO_OUT = [0x30, 0x31, 0x34, 0x39, 0xc5, 0xe8];
-const DMA = [0xc8, 0xc9, 0xca, 0xcb, 0x25, 0x35];
+/** The chart's command event for each protocol of the command table. */
+const EVENT_OF: Record<AtaProtocol, AtaEvent['type']> = {
+  'pio-in': 'CMD_PIO_IN',
+  'pio-out': 'CMD_PIO_OUT',
+  'dma-in': 'CMD_DMA',
+  'dma-out': 'CMD_DMA',
+  'non-data': 'CMD_NODATA',
+  diagnostic: 'CMD_NODATA',
+  // ATAPI protocols: a disk aborts them; the non-data state waits for the final status, which
+  // is also all the chart can follow of a packet command's mixed phases.
+  packet: 'CMD_NODATA',
+  'device-reset': 'CMD_NODATA',
+};
 
-const COMMAND_EVENT: string[] = Array.from({ length: 256 }, (_, op) =>
-  PIO_IN.includes(op) ? 'CMD_PIO_IN' : PIO_OUT.includes(op) ? 'CMD_PIO_OUT' : DMA.includes(op) ? 'CMD_DMA' : 'CMD_NODATA',
-);
+/** Command event of each opcode, from the one command table; an unlisted opcode aborts (non-data). */
+const COMMAND_EVENT: string[] = Array.from({ length: 256 }, (_, op) => EVENT_OF[ataProtocol(op)]);
 
+/** The chart event a command write of `opcode` sends (CMD_PIO_IN, CMD_PIO_OUT, CMD_DMA, CMD_NODATA). */
 export function commandClass(opcode: number): string {
   return COMMAND_EVENT[opcode & 0xff];
 }

@@ -8,22 +8,21 @@
 
 import type { Reply } from '../../src/access.ts';
 import { registerRead, type GuestView, type MuxAccess, type Answer, type ReplayIo } from '../../src/mux/define.ts';
+import { ATA_COMMANDS, ataCommand } from '../../src/devices/ata/command-table.ts';
 import { ATA_BUSY, ATA_DEV1, ATA_DRDY, ATA_DSC, ATA_HOB, ATA_IDNF, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
 
 const LBA28_LIMIT = 0x0fff_ffff; // last LBA a 28-bit command can address (exclusive end - 1)
 const NO_SUCH_LBA = 2 ** 48 - 1; // beyond every disk: the device answers IDNF
 
-/** Commands that carry an LBA and a count, and their EXT (48-bit) forms. */
-const TO_EXT: Record<number, number> = {
-  0x20: 0x24, 0x21: 0x24, 0x24: 0x24, // READ SECTORS
-  0x30: 0x34, 0x31: 0x34, 0x34: 0x34, // WRITE SECTORS
-  0xc4: 0x29, 0x29: 0x29, // READ MULTIPLE
-  0xc5: 0x39, 0x39: 0x39, // WRITE MULTIPLE
-  0xc8: 0x25, 0xc9: 0x25, 0x25: 0x25, // READ DMA
-  0xca: 0x35, 0xcb: 0x35, 0x35: 0x35, // WRITE DMA
-  0x40: 0x42, 0x41: 0x42, 0x42: 0x42, // READ VERIFY SECTORS
-};
-const EXT_OPS = new Set([0x24, 0x34, 0x29, 0x39, 0x25, 0x35, 0x42]);
+/**
+ * Commands that carry an LBA and a count, and their EXT (48-bit) forms, from the one command
+ * table. A sector command with no EXT form (the obsolete WRITE VERIFY) is not translated: it is
+ * not in WINDOW_ALLOWED either, so a windowed guest sees it aborted.
+ */
+const TO_EXT: ReadonlyMap<number, number> = new Map(
+  [...ATA_COMMANDS.values()].flatMap((c) => (c.sectors?.ext !== undefined ? [[c.opcode, c.sectors.ext] as const] : [])),
+);
+const EXT_OPS: ReadonlySet<number> = new Set([...TO_EXT.keys()].filter((op) => ataCommand(op)?.lba48));
 
 /**
  * Pseudo context register: STATUS and ERROR of a guest's last command (or SRST), saved when it
@@ -44,7 +43,7 @@ const ATA_SIGNATURE: Record<string, number> = { NSECT: 0x01, LBAL: 0x01, LBAM: 0
  * disk for every guest (SET MAX ADDRESS, security, microcode): it is replaced by an opcode
  * the device aborts (ABRT), so the guest sees a drive that does not support it.
  */
-const ALLOWED = new Set([0x00, 0x08, 0x10, 0x90, 0x91, 0xc6, 0xe0, 0xe1, 0xe2, 0xe3, 0xe5, 0xe7, 0xea, 0xec, 0xef, 0xf8, 0x27, 0xa1]);
+export const WINDOW_ALLOWED: ReadonlySet<number> = new Set([0x00, 0x08, 0x10, 0x90, 0x91, 0xc6, 0xe0, 0xe1, 0xe2, 0xe3, 0xe5, 0xe7, 0xea, 0xec, 0xef, 0xf8, 0x27, 0xa1]);
 const ABORTED_OPCODE = 0xff; // undefined: the device sets ERR/ABRT
 
 // Offsets of the task-file bytes in the `cmd` region.
@@ -144,7 +143,7 @@ function command(cmd: MuxAccess, s: AtaScratch, win: { startLba: number; sectors
   s.patch = null;
   s.rewritten = false;
   s.outOfWindow = false;
-  const ext = TO_EXT[op];
+  const ext = TO_EXT.get(op);
   if (win && ext !== undefined) {
     if (!(s.device & ATA_LBA)) {
       s.outOfWindow = true; // CHS is not translated
@@ -163,7 +162,7 @@ function command(cmd: MuxAccess, s: AtaScratch, win: { startLba: number; sectors
   if (win) {
     if (op === 0xec) startIdentifyPatch(s, win.sectors);
     else if (op === 0xf8 || op === 0x27) s.patch = 'nativeMax';
-    if (!ALLOWED.has(op)) return taskfile(cmd, ABORTED_OPCODE, s.prev, s.cur, s.device, true);
+    if (!WINDOW_ALLOWED.has(op)) return taskfile(cmd, ABORTED_OPCODE, s.prev, s.cur, s.device, true);
   }
   return taskfile(cmd, op, s.prev, s.cur, s.device, true);
 }
@@ -199,7 +198,7 @@ function startIdentifyPatch(s: AtaScratch, sectors: number): void {
   const [heads, spt] = cylinders ? [16, 63] : [0, 0];
   const chs = cylinders * heads * spt;
   for (const [w, v] of [[1, cylinders], [3, heads], [6, spt], [54, cylinders], [55, heads], [56, spt], [57, chs & 0xffff], [58, chs >>> 16]]) word(w, v);
-  // DATA SET MANAGEMENT is not translated (ALLOWED): a windowed guest sees no TRIM.
+  // DATA SET MANAGEMENT is not translated (WINDOW_ALLOWED): a windowed guest sees no TRIM.
   word(105, 0);
   word(169, 0);
   const lba28 = Math.min(sectors, LBA28_LIMIT);

@@ -1,5 +1,6 @@
 // Read/write command decode: which protocol, 28- or 48-bit addressing, single or multiple blocks.
 
+import { ATA_COMMANDS, type AtaCommand } from './command-table.ts';
 import { LBA28_LIMIT } from './identify.ts';
 import * as R from './regs.ts';
 import type { DriveSettings } from './settings.ts';
@@ -16,29 +17,21 @@ export interface RwCommand {
   multiple: boolean;
 }
 
-const rw = (name: string, proto: RwProtocol, ext: boolean, multiple = false): RwCommand => ({ name, proto, ext, multiple });
+/** The sector commands our model runs, from the one command table (command-table.ts). */
+export const RW_COMMANDS: ReadonlyMap<number, RwCommand> = new Map(
+  [...ATA_COMMANDS.values()]
+    .filter((c) => c.model && c.sectors)
+    .map((c) => [c.opcode, rwCommand(c)]),
+);
 
-export const RW_COMMANDS: ReadonlyMap<number, RwCommand> = new Map([
-  [R.ATA_CMD_PIO_READ, rw('READ SECTORS', 'pio-in', false)],
-  [0x21, rw('READ SECTORS (no retry)', 'pio-in', false)],
-  [R.ATA_CMD_PIO_READ_EXT, rw('READ SECTORS EXT', 'pio-in', true)],
-  [R.ATA_CMD_PIO_WRITE, rw('WRITE SECTORS', 'pio-out', false)],
-  [0x31, rw('WRITE SECTORS (no retry)', 'pio-out', false)],
-  [R.ATA_CMD_PIO_WRITE_EXT, rw('WRITE SECTORS EXT', 'pio-out', true)],
-  [R.ATA_CMD_READ_MULTI, rw('READ MULTIPLE', 'pio-in', false, true)],
-  [R.ATA_CMD_READ_MULTI_EXT, rw('READ MULTIPLE EXT', 'pio-in', true, true)],
-  [R.ATA_CMD_WRITE_MULTI, rw('WRITE MULTIPLE', 'pio-out', false, true)],
-  [R.ATA_CMD_WRITE_MULTI_EXT, rw('WRITE MULTIPLE EXT', 'pio-out', true, true)],
-  [R.ATA_CMD_READ, rw('READ DMA', 'dma-in', false)],
-  [0xc9, rw('READ DMA (no retry)', 'dma-in', false)],
-  [R.ATA_CMD_READ_EXT, rw('READ DMA EXT', 'dma-in', true)],
-  [R.ATA_CMD_WRITE, rw('WRITE DMA', 'dma-out', false)],
-  [0xcb, rw('WRITE DMA (no retry)', 'dma-out', false)],
-  [R.ATA_CMD_WRITE_EXT, rw('WRITE DMA EXT', 'dma-out', true)],
-  [R.ATA_CMD_VERIFY, rw('READ VERIFY SECTORS', 'verify', false)],
-  [0x41, rw('READ VERIFY SECTORS (no retry)', 'verify', false)],
-  [R.ATA_CMD_VERIFY_EXT, rw('READ VERIFY SECTORS EXT', 'verify', true)],
-]);
+/** The model's view of a table entry: READ VERIFY (non-data with sectors) is its own protocol. */
+export function rwCommand(c: AtaCommand): RwCommand {
+  const proto = c.protocol === 'non-data' ? 'verify' : c.protocol;
+  if (proto !== 'verify' && proto !== 'pio-in' && proto !== 'pio-out' && proto !== 'dma-in' && proto !== 'dma-out') {
+    throw new Error(`ATA command table: ${c.name} has protocol ${c.protocol}, not a transfer`);
+  }
+  return { name: c.name, proto, ext: c.lba48, multiple: c.sectors?.multiple ?? false };
+}
 
 export interface SimpleResult {
   outcome: 'complete' | 'abort' | 'unknown';

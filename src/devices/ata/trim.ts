@@ -2,12 +2,15 @@
 // entries by DMA; each entry is LBA (bits 47:0) and a sector count (bits 63:48, 0 = unused).
 
 import { SECTOR, type BlockBackend } from '../../backends/block.ts';
-import type { RwCommand } from './commands.ts';
+import { ATA_COMMANDS } from './command-table.ts';
+import { rwCommand, type RwCommand } from './commands.ts';
+import { ATA_CMD_DSM } from './regs.ts';
 
 /** Blocks of ranges per command we accept (IDENTIFY word 105). */
 export const MAX_DSM_BLOCKS = 8;
 
-export const DSM_COMMAND: RwCommand = { name: 'DATA SET MANAGEMENT', proto: 'dma-out', ext: true, multiple: false };
+// Listed in the command table, so always there.
+export const DSM_COMMAND: RwCommand = rwCommand(ATA_COMMANDS.get(ATA_CMD_DSM)!);
 
 /** Stands in for the backend during the DMA: keeps the range blocks instead of writing them. */
 export class DsmSink implements Pick<BlockBackend, 'read' | 'write'> {
