@@ -5,7 +5,10 @@
 //   page  page0 | pageN             CR.PS1-0 (pages 1-3 alias registers 0x01-0x0F)
 //   dma   dmaIdle | dmaBusy         a remote read/write command with bytes left: until the byte
 //                                   count is consumed (RDC), or CR aborts it (RD2, 0x20)
-//   tx    txIdle | txPending        CR.TXP until the card clears it (PTX/TXE)
+//   tx    txIdle | txPending        a frame staged or in flight: from a remote-write command
+//                                   (the upload into the transmit pages) or CR.TXP until the
+//                                   card clears TXP (PTX/TXE); another guest's upload into the
+//                                   same pages must not come in between
 //   tcr   normal | loopback         TCR.LB1-0: loopback is Linux's overrun recovery (and init)
 //
 // Safe, so the card may change hands, is exactly one combination: started, page 0, no remote
@@ -26,9 +29,9 @@ export interface Condition {
 /** The events (classify.ts makes them): one per CR write, and the others. */
 export const CR_RUN = ['STA', 'STP', ''] as const; // '' = a CR write with neither STA nor STP
 export const CR_PAGE = ['P0', 'PN'] as const;
-export const CR_DMA = ['NODMA', 'DMA'] as const; // DMA: RD2 clear (remote read 0x08, write 0x10, or 0x00/0x18)
+export const CR_DMA = ['NODMA', 'RD', 'WR'] as const; // RD2 clear: WR remote write 0x10; RD remote read 0x08 (or 0x00/0x18)
 
-/** Event type of a CR write: `CR_STA_P0_NODMA_TXP`, `CR_STP_PN_NODMA`, `CR_P0_DMA` (neither STA nor STP). */
+/** Event type of a CR write: `CR_STA_P0_NODMA_TXP`, `CR_STP_PN_NODMA`, `CR_P0_RD` (neither STA nor STP). */
 export function crEventName(run: (typeof CR_RUN)[number], page: (typeof CR_PAGE)[number], dma: (typeof CR_DMA)[number], txp: boolean): string {
   return ['CR', run, page, dma, txp ? 'TXP' : ''].filter(Boolean).join('_');
 }
@@ -40,7 +43,7 @@ export const CR_EVENTS: string[] = CR_RUN.flatMap((run) =>
 
 export const OTHER_EVENTS = [
   'DMA_END', // the remote byte count was consumed (the MUX counts data-port bytes; a zero count ends at once)
-  'TX_DONE', // a CR read shows TXP clear: the transmit finished (PTX or TXE)
+  'TX_DONE', // after a TXP, CR reads TXP clear: the transmit finished (PTX or TXE)
   'LOOP_ON', // TCR write with a loopback mode
   'LOOP_OFF', // TCR write in normal mode
   'RESET', // reset-port read: the card stops, page 0, no DMA, loopback (DP8390; our model)
@@ -58,8 +61,8 @@ export function nextCondition(c: Condition, event: string): Condition {
       n.txPending = false; // the card stops: a transmit in flight ends or is abandoned, nothing stays pending
     } else if (parts.includes('STA')) n.started = true;
     n.page0 = parts.includes('P0');
-    n.dmaBusy = parts.includes('DMA');
-    if (parts.includes('TXP')) n.txPending = true;
+    n.dmaBusy = parts.includes('RD') || parts.includes('WR');
+    if (parts.includes('WR') || parts.includes('TXP')) n.txPending = true;
     return n;
   }
   switch (event) {

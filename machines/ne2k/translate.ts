@@ -6,7 +6,8 @@
 // - remote DMA: the remaining byte count mirrors the card's RBCR (write-only on the card):
 //   RBCR writes set it, data-port transfers in the selected direction consume it, and the
 //   access that consumes it carries DMA_END (a command with a zero count ends at once, RDC).
-// - transmit: after a CR write with TXP the MUX reads CR back (a probe): TXP clear is TX_DONE.
+// - transmit: after a CR write with TXP the MUX reads CR back (a probe); that read, and the
+//   guest's own CR reads until its next upload, ask TX_CHECK: TXP clear is TX_DONE.
 // - the virtual ISR: status bits the card raised for this guest before it lost the card
 //   (saved on switch-out, context.ts) are ORed into its ISR reads until it acknowledges them.
 // - the reset port: the card stops, masks interrupts and enters loopback (DP8390; our model).
@@ -14,6 +15,7 @@
 import type { Reply } from '../../src/access.ts';
 import type { Answer, GuestView, MuxAccess } from '../../src/mux/define.ts';
 import * as R from '../../src/devices/ne2k/regs.ts';
+import { TX_CHECK } from './classify.ts';
 
 /** Page-1 registers by offset (context names). */
 export const PAGE1_NAMES: Record<number, string> = Object.fromEntries([
@@ -31,6 +33,8 @@ interface Ne2kScratch {
   rbcr: number;
   /** The remote DMA direction CR selects (RD2 clear), or null. */
   dma: 'read' | 'write' | 'other' | null;
+  /** A TXP was written since the last upload: a CR read tells whether it finished. */
+  txIssued: boolean;
 }
 
 export function scratchOf(g: GuestView): Ne2kScratch {
@@ -38,11 +42,16 @@ export function scratchOf(g: GuestView): Ne2kScratch {
   s.page ??= 0;
   s.rbcr ??= 0;
   s.dma ??= null;
+  s.txIssued ??= false;
   return s as Ne2kScratch;
 }
 
+/** CR as the register a TX_CHECK read names (classify.ts). */
+const txCheck = (g: GuestView) => ({ ...g.register('CR'), name: TX_CHECK });
+
 function probeCr(a: MuxAccess, g: GuestView, event?: string): MuxAccess {
-  return { reg: g.register('CR'), region: a.region, offset: R.NE_CMD, size: 1, dir: 'read', value: 0, count: 1, probe: true, ...(event ? { event } : {}) };
+  const reg = event ? g.register('CR') : txCheck(g);
+  return { reg, region: a.region, offset: R.NE_CMD, size: 1, dir: 'read', value: 0, count: 1, probe: true, ...(event ? { event } : {}) };
 }
 
 function crWrite(a: MuxAccess, g: GuestView, s: Ne2kScratch): MuxAccess | MuxAccess[] | void {
@@ -53,13 +62,17 @@ function crWrite(a: MuxAccess, g: GuestView, s: Ne2kScratch): MuxAccess | MuxAcc
   else {
     const rd = v & (R.E8390_RREAD | R.E8390_RWRITE);
     s.dma = rd === R.E8390_RREAD ? 'read' : rd === R.E8390_RWRITE ? 'write' : 'other';
+    if (s.dma === 'write') s.txIssued = false; // a new upload: staged until its own TXP
     // A zero count completes at once (the card raises RDC inside the write).
     if (s.rbcr === 0) {
       s.dma = null;
       extra.push(probeCr(a, g, 'DMA_END'));
     }
   }
-  if (!(v & R.E8390_STOP) && v & R.E8390_TRANS) extra.push(probeCr(a, g)); // classified: TXP clear is TX_DONE
+  if (!(v & R.E8390_STOP) && v & R.E8390_TRANS) {
+    s.txIssued = true;
+    extra.push(probeCr(a, g)); // classified: TXP clear is TX_DONE
+  }
   return extra.length ? [a, ...extra] : undefined;
 }
 
@@ -84,13 +97,14 @@ function dataPort(a: MuxAccess, g: GuestView, s: Ne2kScratch): MuxAccess | void 
 export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAccess[] | Answer | void {
   const s = scratchOf(g);
   const off = a.offset;
-  if (off === R.NE_CMD) return a.dir === 'write' ? crWrite(a, g, s) : undefined;
+  if (off === R.NE_CMD) return a.dir === 'write' ? crWrite(a, g, s) : s.txIssued ? { ...a, reg: txCheck(g) } : undefined;
   if (off === R.NE_DATAPORT) return dataPort(a, g, s);
   if (off === R.NE_RESET) {
     if (a.dir === 'read') {
       s.page = 0;
       s.rbcr = 0;
       s.dma = null;
+      s.txIssued = false;
       g.setContext('IMR', 0);
       g.setContext('TCR', ((g.context.get('TCR') ?? 0) & ~R.ENTCR_LOOPBACK) | 0x02);
     }
