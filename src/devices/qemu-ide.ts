@@ -33,6 +33,7 @@ import {
   ATA_BUSY,
   BMIDE_CHANNEL_STRIDE,
 } from './ata/regs.ts';
+import { walkPrdTable } from './ata/bmdma.ts';
 import { enableCommand, programBar, SerialQueue } from './qemu-pci.ts';
 
 /** PCI location of the PIIX3 IDE function on QEMU's `pc` machine: 00:01.1. */
@@ -59,8 +60,6 @@ const BOUNCE_DATA_BASE = 0x200_0000; // 32 MiB per channel, from 32 MiB up
 /** 512 entries x 64 KiB: every table the bounded walk accepts fits. */
 const BOUNCE_DATA_SIZE = ATA_PRD_MAX_ENTRIES * 0x10000;
 const MIN_QEMU_MEMORY_MIB = (BOUNCE_DATA_BASE + 2 * BOUNCE_DATA_SIZE) / 0x10_0000;
-/** Chunk of PRD table read from the guest at once (16 entries). */
-const PRD_READ_CHUNK = 16 * ATA_PRD_SZ;
 
 export const REGION_CMD = 0;
 export const REGION_CTL = 1;
@@ -343,7 +342,7 @@ export class QemuIdeDevice implements Device {
     this.counters.dmaStarts++;
     const toMemory = (cmdValue & ATA_DMA_WR) !== 0;
     const segments = await this.walkPrd(ch.prdShadow);
-    if (typeof segments === 'string') return this.failDma(chIndex, cmdValue, segments === 'refused' ? 'refused by the DMA window' : 'has no end-of-table entry within 512 entries');
+    if (!Array.isArray(segments)) return this.failDma(chIndex, cmdValue, segments.reason);
 
     const bounceData = BOUNCE_DATA_BASE + chIndex * BOUNCE_DATA_SIZE;
     const bouncePrd = BOUNCE_PRD_BASE + chIndex * 0x1000;
@@ -353,7 +352,7 @@ export class QemuIdeDevice implements Device {
     const reads = await Promise.all(segments.map((s) => this.edges.dma.read(s.guestAddr, s.len)));
     if (reads.some((d) => d === null)) {
       this.counters.dmaRefused++;
-      return this.failDma(chIndex, cmdValue, 'points at a buffer the DMA window refused');
+      return this.failDma(chIndex, cmdValue, 'a buffer the DMA window refused');
     }
     // Record the transfer before QEMU can possibly finish it: an IRQ line parsed in the same
     // socket read as our answers must already see it (and be held until the copy-back).
@@ -378,32 +377,24 @@ export class QemuIdeDevice implements Device {
   }
 
   /**
-   * Walk the guest's PRD table, bounded like QEMU (one 4 KiB page = 512 entries).
-   * A byte count of 0 means 64 KiB (SFF-8038i; Linux emits it for 64 KiB segments).
+   * The guest's PRD table as segments with their place in the bounce area, walked to its
+   * end-of-table by the model's walker (src/devices/ata/bmdma.ts: the same 512-entry and
+   * 64 KiB-boundary bounds, 0 = 64 KiB); QEMU's bus master then ends the transfer where the
+   * command's length ends. A reason string when the table is refused or malformed.
    */
-  private async walkPrd(table: number): Promise<Segment[] | string> {
-    const segments: Segment[] = [];
-    let offset = 0;
-    for (let i = 0; i < ATA_PRD_MAX_ENTRIES; ) {
-      const want = Math.min(PRD_READ_CHUNK, (ATA_PRD_MAX_ENTRIES - i) * ATA_PRD_SZ);
-      // A chunk may run past the guest's window although the entries it needs do not.
-      const chunk = (await this.edges.dma.read(table + i * ATA_PRD_SZ, want)) ?? (await this.edges.dma.read(table + i * ATA_PRD_SZ, ATA_PRD_SZ));
-      if (!chunk) {
-        this.counters.dmaRefused++;
-        return 'refused';
-      }
-      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      for (let at = 0; at + ATA_PRD_SZ <= chunk.length; at += ATA_PRD_SZ, i++) {
-        const addr = view.getUint32(at, true);
-        const flagsLen = view.getUint32(at + 4, true);
-        const len = flagsLen & 0xfffe || 0x10000;
-        segments.push({ guestAddr: addr, len, bounceOffset: offset });
-        offset += len;
-        if (flagsLen & ATA_PRD_EOT) return segments;
-      }
+  private async walkPrd(table: number): Promise<Segment[] | { reason: string }> {
+    const walk = await walkPrdTable(this.edges.dma, table);
+    if (!walk.ok) {
+      if (walk.refused) this.counters.dmaRefused++;
+      else this.counters.dmaBadPrd++;
+      return { reason: walk.reason };
     }
-    this.counters.dmaBadPrd++;
-    return 'unterminated';
+    let offset = 0;
+    return walk.segments.map((s) => {
+      const seg = { guestAddr: s.addr, len: s.len, bounceOffset: offset };
+      offset += s.len;
+      return seg;
+    });
   }
 
   /**
@@ -413,7 +404,7 @@ export class QemuIdeDevice implements Device {
    */
   private async failDma(chIndex: number, cmdValue: number, why: string): Promise<void> {
     const ch = this.channels[chIndex];
-    this.lastDmaError = `channel ${chIndex}: PRD table at 0x${ch.prdShadow.toString(16)} ${why}`;
+    this.lastDmaError = `channel ${chIndex}: PRD table at 0x${ch.prdShadow.toString(16)}: ${why}`;
     ch.localStatus |= ATA_DMA_ERR | ATA_DMA_INTR;
     ch.dma = null;
     await this.client.outb(this.bmBase + chIndex * BMIDE_CHANNEL_STRIDE + ATA_DMA_CMD, cmdValue & ~ATA_DMA_START);

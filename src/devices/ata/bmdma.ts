@@ -117,11 +117,14 @@ export type PrdWalk =
 const ENTRIES_PER_FETCH = 32;
 
 /**
- * Reads the PRD table at `table` until it covers `needed` bytes. Fails (never loops) when the
- * table ends first, runs past ATA_PRD_MAX_ENTRIES, crosses a 64 KiB boundary, or the DMA
- * port refuses to read it. The last segment is trimmed to the transfer.
+ * Reads the PRD table at `table` until it covers `needed` bytes, or, with `needed` undefined,
+ * until its end-of-table entry (a bus master that does not know the transfer's length: the
+ * QEMU bounce path, src/devices/qemu-ide.ts). Fails (never loops) when the table ends before
+ * `needed`, runs past ATA_PRD_MAX_ENTRIES, crosses a 64 KiB boundary (SFF-8038i: the table
+ * must not), or the DMA port refuses to read it. The last segment is trimmed to the transfer.
+ * A byte count of 0 means 64 KiB; address bit 0 is reserved (read as 0).
  */
-export async function walkPrdTable(dma: DmaPort, table: number, needed: number): Promise<PrdWalk> {
+export async function walkPrdTable(dma: DmaPort, table: number, needed?: number): Promise<PrdWalk> {
   const segments: PrdSegment[] = [];
   let sum = 0;
   let index = 0;
@@ -145,9 +148,13 @@ export async function walkPrdTable(dma: DmaPort, table: number, needed: number):
       const ctl = view.getUint32(i * ATA_PRD_SZ + 4, true);
       const count = (ctl & 0xfffe) === 0 ? 0x1_0000 : ctl & 0xfffe; // byte count 0 means 64 KiB
       const eot = (ctl & ATA_PRD_EOT) !== 0;
-      const take = Math.min(count, needed - sum);
+      const take = needed === undefined ? count : Math.min(count, needed - sum);
       segments.push({ addr: addr >>> 0, len: take });
       sum += take;
+      if (needed === undefined) {
+        if (eot) return { ok: true, segments, longer: false };
+        continue;
+      }
       if (sum >= needed) return { ok: true, segments, longer: take < count || !eot };
       if (eot) return { ok: false, reason: `PRD table ends after ${sum} of ${needed} bytes`, refused: false };
     }
