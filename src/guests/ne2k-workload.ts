@@ -2,6 +2,9 @@
 // probes and initialises its card as Linux does, then for `seconds` sends demo frames to each
 // MAC in `peers` in turn and a broadcast every fourth round, draining its ring each round and
 // checking every frame it reads (intact, addressed to it or broadcast, in order per sender).
+// `gapMs` (default 0: flood) pauses between rounds: a scripted guest runs on the supervisor's
+// event loop, and flooding it leaves a trapped program's accesses (served by the same loop)
+// one turn per eight rounds.
 // Guests started this way run independently, so it checks what it can alone: no bad frame,
 // and, with peers, at least one frame from someone.
 
@@ -21,6 +24,8 @@ export interface Ne2kWorkloadResult {
 
 export async function runNe2kWorkload(port: GuestPort, options: Record<string, unknown>, signal: AbortSignal): Promise<Ne2kWorkloadResult> {
   const seconds = typeof options.seconds === 'number' ? options.seconds : 5;
+  const gapMs = options.gapMs ?? 0;
+  if (typeof gapMs !== 'number' || !(gapMs >= 0)) throw new Error(`options.gapMs: ${JSON.stringify(gapMs)} is not a number of milliseconds >= 0`);
   const peerTexts = Array.isArray(options.peers) ? options.peers.map(String) : [];
   const peers = peerTexts.map((t) => {
     const m = parseMac(t);
@@ -60,7 +65,8 @@ export async function runNe2kWorkload(port: GuestPort, options: Record<string, u
       sent++;
     }
     await drain();
-    if (round % 8 === 7) await yieldToLoop();
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+    else if (round % 8 === 7) await yieldToLoop();
   }
   // Frames still on their way from guests that ran a little longer.
   await new Promise((r) => setTimeout(r, 100));
