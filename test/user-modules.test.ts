@@ -45,4 +45,33 @@ describe('user modules outside an ES-module package', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('run loads TypeScript and CommonJS scripted drivers from a "type": "commonjs" folder, as the checks load theirs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'muxvisor-user-'));
+    try {
+      const file = join(dir, 'run.json');
+      const driver = (f: string) => ({ type: 'scripted', driver: join(process.cwd(), FIX, 'commonjs-scope', f) });
+      writeFileSync(
+        file,
+        JSON.stringify({
+          socket: join(dir, 'mv.sock'),
+          devices: [{ id: 'disk0', kind: 'ata', backend: { type: 'memory', sizeMiB: 1 } }],
+          guests: [
+            { name: 'ts', run: driver('scripted-driver.ts'), grants: [{ device: 'disk0', window: { startLba: 0, sectors: 64 } }] },
+            { name: 'cjs', run: driver('scripted-driver.js'), grants: [{ device: 'disk0', window: { startLba: 64, sectors: 64 } }] },
+          ],
+        }),
+      );
+      const r = spawnSync(process.execPath, ['src/bin/muxvisor.mjs', '--json', '--log-level', 'warn', 'run', file, '--exit-when-done'], { encoding: 'utf8', timeout: 60_000 });
+      const guests = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event === 'guest');
+      for (const name of ['ts', 'cjs']) {
+        const g = guests.find((e) => e.guest === name);
+        expect(g, r.stdout + r.stderr).toMatchObject({ ok: true });
+        expect(g.detail).toMatch(/^cjs-scope driver read status 0x[0-9a-f]+$/);
+      }
+      expect(r.status, r.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

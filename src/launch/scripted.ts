@@ -10,6 +10,7 @@ import { runWorkload, type TransferMode } from '../guests/ata-workload.ts';
 import type { GuestPort } from '../guests/port.ts';
 import type { Supervisor } from '../supervisor.ts';
 import type { GuestOutcome, LaunchedGuest } from './outcome.ts';
+import { defaultExport, importUserModule } from '../util/import-module.ts';
 
 /** A user-written scripted driver: a module whose default export drives a GuestPort. */
 export type ScriptedDriver = (
@@ -50,9 +51,17 @@ export const ne2kDriver: ScriptedDriver = async (port, options, signal) => {
 async function loadScripted(driver: string, where: string): Promise<ScriptedDriver> {
   if (driver === 'ata') return ataDriver;
   if (driver === 'ne2k') return ne2kDriver;
-  const mod = (await import(pathToFileURL(resolve(driver)).href)) as { default?: unknown };
-  if (typeof mod.default !== 'function') throw new Error(`${where}.run.driver: ${driver} must default-export a function (port, options, signal) => Promise<{ok}>`);
-  return mod.default as ScriptedDriver;
+  // Loaded as policies and machines are (src/util/import-module.ts): TypeScript outside an
+  // ES-module package, .mjs and CommonJS alike.
+  let mod: { default?: unknown };
+  try {
+    mod = await importUserModule(pathToFileURL(resolve(driver)).href);
+  } catch (err) {
+    throw new Error(`${where}.run.driver: cannot load module ${driver}: ${(err as Error).message}`);
+  }
+  const exported = defaultExport(mod);
+  if (typeof exported !== 'function') throw new Error(`${where}.run.driver: ${driver} must default-export a function (port, options, signal) => Promise<{ok}>`);
+  return exported as ScriptedDriver;
 }
 
 export function launchScripted(sup: Supervisor, g: GuestConfig, run: { driver: string; options?: Record<string, unknown> }, where: string): LaunchedGuest {
