@@ -24,8 +24,11 @@ const stored = new Map();
 const gates = new Set();
 let gateOpen = false;
 
+// allowHalfOpen: busybox nc shuts its sending side down at the end of its stdin (at once for
+// </dev/null) and reads on; Node would otherwise end our side too (the gate would open by itself).
+const HALF_OPEN = { allowHalfOpen: true };
 const servers = [
-  createServer((s) => {
+  createServer(HALF_OPEN, (s) => {
     const who = peerOf(s);
     const parts = [];
     const hash = createHash('sha256');
@@ -43,14 +46,14 @@ const servers = [
     });
     s.on('error', (e) => say({ event: 'error', port, from: who, error: e.message }));
   }),
-  createServer((s) => {
+  createServer(HALF_OPEN, (s) => {
     const who = peerOf(s);
     const data = stored.get(who) ?? Buffer.alloc(0);
     s.on('error', (e) => say({ event: 'error', port: port + 1, from: who, error: e.message }));
     s.resume();
     s.end(data, () => say({ event: 'download', to: who, bytes: data.length }));
   }),
-  createServer((s) => {
+  createServer(HALF_OPEN, (s) => {
     const who = peerOf(s);
     s.on('error', () => {});
     s.resume();
@@ -59,7 +62,7 @@ const servers = [
     gates.add(s);
     s.on('close', () => gates.delete(s));
   }),
-  createServer((s) => {
+  createServer(HALF_OPEN, (s) => {
     const who = peerOf(s);
     let bytes = 0;
     let next = 64 << 10;
@@ -71,7 +74,7 @@ const servers = [
       }
     });
     const end = (how) => () => say({ event: 'sink', from: who, bytes, end: how });
-    s.on('end', end('end'));
+    s.on('end', () => (end('end')(), s.end()));
     s.on('error', end('error'));
   }),
 ];
