@@ -15,6 +15,8 @@ import { getShortestPaths } from 'xstate/graph';
 import { checkMachine } from '../src/check/machine-lint.ts';
 import { allStateNodes, createStepper, machineEventTypes, statePath } from '../src/mux/compile.ts';
 import * as R from '../src/devices/ne2k/regs.ts';
+import type { Device } from '../src/device.ts';
+import { Ne2kDevice } from '../src/devices/ne2k/ne2k-device.ts';
 import { ne2kChart } from '../machines/ne2k/chart.ts';
 import { crWriteEvent } from '../machines/ne2k/classify.ts';
 import { BROADCAST, ethFrame, Ne2kDriver } from '../src/guests/ne2k-driver.ts';
@@ -299,6 +301,7 @@ describe('machines/ne2k on the real NE2000 model through the MUX engine', () => 
 // ---- two Linux-like guests time-sliced on one card -------------------------------------------
 
 const MACS: Record<string, number[]> = { a: [0x52, 0x54, 0x00, 0x00, 0x00, 0x0a], b: [0x52, 0x54, 0x00, 0x00, 0x00, 0x0b] };
+const GRANTS = { a: '52:54:00:00:00:0a', b: '52:54:00:00:00:0b' };
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** A driver per guest with a ring of its own in the card's buffer (a: 0x4C-0x80, b: 0x80-0xC0). */
@@ -323,7 +326,7 @@ function expectSwitchesSafe(rig: Ne2kMuxRig): number {
 
 describe('machines/ne2k: two guests driving the card as Linux ne2k-pci does', () => {
   it('probe, init, transmit and receive by remote DMA read, interleaved: every switch in the safe state, every stored frame read by its owner intact', async () => {
-    const rig = openNe2kMux({ guests: ['a', 'b'] });
+    const rig = openNe2kMux({ guests: ['a', 'b'], macs: GRANTS });
     try {
       const injected: Array<{ seq: number; owner: string | null; result: string; frame: Uint8Array }> = [];
       const got: Record<string, Uint8Array[]> = { a: [], b: [] };
@@ -331,8 +334,8 @@ describe('machines/ne2k: two guests driving the card as Linux ne2k-pci does', ()
       const script = async (id: 'a' | 'b') => {
         const d = driverFor(rig, id);
         const prom = await d.probe();
-        expect([...prom]).toEqual([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
-        await d.init(Uint8Array.from(MACS[id]));
+        expect([...prom], `${id} reads its own MAC from the PROM`).toEqual(MACS[id]);
+        await d.init(prom);
         for (let i = 0; i < 12; i++) {
           const r = await d.send(ethFrame(BROADCAST, MACS[id], 100 + i, i + (id === 'a' ? 0 : 50)));
           expect(r.isr & R.ENISR_TX, `${id} PTX`).not.toBe(0);
@@ -425,6 +428,38 @@ describe('machines/ne2k: two guests driving the card as Linux ne2k-pci does', ()
       expect(st.perGuest.find((g) => g.guest === 'b')!.faulted).toBe(false);
       expect(rig.state()).toBe(SAFE_NAME);
       await expect(ga.read(0, R.NE_CMD, 1)).rejects.toThrow(/faulted/);
+    } finally {
+      await rig.close();
+    }
+  }, 60_000);
+});
+
+describe('machines/ne2k: a guest granted a MAC reads its own PROM', () => {
+  it('byte, word and 32-bit reads of the PROM (and past its end) answer as a lone card with that MAC', async () => {
+    const rig = openNe2kMux({ guests: ['a', 'b'], macs: GRANTS });
+    const lone = new Ne2kDevice({ irq: { set: () => {} }, dma: { read: async () => null, write: async () => false }, clock: () => 0 }, undefined, { mac: Uint8Array.from(MACS.b) });
+    try {
+      await new Ne2kDriver(rig.guest('a')).probe(); // a holds the card first; b's reads come after a switch
+      const readProm = async (dev: Device, dcr: number, size: 1 | 2 | 4, count: number, start: number) => {
+        const w = (o: number, v: number) => Promise.resolve(dev.write(0, o, 1, v));
+        await w(R.NE_CMD, R.E8390_NODMA | R.E8390_STOP);
+        await w(R.EN0_DCFG, dcr);
+        await w(R.EN0_RCNTLO, 64);
+        await w(R.EN0_RCNTHI, 0);
+        await w(R.EN0_RSARLO, start);
+        await w(R.EN0_RSARHI, 0);
+        await w(R.NE_CMD, R.E8390_RREAD | R.E8390_START);
+        const one = [...(await Promise.resolve(dev.readString!(0, R.NE_DATAPORT, size, count)))];
+        const single = await Promise.resolve(dev.read(0, R.NE_DATAPORT, size));
+        await w(R.NE_CMD, R.E8390_NODMA | R.E8390_START);
+        return [...one, single];
+      };
+      for (const [dcr, size, count, start] of [[0x48, 1, 40, 0], [0x49, 1, 20, 0], [0x49, 2, 20, 3], [0x49, 4, 10, 2], [0x48, 2, 12, 30]] as const) {
+        const want = await readProm(lone, dcr, size, count, start);
+        expect(await readProm(rig.guest('b'), dcr, size, count, start), `DCR ${dcr.toString(16)} size ${size} from ${start}`).toEqual(want);
+      }
+      expect(rig.stats().switches).toBeGreaterThan(1);
+      expectSwitchesSafe(rig);
     } finally {
       await rig.close();
     }

@@ -10,12 +10,14 @@
 //   guest's own CR reads until its next upload, ask TX_CHECK: TXP clear is TX_DONE.
 // - the virtual ISR: status bits the card raised for this guest before it lost the card
 //   (saved on switch-out, context.ts) are ORed into its ISR reads until it acknowledges them.
+// - the PROM: a guest granted a MAC reads its own station address there (prom.ts).
 // - the reset port: the card stops, masks interrupts and enters loopback (DP8390; our model).
 
 import type { Reply } from '../../src/access.ts';
 import type { Answer, GuestView, MuxAccess } from '../../src/mux/define.ts';
 import * as R from '../../src/devices/ne2k/regs.ts';
 import { TX_CHECK } from './classify.ts';
+import { notePromRead, patchPromRead, stepAddresses, type AddressTrack } from './prom.ts';
 
 /** Page-1 registers by offset (context names). */
 export const PAGE1_NAMES: Record<number, string> = Object.fromEntries([
@@ -27,11 +29,11 @@ export const PAGE1_NAMES: Record<number, string> = Object.fromEntries([
 /** The pseudo context register holding a guest's pending interrupt status bits. */
 export const VISR = 'VISR';
 
-interface Ne2kScratch {
+interface Ne2kScratch extends AddressTrack {
   page: number;
   /** The card's remote byte count as this guest left it. */
   rbcr: number;
-  /** The remote DMA direction CR selects (RD2 clear), or null. */
+  /** The remote DMA direction CR selects (RD2 clear), or null; the transfer is over when rbcr is 0. */
   dma: 'read' | 'write' | 'other' | null;
   /** A TXP was written since the last upload: a CR read tells whether it finished. */
   txIssued: boolean;
@@ -43,6 +45,8 @@ export function scratchOf(g: GuestView): Ne2kScratch {
   s.rbcr ??= 0;
   s.dma ??= null;
   s.txIssued ??= false;
+  s.addr ??= 0;
+  s.promRead ??= null;
   return s as Ne2kScratch;
 }
 
@@ -64,10 +68,7 @@ function crWrite(a: MuxAccess, g: GuestView, s: Ne2kScratch): MuxAccess | MuxAcc
     s.dma = rd === R.E8390_RREAD ? 'read' : rd === R.E8390_RWRITE ? 'write' : 'other';
     if (s.dma === 'write') s.txIssued = false; // a new upload: staged until its own TXP
     // A zero count completes at once (the card raises RDC inside the write).
-    if (s.rbcr === 0) {
-      s.dma = null;
-      extra.push(probeCr(a, g, 'DMA_END'));
-    }
+    if (s.rbcr === 0) extra.push(probeCr(a, g, 'DMA_END'));
   }
   if (!(v & R.E8390_STOP) && v & R.E8390_TRANS) {
     s.txIssued = true;
@@ -83,14 +84,17 @@ function bytesPerElement(a: MuxAccess, g: GuestView): number {
 }
 
 function dataPort(a: MuxAccess, g: GuestView, s: Ne2kScratch): MuxAccess | void {
+  // The card moves the remote address on every read in a remote read, on writes while bytes are left.
+  s.promRead = null;
+  if (a.dir === 'read' && s.dma === 'read') notePromRead(s, a, g);
+  else if (a.dir === 'write' && s.dma === 'write' && s.rbcr > 0) stepAddresses(s, a, g);
   if (s.dma === null || s.dma === 'other' || s.dma !== a.dir || s.rbcr === 0) return;
   const moved = bytesPerElement(a, g) * a.count;
   if (moved < s.rbcr) {
     s.rbcr -= moved;
     return;
   }
-  s.rbcr = 0;
-  s.dma = null;
+  s.rbcr = 0; // the direction stays selected: reads past the count still move the address
   return { ...a, event: 'DMA_END' };
 }
 
@@ -115,7 +119,9 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
   switch (s.page) {
     case 0:
       if (a.dir !== 'write') return;
-      if (off === R.EN0_RCNTLO) s.rbcr = (s.rbcr & 0xff00) | v;
+      if (off === R.EN0_RSARLO) s.addr = (s.addr & 0xff00) | v;
+      else if (off === R.EN0_RSARHI) s.addr = (s.addr & 0x00ff) | (v << 8);
+      else if (off === R.EN0_RCNTLO) s.rbcr = (s.rbcr & 0xff00) | v;
       else if (off === R.EN0_RCNTHI) s.rbcr = (s.rbcr & 0x00ff) | (v << 8);
       else if (off === R.EN0_ISR) {
         const pending = g.context.get(VISR) ?? 0;
@@ -134,6 +140,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
 }
 
 export function translateReply(a: MuxAccess, reply: Reply, g: GuestView): Reply | void {
+  if (a.reg?.name === 'DATA') return patchPromRead(scratchOf(g), a, reply);
   if (a.reg?.name !== 'ISR') return;
   const pending = g.context.get(VISR) ?? 0;
   if (pending) return { ...reply, value: Number(reply.value) | pending };

@@ -79,7 +79,7 @@ class EngineDevice implements Device {
   }
 }
 
-export function openNe2kMux(opts: { guests: string[]; quantumNs?: number; deadlineNs?: number; manualWatchdog?: boolean }): Ne2kMuxRig {
+export function openNe2kMux(opts: { guests: string[]; macs?: Record<string, string>; quantumNs?: number; deadlineNs?: number; manualWatchdog?: boolean }): Ne2kMuxRig {
   const held: HeldTimer[] = [];
   const deadlineNs = opts.deadlineNs ?? ne2k.deadlineNs;
   const timers = {
@@ -112,7 +112,7 @@ export function openNe2kMux(opts: { guests: string[]; quantumNs?: number; deadli
   for (const id of opts.guests) {
     irqs.set(id, []);
     const link: GuestLink = { id, weight: 1, priority: 0, deadlineNs: Infinity, memory: null, setIrq: (_l, level) => irqs.get(id)!.push(level) };
-    mux.attach(link);
+    mux.attach(link, opts.macs?.[id] ? { mac: opts.macs[id] } : {});
   }
   const views = new Map(opts.guests.map((id) => [id, new EngineDevice(mux, id)]));
   return {
