@@ -20,6 +20,7 @@ import { rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describeFigures, KIND_UNITS } from '../src/cli/bench-figures.ts';
 import { parseKitConsole } from '../src/guests/linux-kit/console.ts';
 import { NetHost } from '../src/guests/linux-kit/net-host.ts';
 import { mpqemuAddonMissing } from '../src/trap/mpqemu/native.ts';
@@ -142,4 +143,24 @@ describe.skipIf(why !== null)(titled('Linux guests share one NE2000 through muxv
     expect(afterKill.length).toBe(2);
     console.info(`linux-nic: ${wallS.toFixed(0)} s wall (${NIC_KIB} KiB each way per guest, ${AFTER_KIB} KiB after the kill ${((performance.now() - killedAt) / 1000).toFixed(0)} s before the end); counters ${JSON.stringify(Object.fromEntries(per))}`);
   }, RUN_TIMEOUT_MS + 60_000);
+});
+
+describe('the Linux NIC bench figures (src/bench/linux/net.ts)', () => {
+  it('are described, throughputs in MB/s, linux.netVsQemu judged against its target', ({ expect }) => {
+    // Shaped as runNet reports them.
+    const d = describeFigures({
+      'linux.net.kib': 1024,
+      'linux.net.muxvisor.upMBps': 0.04,
+      'linux.net.muxvisor.downMBps': 0.05,
+      'linux.net.qemu.upMBps': 2,
+      'linux.net.qemu.downMBps': 3,
+      'linux.netVsQemu.up': 0.02,
+      'linux.netVsQemu.down': 0.0167,
+      'linux.netVsQemu': 0.0183,
+      'linux.net.skipped': 'needs root',
+    });
+    expect(d.filter((f) => !f.described).map((f) => f.key)).toEqual([]);
+    expect(d.filter((f) => f.kind === 'throughput').map((f) => f.unit)).toEqual(Array(4).fill(KIND_UNITS.throughput));
+    expect(d.find((f) => f.key === 'linux.netVsQemu')).toMatchObject({ met: false, target: { op: '>=', value: 0.8 } });
+  });
 });

@@ -7,8 +7,11 @@
 //   linux.sharingEfficiency: three guests at once, DMA, aggregate MB/s (all bytes written and
 //     read over the span from the first guest's io=start to the last one's io=end, as the host
 //     sees their consoles) over that of one guest measured the same way;
-//   linux.bootMs.{muxvisor,qemu}: guest uptime at /init's first line.
+//   linux.bootMs.{muxvisor,qemu}: guest uptime at /init's first line;
+//   linux.netVsQemu and linux.net.*: TCP throughput on muxvisor's shared NE2000 against QEMU's
+//     own ne2k_pci (linux/net.ts; root).
 // Needs qemu-system-x86_64 and the guest kit (npm run guest-kit); without them it says why.
+// MUXVISOR_BENCH_LINUX=disk or =net runs only that part (default both).
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -21,6 +24,7 @@ import { launchGuests } from '../launch/guests.ts';
 import { GUEST_KIT_DIR } from '../launch/qemu.ts';
 import { muxRouterFactory } from '../mux/router-factory.ts';
 import { Supervisor } from '../supervisor.ts';
+import { runNet } from './linux/net.ts';
 
 const MIB = 1024 * 1024;
 const accel = (): 'tcg' | 'kvm' => (process.env.MUXVISOR_BENCH_ACCEL === 'kvm' ? 'kvm' : 'tcg');
@@ -142,48 +146,62 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, unkn
   const dmaMib = opts.quick ? 16 : 48;
   const pioMib = 1;
   const out: Record<string, unknown> = {};
+  const parts = (process.env.MUXVISOR_BENCH_LINUX ?? 'disk,net').split(',');
   try {
-    const dma = `muxvisor.workload=speed muxvisor.mib=${dmaMib} muxvisor.bskib=1024`;
-    const pio = `muxvisor.workload=speed muxvisor.mib=${pioMib} muxvisor.bskib=128 muxvisor.pio=1`;
-    // One guest, DMA: muxvisor against QEMU's own IDE.
-    const [mux] = await onMuxvisor(dir, 1, dma, dmaMib + 1);
-    const local = await onQemu(dir, dma, dmaMib + 1);
-    const r = { read: mbps(mux.bytes, mux.readMs) / mbps(local.bytes, local.readMs), write: mbps(mux.bytes, mux.writeMs) / mbps(local.bytes, local.writeMs) };
-    Object.assign(out, {
-      'linux.disk.muxvisor.readMBps': round(mbps(mux.bytes, mux.readMs), 2),
-      'linux.disk.muxvisor.writeMBps': round(mbps(mux.bytes, mux.writeMs), 2),
-      'linux.disk.qemu.readMBps': round(mbps(local.bytes, local.readMs), 2),
-      'linux.disk.qemu.writeMBps': round(mbps(local.bytes, local.writeMs), 2),
-      'linux.diskVsQemu.read': round(r.read),
-      'linux.diskVsQemu.write': round(r.write),
-      'linux.diskVsQemu': round(Math.sqrt(r.read * r.write)),
-      'linux.bootMs.muxvisor': Math.round(mux.initS * 1000),
-      'linux.bootMs.qemu': Math.round(local.initS * 1000),
-    });
-    // One guest, PIO: the cost of one 4-byte data access (the read phase: bytes/4 accesses).
-    const [muxPio] = await onMuxvisor(dir, 1, pio, pioMib + 1);
-    const localPio = await onQemu(dir, pio, pioMib + 1);
-    const accessUs = (s: SpeedRun): number => (s.readMs * 1000) / (s.bytes / 4);
-    Object.assign(out, {
-      'qemu.accessUs': round(accessUs(muxPio), 2),
-      'qemu.localAccessUs': round(accessUs(localPio), 2),
-      'qemu.accessOverLocal': round(accessUs(muxPio) / accessUs(localPio), 1),
-    });
-    // Sharing: one guest alone, then three at once, each timed from the host by its console.
-    const aggregate = (runs: SpeedRun[]): number => {
-      const start = Math.min(...runs.map((s) => s.ioStart));
-      const end = Math.max(...runs.map((s) => s.ioEnd));
-      return runs.reduce((a, s) => a + 2 * s.bytes, 0) / 1e6 / ((end - start) / 1000);
-    };
-    const one = aggregate([mux]);
-    const three = aggregate(await onMuxvisor(dir, 3, dma, dmaMib + 1));
-    Object.assign(out, {
-      'linux.aggregateMBps.1': round(one, 2),
-      'linux.aggregateMBps.3': round(three, 2),
-      'linux.sharingEfficiency': round(three / one),
-    });
+    if (parts.includes('disk')) Object.assign(out, await runDisk(dir, opts, dmaMib, pioMib));
+    if (parts.includes('net')) {
+      try {
+        Object.assign(out, await runNet(dir, opts));
+      } catch (e) {
+        out['linux.net.error'] = (e as Error).message; // the disk figures stand
+      }
+    }
     return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function runDisk(dir: string, opts: { quick: boolean }, dmaMib: number, pioMib: number): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const dma = `muxvisor.workload=speed muxvisor.mib=${dmaMib} muxvisor.bskib=1024`;
+  const pio = `muxvisor.workload=speed muxvisor.mib=${pioMib} muxvisor.bskib=128 muxvisor.pio=1`;
+  // One guest, DMA: muxvisor against QEMU's own IDE.
+  const [mux] = await onMuxvisor(dir, 1, dma, dmaMib + 1);
+  const local = await onQemu(dir, dma, dmaMib + 1);
+  const r = { read: mbps(mux.bytes, mux.readMs) / mbps(local.bytes, local.readMs), write: mbps(mux.bytes, mux.writeMs) / mbps(local.bytes, local.writeMs) };
+  Object.assign(out, {
+    'linux.disk.muxvisor.readMBps': round(mbps(mux.bytes, mux.readMs), 2),
+    'linux.disk.muxvisor.writeMBps': round(mbps(mux.bytes, mux.writeMs), 2),
+    'linux.disk.qemu.readMBps': round(mbps(local.bytes, local.readMs), 2),
+    'linux.disk.qemu.writeMBps': round(mbps(local.bytes, local.writeMs), 2),
+    'linux.diskVsQemu.read': round(r.read),
+    'linux.diskVsQemu.write': round(r.write),
+    'linux.diskVsQemu': round(Math.sqrt(r.read * r.write)),
+    'linux.bootMs.muxvisor': Math.round(mux.initS * 1000),
+    'linux.bootMs.qemu': Math.round(local.initS * 1000),
+  });
+  // One guest, PIO: the cost of one 4-byte data access (the read phase: bytes/4 accesses).
+  const [muxPio] = await onMuxvisor(dir, 1, pio, pioMib + 1);
+  const localPio = await onQemu(dir, pio, pioMib + 1);
+  const accessUs = (s: SpeedRun): number => (s.readMs * 1000) / (s.bytes / 4);
+  Object.assign(out, {
+    'qemu.accessUs': round(accessUs(muxPio), 2),
+    'qemu.localAccessUs': round(accessUs(localPio), 2),
+    'qemu.accessOverLocal': round(accessUs(muxPio) / accessUs(localPio), 1),
+  });
+  // Sharing: one guest alone, then three at once, each timed from the host by its console.
+  const aggregate = (runs: SpeedRun[]): number => {
+    const start = Math.min(...runs.map((s) => s.ioStart));
+    const end = Math.max(...runs.map((s) => s.ioEnd));
+    return runs.reduce((a, s) => a + 2 * s.bytes, 0) / 1e6 / ((end - start) / 1000);
+  };
+  const one = aggregate([mux]);
+  const three = aggregate(await onMuxvisor(dir, 3, dma, dmaMib + 1));
+  Object.assign(out, {
+    'linux.aggregateMBps.1': round(one, 2),
+    'linux.aggregateMBps.3': round(three, 2),
+    'linux.sharingEfficiency': round(three / one),
+  });
+  return out;
 }

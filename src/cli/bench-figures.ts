@@ -151,6 +151,12 @@ export const CATALOG: readonly Entry[] = [
   e(/^linux\.bootMs\.(muxvisor|qemu)$/, (m) => `linux.boot.${m[1]}`, 'ms', (m) => `guest uptime at /init's first line, ${m[1] === 'muxvisor' ? "with muxvisor's disk" : "on QEMU's own IDE"}`),
   e(/^linux\.aggregateMBps\.(\d+)$/, (m) => `linux.aggregate.${m[1]}`, 'MBps', (m) => `${m[1]} Linux guest${m[1] === '1' ? '' : 's'} at once on one shared disk, all together`),
   e(/^linux\.sharingEfficiency$/, same, 'ratio', 'aggregate throughput of three Linux guests over that of one', { op: '>=', value: 0.9 }),
+  e(/^linux\.net\.(skipped|error)$/, same, 'text', (m) => (m[1] === 'skipped' ? 'why the Linux NIC figures are missing' : 'the Linux NIC bench failed')),
+  e(/^linux\.net\.kib$/, same, 'count', 'KiB each way the Linux NIC figures move over TCP (busybox nc, checksums compared)'),
+  e(/^linux\.net\.(muxvisor|qemu)\.(up|down)MBps$/, (m) => `linux.net.${m[1]}.${m[2]}`, 'MBps', (m) =>
+    `one Linux guest's TCP ${m[2] === 'up' ? 'upload to' : 'download from'} the host (nc) through ${m[1] === 'muxvisor' ? "muxvisor's shared NE2000 (tap backend)" : "QEMU's own ne2k_pci (-netdev tap)"}`),
+  e(/^linux\.netVsQemu$/, same, 'ratio', "one Linux guest's TCP throughput on muxvisor's shared NE2000 over QEMU's own ne2k_pci (geometric mean of up and down)", { op: '>=', value: 0.8 }),
+  e(/^linux\.netVsQemu\.(up|down)$/, same, 'ratio', (m) => `the same, ${m[1] === 'up' ? 'uploads' : 'downloads'} only`),
   e(/^qemu\.accessUs$/, () => 'qemu.access', 'us', "one 4-byte PIO access of a Linux guest through the proxy and the MUX"),
   e(/^qemu\.localAccessUs$/, () => 'qemu.localAccess', 'us', 'the same access to a device QEMU emulates itself'),
   e(/^qemu\.accessOverLocal$/, same, 'ratio', 'qemu.access over qemu.localAccess'),
