@@ -9,11 +9,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DRIVER, RunProcess, buildDrivers, checkExchange, config, driverArgs, parseResult, runCli } from './helpers/nic-exec.ts';
+import { DRIVER, InProcessRun, RunProcess, buildDrivers, checkExchange, config, driverArgs, parseResult, runCli } from './helpers/nic-exec.ts';
 
 describe('an unmodified C NE2000 driver shares the card with scripted guests', () => {
   let dir = '';
-  let run: RunProcess | null = null;
+  let run: RunProcess | InProcessRun | null = null;
 
   beforeAll(() => buildDrivers());
 
@@ -36,8 +36,9 @@ describe('an unmodified C NE2000 driver shares the card with scripted guests', (
 
   it('interrupts from /dev/uio0, joining with muxvisor exec --socket: the same checks', async () => {
     dir = mkdtempSync(join(tmpdir(), 'muxvisor-nicexec-'));
-    run = new RunProcess(config(dir, {}));
-    await run.until((e) => e.event === 'listening', 'listening event');
+    // The supervisor and the scripted guests as `run` has them, in this process: one CLI start-up
+    // (exec's) instead of two on a loaded machine.
+    run = await InProcessRun.start(config(dir, {}));
     const r = await runCli(['exec', '--socket', join(dir, 'mv.sock'), '--guest', 'drv', '--', ...driverArgs('--spoof')]).done;
     expect(r.code, r.stdout + r.stderr).toBe(0);
     await run.finish();

@@ -7,6 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { loadConfig } from '../../src/config/load.ts';
+import { DeviceRegistry } from '../../src/devices/registry.ts';
+import { launchGuests } from '../../src/launch/guests.ts';
+import type { LaunchedGuest } from '../../src/launch/outcome.ts';
+import { silentLogger } from '../../src/log.ts';
+import { muxRouterFactory } from '../../src/mux/router-factory.ts';
+import { Supervisor } from '../../src/supervisor.ts';
 import { buildTrap } from './trap-build.ts';
 import { readPcap } from './pcap-read.ts';
 
@@ -19,7 +26,7 @@ export const SPOOF_SEQ = 0xdeadbeef;
 /**
  * The scripted guests send until `run` is stopped (its SIGINT ends them: they drain, check and
  * report), so the C driver hears them however long the loaded machine takes to start it; they
- * pause 5 ms between rounds (a flood of in-process guests would leave the trapped program one
+ * pause 20 ms between rounds (a flood of in-process guests would leave the trapped program one
  * turn of the supervisor's event loop per 8 of their rounds).
  */
 export const SCRIPTED_SECONDS = 300;
@@ -40,34 +47,27 @@ export interface Stopped {
 }
 export type Event = { event: string; guest?: string; ok?: boolean; detail?: string } & Partial<Stopped>;
 
-/** A `muxvisor run --json` process and the JSON lines it printed. */
-export class RunProcess {
-  readonly events: Event[] = [];
-  stderr = '';
-  private readonly waiters: (() => void)[] = [];
-  readonly proc: ChildProcess;
 
-  constructor(config: string) {
-    this.proc = spawn(process.execPath, [CLI, '--json', '--log-level', 'warn', 'run', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    this.proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
-      buf += s;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        this.events.push(JSON.parse(buf.slice(0, nl)) as Event);
-        buf = buf.slice(nl + 1);
-        this.waiters.splice(0).forEach((w) => w());
-      }
-    });
-    this.proc.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
+/** The events of a run (as `run --json` prints them) and a wait for one of them. */
+abstract class RunEvents {
+  readonly events: Event[] = [];
+  private readonly waiters: (() => void)[] = [];
+
+  protected push(e: Event): void {
+    this.events.push(e);
+    this.waiters.splice(0).forEach((w) => w());
   }
 
-  /** Resolves once an event matching `pred` has been printed. */
+  protected abstract ended(): boolean;
+  protected abstract diagnostics(): string;
+
+  /** Resolves once an event matching `pred` has come. */
   async until(pred: (e: Event) => boolean, what: string, ms = 45_000): Promise<Event> {
     const deadline = Date.now() + ms;
     for (;;) {
       const e = this.events.find(pred);
       if (e) return e;
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`run: no ${what} (stderr: ${this.stderr.slice(-2000)})`);
+      if (this.ended() || Date.now() > deadline) throw new Error(`run: no ${what} (${this.diagnostics()})`);
       await new Promise<void>((r) => {
         this.waiters.push(r);
         setTimeout(r, 200);
@@ -75,7 +75,39 @@ export class RunProcess {
     }
   }
 
-  /** SIGINT: the scripted guests end (drain, check, report), then the `stopped` statistics. */
+  /** Stops the scripted guests (they drain, check and report), then the `stopped` statistics. */
+  abstract finish(): Promise<Stopped>;
+  abstract kill(): void;
+}
+
+/** A `muxvisor run --json` process and the JSON lines it printed. */
+export class RunProcess extends RunEvents {
+  stderr = '';
+  readonly proc: ChildProcess;
+
+  constructor(config: string) {
+    super();
+    this.proc = spawn(process.execPath, [CLI, '--json', '--log-level', 'warn', 'run', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      buf += s;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        this.push(JSON.parse(buf.slice(0, nl)) as Event);
+        buf = buf.slice(nl + 1);
+      }
+    });
+    this.proc.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
+  }
+
+  protected ended(): boolean {
+    return this.proc.exitCode !== null;
+  }
+
+  protected diagnostics(): string {
+    return `stderr: ${this.stderr.slice(-2000)}`;
+  }
+
+  /** SIGINT, as a user stops `run`. */
   async finish(): Promise<Stopped> {
     this.proc.kill('SIGINT');
     return (await this.until((e) => e.event === 'stopped', 'stopped event')) as Stopped;
@@ -83,6 +115,60 @@ export class RunProcess {
 
   kill(): void {
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+/**
+ * What `muxvisor run` does, in this process (the same config file, router factory, supervisor
+ * and guest launcher, no CLI start-up): for the tests whose C driver joins from outside.
+ */
+export class InProcessRun extends RunEvents {
+  private sup: Supervisor | null = null;
+  private launched: LaunchedGuest[] = [];
+  private closed = false;
+
+  static async start(configFile: string): Promise<InProcessRun> {
+    const r = new InProcessRun();
+    const registry = new DeviceRegistry();
+    const config = await loadConfig(configFile, { knownKinds: registry.kinds() });
+    const createRouter = await muxRouterFactory(config);
+    // As under `run`: a guest that connects by itself must name its credential (`auth`).
+    r.sup = new Supervisor({ config, registry, createRouter, configSource: configFile, defaultAuth: null });
+    await r.sup.listen();
+    r.push({ event: 'listening' });
+    r.launched = await launchGuests(r.sup, config, config.socket, silentLogger);
+    for (const l of r.launched) void l.done.then((o) => r.push({ event: 'guest', ...o }));
+    return r;
+  }
+
+  protected ended(): boolean {
+    return this.closed;
+  }
+
+  protected diagnostics(): string {
+    return 'in-process supervisor';
+  }
+
+  async finish(): Promise<Stopped> {
+    for (const l of this.launched) l.stop();
+    await Promise.all(this.launched.map((l) => l.done));
+    // The JSON `run` prints: its per-guest nic counters are what the tests read.
+    const stats = JSON.parse(JSON.stringify(this.sup!.stats())) as Stopped['stats']; // started before finish
+    await this.close();
+    const stopped = { event: 'stopped', stats };
+    this.push(stopped);
+    return stopped;
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.launched) l.stop();
+    await this.sup?.close();
+  }
+
+  kill(): void {
+    void this.close();
   }
 }
 
@@ -125,7 +211,7 @@ export function parseResult(text: string): DriverResult {
 export function config(dir: string, drv: { argv?: string[] }): string {
   const scripted = (name: 'g1' | 'g2', other: 'g1' | 'g2') => ({
     name,
-    run: { type: 'scripted', driver: 'ne2k', options: { seconds: SCRIPTED_SECONDS, peers: [MACS[other], MACS.drv], gapMs: 5 } },
+    run: { type: 'scripted', driver: 'ne2k', options: { seconds: SCRIPTED_SECONDS, peers: [MACS[other], MACS.drv], gapMs: 20 } },
     grants: [{ device: 'nic0', mac: MACS[name] }],
   });
   const file = join(dir, 'nic.json');
