@@ -21,6 +21,12 @@ import { ne2kChart } from '../machines/ne2k/chart.ts';
 import { crWriteEvent } from '../machines/ne2k/classify.ts';
 import { BROADCAST, ethFrame, Ne2kDriver } from '../src/guests/ne2k-driver.ts';
 import { openNe2kMux, type Ne2kMuxRig } from './helpers/ne2k-mux.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { silentLogger } from '../src/log.ts';
+import { muxRouterFactory } from '../src/mux/router-factory.ts';
+import type { MuxEngine } from '../src/mux/engine.ts';
+import { Supervisor } from '../src/supervisor.ts';
+import { findPciIoBar, PortDevice } from '../src/guests/port-device.ts';
 
 // ---- the oracle: the card's condition as bits, changed by register accesses -------------------
 
@@ -462,6 +468,45 @@ describe('machines/ne2k: a guest granted a MAC reads its own PROM', () => {
       expectSwitchesSafe(rig);
     } finally {
       await rig.close();
+    }
+  }, 60_000);
+});
+
+describe('machines/ne2k from a config: "mux": { "machine": "ne2k" }', () => {
+  it('the supervisor time-slices the card through the engine; guests probe their granted MACs and transmit; every switch safe', async () => {
+    const config = parseConfig({
+      devices: [{ id: 'nic0', kind: 'ne2k', mux: { machine: 'ne2k' } }],
+      guests: (['a', 'b'] as const).map((name) => ({ name, grants: [{ device: 'nic0', mac: GRANTS[name] }] })),
+    });
+    let engine: MuxEngine | null = null;
+    let router = false;
+    const sup = new Supervisor({ config, logger: silentLogger, createRouter: await muxRouterFactory(config, { onEngine: (_id, e) => (engine = e), onNicRouter: () => (router = true) }) });
+    await sup.start();
+    try {
+      const traces: string[] = [];
+      const ran = await Promise.all(
+        (['a', 'b'] as const).map(async (name) => {
+          const port = sup.attachLocalGuest(name);
+          const d = new Ne2kDriver(new PortDevice(port, (await findPciIoBar(port, 0x10ec, 0x8029))!));
+          if (name === 'b') d.rxStart = 0x80;
+          if (name === 'b') d.stopPage = 0xc0;
+          const mac = await d.probe();
+          await d.init(mac);
+          for (let i = 0; i < 5; i++) traces.push(`${name}:${(await d.send(ethFrame(BROADCAST, mac, 80, i))).tsr & R.ENTSR_PTX}`);
+          return [...mac];
+        }),
+      );
+      expect(ran).toEqual([MACS.a, MACS.b]);
+      expect(router).toBe(false);
+      expect(engine).not.toBeNull();
+      expect(traces.filter((t) => t.endsWith(':1'))).toHaveLength(10);
+      const st = sup.stats().devices.find((d) => d.device === 'nic0')!;
+      expect(st.switches).toBeGreaterThan(1);
+      expect(st.unsafeSwitches).toBe(0);
+      expect(st.faults).toBe(0);
+      expect((engine as unknown as MuxEngine).stats().state).toBe(SAFE_NAME);
+    } finally {
+      await sup.close();
     }
   }, 60_000);
 });
