@@ -60,10 +60,23 @@ export interface DmaPort {
 /** Monotonic time in ns, injected so models and policies never read a clock. */
 export type Clock = () => number;
 
+/**
+ * Where a device reports a host-side failure: a backend's I/O error (file, NBD), QEMU gone
+ * (qtest). The guest sees the device's error bits; the user sees this, logged by the
+ * supervisor with the device's id. A guest's own mistakes are counted (metrics()), not
+ * reported here. The device keeps serving after a report.
+ */
+export interface DeviceLog {
+  /** `what`: the operation that failed, in the device's words ("READ DMA at LBA 8"). */
+  hostError(what: string, err: unknown): void;
+}
+
 export interface DeviceEdges {
   irq: IrqLine;
   dma: DmaPort;
   clock: Clock;
+  /** Host failures (absent: nobody listens, as in a bare model under test). */
+  log?: DeviceLog;
 }
 
 /** Counters a device keeps for a guest's mistakes (counted, not thrown). */

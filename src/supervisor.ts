@@ -18,6 +18,7 @@ import { mapIssues } from './config/map-issues.ts';
 import type { Config, DeviceConfig, GuestConfig } from './config/schema.ts';
 import { type DeviceFacts, reachIssues } from './config/windows.ts';
 import type { Device, DeviceDescription, DeviceEdges, DeviceMetrics } from './device.ts';
+import { deviceLogEdge } from './device-log.ts';
 import { loadDeviceModel } from './devices/user-model.ts';
 import { DeviceRegistry } from './devices/registry.ts';
 import { type DeviceReach, GuestGrants, buildGrants } from './grants.ts';
@@ -361,7 +362,8 @@ export class Supervisor {
       device = await this.registry.create({
         id: cfg.id,
         kind: cfg.kind,
-        edges: this.accessLog ? this.accessLog.deviceEdges(cfg.id, router.edges) : router.edges,
+        // The router's IRQ/DMA/clock (seen by the access log, if any) and the log edge for host failures.
+        edges: { ...(this.accessLog ? this.accessLog.deviceEdges(cfg.id, router.edges) : router.edges), log: deviceLogEdge(this.log, cfg.id, cfg.kind) },
         backend: cfg.backend,
         properties: cfg.properties,
         config: cfg,

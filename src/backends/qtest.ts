@@ -136,6 +136,7 @@ const WIDTH_OF_SIZE: Record<1 | 2 | 4, Width> = { 1: 'b', 2: 'w', 4: 'l' };
 export class QtestClient {
   private readonly pending: Pending[] = [];
   private readonly irqListeners = new Set<IrqListener>();
+  private readonly exitListeners = new Set<(err: QemuExitedError) => void>();
   private readonly levels = new Map<number, boolean>();
   private rx = '';
   private closed = false;
@@ -160,6 +161,7 @@ export class QtestClient {
       live.delete(child);
       this.exitError = new QemuExitedError(code, signal, this.stderrTail(), 'while the qtest client was open');
       this.failAll((p) => (this.closed ? new QtestClosedError(p.command) : this.exitError!));
+      this.reportExit();
     };
     // QEMU may already have died between connecting and this constructor.
     if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
@@ -176,6 +178,7 @@ export class QtestClient {
       const timer = setTimeout(() => {
         this.exitError ??= new QemuExitedError(null, null, this.stderrTail(), '(qtest socket closed while QEMU kept running)');
         this.failAll(() => this.exitError!);
+        this.reportExit();
       }, 1000);
       void this.exited.then(() => clearTimeout(timer));
     });
@@ -268,6 +271,23 @@ export class QtestClient {
   onIrq(listener: IrqListener): () => void {
     this.irqListeners.add(listener);
     return () => this.irqListeners.delete(listener);
+  }
+
+  /**
+   * Be told once when QEMU dies (or drops the qtest socket) while the client is open, not
+   * after close(): a device reports it at once, not only at its next access. Returns the
+   * unsubscribe function.
+   */
+  onExit(listener: (err: QemuExitedError) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
+  private reportExit(): void {
+    if (this.closed || !this.exitError) return;
+    const listeners = [...this.exitListeners];
+    this.exitListeners.clear();
+    for (const l of listeners) l(this.exitError);
   }
 
   /** Last level QEMU reported for an intercepted line (false before any report). */

@@ -67,11 +67,17 @@ export class QemuGenericDevice implements Device {
     /** PCI function number within the slot. */
     readonly fn: number,
   ) {
-    this.unsubscribe = client.onIrq((line, level) => {
+    const offIrq = client.onIrq((line, level) => {
       if (line !== this.irq || level === this.irqOut) return;
       this.irqOut = level;
       edges.irq.set(level);
     });
+    // QEMU gone: reported at once on the log edge, not only at the next access.
+    const offExit = client.onExit((err) => edges.log?.hostError('QEMU (the physical device over qtest)', err));
+    this.unsubscribe = () => {
+      offIrq();
+      offExit();
+    };
   }
 
   /** Start QEMU with the device, place its BARs (PCI) and return it. */

@@ -124,7 +124,12 @@ export class QemuIdeDevice implements Device {
     private readonly image = '',
   ) {
     if (bmBase % 16 !== 0 || bmBase <= 0 || bmBase > 0xfff0) throw new QtestError(`qemu-ide: bus-master base 0x${bmBase.toString(16)} must be a 16-byte aligned I/O port`);
-    this.unsubscribe = client.onIrq((line, level) => this.onQemuIrq(line, level));
+    const offIrq = client.onIrq((line, level) => this.onQemuIrq(line, level));
+    const offExit = client.onExit((err) => this.edges.log?.hostError('QEMU (the physical IDE over qtest)', err));
+    this.unsubscribe = () => {
+      offIrq();
+      offExit();
+    };
     this.sectors = imageSectors(image);
   }
 
@@ -452,10 +457,13 @@ export class QemuIdeDevice implements Device {
     if (level && pending && !this.irqHeld) {
       // Hold the rising edge until the transferred data is in the guest's memory.
       this.irqHeld = true;
-      void this.serial(() => this.settleIfInFlight()).finally(() => {
-        this.irqHeld = false;
-        this.updateIrq();
-      });
+      void this.serial(() => this.settleIfInFlight())
+        // No guest access waits on this settle: its failure (QEMU gone) is reported here.
+        .catch((err: unknown) => this.edges.log?.hostError('DMA copy-back on the interrupt', err))
+        .finally(() => {
+          this.irqHeld = false;
+          this.updateIrq();
+        });
       return;
     }
     this.updateIrq();

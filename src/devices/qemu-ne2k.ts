@@ -58,11 +58,17 @@ export class QemuNe2kDevice implements Device {
     readonly irq: number,
     readonly mac: string,
   ) {
-    this.unsubscribe = client.onIrq((line, level) => {
+    const offIrq = client.onIrq((line, level) => {
       if (line !== irq || level === this.irqOut) return;
       this.irqOut = level;
       edges.irq.set(level);
     });
+    // QEMU gone: reported at once on the log edge, not only at the next access.
+    const offExit = client.onExit((err) => edges.log?.hostError('QEMU (the physical device over qtest)', err));
+    this.unsubscribe = () => {
+      offIrq();
+      offExit();
+    };
     if (udp) {
       udp.socket.on('message', (msg, from) => {
         if (from.port !== udp.qemuPort) return; // only QEMU's end of the pair speaks here

@@ -224,7 +224,7 @@ export class AtaDevice extends DriveCore implements Device {
         data = await step(this.blk.read(pio.lba, n));
       } catch (e) {
         if (e === STALE) throw e;
-        this.hostError(e);
+        this.hostError(e, `${pio.cmd.name}: read of ${n} sectors at LBA ${pio.lba}`);
         this.setPosition(pio.cmd, pio.lba);
         return this.fail(R.ATA_UNC);
       }
@@ -262,7 +262,7 @@ export class AtaDevice extends DriveCore implements Device {
           await step(this.blk.write(pio.lba, data, !this.settings.writeCache));
         } catch (e) {
           if (e === STALE) throw e;
-          this.hostError(e);
+          this.hostError(e, `${pio.cmd.name}: write of ${n} sectors at LBA ${pio.lba}`);
           this.setPosition(pio.cmd, pio.lba);
           return this.fail(R.ATA_ABORTED);
         }
@@ -283,7 +283,7 @@ export class AtaDevice extends DriveCore implements Device {
         await step(this.blk.flush());
       } catch (e) {
         if (e === STALE) throw e;
-        this.hostError(e);
+        this.hostError(e, 'FLUSH CACHE');
         return this.fail(R.ATA_ABORTED);
       }
       this.complete();
@@ -372,7 +372,7 @@ export class AtaDevice extends DriveCore implements Device {
           bm.status = (bm.status | R.ATA_DMA_ERR) & ~R.ATA_DMA_ACTIVE;
           return this.abort();
         case 'backend-error':
-          this.hostError(outcome.error);
+          this.hostError(outcome.error, `${cmd.cmd.name}: ${cmd.toMemory ? 'read' : 'write'} at LBA ${outcome.lba}`);
           this.setPosition(cmd.cmd, outcome.lba);
           bm.status &= ~R.ATA_DMA_ACTIVE;
           return this.fail(cmd.toMemory ? R.ATA_UNC : R.ATA_ABORTED);
@@ -390,7 +390,7 @@ export class AtaDevice extends DriveCore implements Device {
       for (const r of ranges) await step(this.blk.trim(r.lba, r.count));
     } catch (e) {
       if (e === STALE) throw e;
-      this.hostError(e);
+      this.hostError(e, 'DATA SET MANAGEMENT: trim');
       return this.abort();
     }
     this.complete();

@@ -70,7 +70,7 @@ export abstract class DriveCore {
     writeCache: boolean,
   ) {
     this.settings = new DriveSettings(geometry, writeCache);
-    this.ops = new OpRunner((e) => this.hostError(e), () => this.updateIrq());
+    this.ops = new OpRunner((e) => this.hostError(e, 'an operation of the model (a bug)'), () => this.updateIrq());
     this.tf.setSignature();
   }
 
@@ -108,9 +108,11 @@ export abstract class DriveCore {
     return result;
   }
 
-  protected hostError(e: unknown): void {
+  /** A host failure: counted, kept for diagnostics, and reported on the log edge with `what` failed. */
+  protected hostError(e: unknown, what: string): void {
     this.lastHostError = e instanceof Error ? e : new Error(String(e));
     this.counters.backendErrors = (this.counters.backendErrors ?? 0) + 1;
+    this.edges.log?.hostError(what, e);
   }
 
   protected complete(): void {
