@@ -5,7 +5,7 @@
 //                                                    opens its guest once (src/channel/peer-auth.ts)
 //   kvm {image, memoryMiB?, options.cmdline?}        a KVM guest (N-API runner, in process)
 //   qemu {kernel?, initrd?, append?, memMiB?, ...}   an unmodified OS in its own QEMU, the disk
-//                                                    served over x-pci-proxy-dev (qemu.ts)
+//                                                    or NIC served over x-pci-proxy-dev (qemu.ts)
 // Guests without `run` are left to connect themselves (`muxvisor exec`, a KVM helper, ...).
 
 import type { Config } from '../config/schema.ts';
