@@ -510,3 +510,41 @@ describe('machines/ne2k from a config: "mux": { "machine": "ne2k" }', () => {
     }
   }, 60_000);
 });
+
+describe('machines/ne2k: status the card keeps for its owner stays each guest\'s own', () => {
+  it('TSR of the last own transmit, tally counters (CNTR2: frames a full ring missed), pending ISR bits', async () => {
+    const rig = openNe2kMux({ guests: ['a', 'b'], macs: GRANTS });
+    try {
+      const a = driverFor(rig, 'a');
+      const b = driverFor(rig, 'b');
+      await a.init(await a.probe());
+      expect((await a.send(ethFrame(BROADCAST, MACS.a, 80, 1))).tsr).toBe(R.ENTSR_PTX);
+      await b.init(await b.probe());
+      const gb = rig.guest('b');
+      // b: a transmit of 0 bytes is aborted (TSR ABT, TXE), and its ring fills up.
+      await gb.write(0, R.EN0_TCNTLO, 1, 0);
+      await gb.write(0, R.EN0_TCNTHI, 1, 0);
+      await gb.write(0, R.NE_CMD, 1, R.E8390_NODMA | R.E8390_START | R.E8390_TRANS);
+      expect(await gb.read(0, R.EN0_TSR, 1)).toBe(R.ENTSR_ABT);
+      let missed = 0;
+      for (let i = 0; i < 40; i++) if (rig.inject(ethFrame(MACS.b, [2, 0, 0, 0, 0, 9], 1500, i)) === 'full') missed++;
+      expect(missed).toBeGreaterThan(0);
+      const bIsr = await gb.read(0, R.EN0_ISR, 1);
+      expect(bIsr & R.ENISR_RX).not.toBe(0);
+      // a comes back: its own TSR, no counts of b's, none of b's status bits.
+      const ga = rig.guest('a');
+      expect(await ga.read(0, R.EN0_TSR, 1)).toBe(R.ENTSR_PTX);
+      expect(await ga.read(0, R.EN0_COUNTER2, 1)).toBe(0);
+      expect((await ga.read(0, R.EN0_ISR, 1)) & (R.ENISR_RX | R.ENISR_TX_ERR)).toBe(0);
+      // b again: its TSR, its missed frames (once: clear on read), its pending PRX.
+      expect(await gb.read(0, R.EN0_TSR, 1)).toBe(R.ENTSR_ABT);
+      expect(await gb.read(0, R.EN0_COUNTER2, 1)).toBe(missed);
+      expect(await gb.read(0, R.EN0_COUNTER2, 1)).toBe(0);
+      expect((await gb.read(0, R.EN0_ISR, 1)) & R.ENISR_RX).not.toBe(0);
+      expect(rig.stats().switches).toBeGreaterThanOrEqual(4);
+      expectSwitchesSafe(rig);
+    } finally {
+      await rig.close();
+    }
+  }, 60_000);
+});

@@ -4,10 +4,12 @@
 // while the ring registers change hands, and ends with the guest's own CR (page 0, no DMA).
 // Registers the card changes by itself are saved from the card when their guest loses it:
 // the remote address (CRDA), the remaining byte count (mirrored by translate.ts), CURR, and the
-// interrupt status bits it had not acknowledged (the virtual ISR, answered by translate.ts).
+// interrupt status bits it had not acknowledged (the virtual ISR, answered by translate.ts), its
+// transmit status and tally counters (status.ts).
 
 import type { ContextRegister, ReplayIo } from '../../src/mux/define.ts';
 import * as R from '../../src/devices/ne2k/regs.ts';
+import { STATUS_CONTEXT } from './status.ts';
 import { PAGE1_NAMES, scratchOf, VISR } from './translate.ts';
 
 const STOP_PAGE0 = R.E8390_NODMA | R.E8390_STOP; // 0x21
@@ -79,6 +81,8 @@ export const NE2K_CONTEXT: ContextRegister[] = [
       return curr;
     },
   },
+  // Saved only (read on page 0 when the guest loses the card), answered by translate.ts.
+  ...STATUS_CONTEXT,
   // Last: the guest's run state on page 0 with no DMA (a guest that never wrote CR finds the
   // card stopped, as at power-on).
   { reg: 'CR', reset: STOP_PAGE0, always: true, replay: (v, io) => io.write('CR', v & R.E8390_STOP ? STOP_PAGE0 : START_PAGE0) },

@@ -11,6 +11,7 @@
 // - the virtual ISR: status bits the card raised for this guest before it lost the card
 //   (saved on switch-out, context.ts) are ORed into its ISR reads until it acknowledges them.
 // - the PROM: a guest granted a MAC reads its own station address there (prom.ts).
+// - TSR and the tally counters: the guest's own (status.ts).
 // - the reset port: the card stops, masks interrupts and enters loopback (DP8390; our model).
 
 import type { Reply } from '../../src/access.ts';
@@ -18,6 +19,7 @@ import type { Answer, GuestView, MuxAccess } from '../../src/mux/define.ts';
 import * as R from '../../src/devices/ne2k/regs.ts';
 import { TX_CHECK } from './classify.ts';
 import { notePromRead, patchPromRead, stepAddresses, type AddressTrack } from './prom.ts';
+import { statusReply, transmitted } from './status.ts';
 
 /** Page-1 registers by offset (context names). */
 export const PAGE1_NAMES: Record<number, string> = Object.fromEntries([
@@ -72,6 +74,7 @@ function crWrite(a: MuxAccess, g: GuestView, s: Ne2kScratch): MuxAccess | MuxAcc
   }
   if (!(v & R.E8390_STOP) && v & R.E8390_TRANS) {
     s.txIssued = true;
+    transmitted(g);
     extra.push(probeCr(a, g)); // classified: TXP clear is TX_DONE
   }
   return extra.length ? [a, ...extra] : undefined;
@@ -140,8 +143,10 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
 }
 
 export function translateReply(a: MuxAccess, reply: Reply, g: GuestView): Reply | void {
-  if (a.reg?.name === 'DATA') return patchPromRead(scratchOf(g), a, reply);
-  if (a.reg?.name !== 'ISR') return;
+  const name = a.reg?.name;
+  if (name === 'DATA') return patchPromRead(scratchOf(g), a, reply);
+  if (name === 'TSR' || name?.startsWith('CNTR')) return statusReply(name, reply, g);
+  if (name !== 'ISR') return;
   const pending = g.context.get(VISR) ?? 0;
   if (pending) return { ...reply, value: Number(reply.value) | pending };
 }
