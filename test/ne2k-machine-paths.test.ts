@@ -512,7 +512,7 @@ describe('machines/ne2k from a config: "mux": { "machine": "ne2k" }', () => {
 });
 
 describe('machines/ne2k: status the card keeps for its owner stays each guest\'s own', () => {
-  it('TSR of the last own transmit, tally counters (CNTR2: frames a full ring missed), pending ISR bits', async () => {
+  it('TSR of the last own transmit, tally counters (CNTR2: frames a full ring missed), pending ISR bits and the interrupt they raise', async () => {
     const rig = openNe2kMux({ guests: ['a', 'b'], macs: GRANTS });
     try {
       const a = driverFor(rig, 'a');
@@ -531,13 +531,19 @@ describe('machines/ne2k: status the card keeps for its owner stays each guest\'s
       expect(missed).toBeGreaterThan(0);
       const bIsr = await gb.read(0, R.EN0_ISR, 1);
       expect(bIsr & R.ENISR_RX).not.toBe(0);
-      // a comes back: its own TSR, no counts of b's, none of b's status bits.
+      expect(rig.irqs.get('b')!.at(-1)).toBe(true); // PRX, unmasked (IMR 0x3F): b's line is up
+      const aIrqs = rig.irqs.get('a')!.length;
+      // a comes back: its own TSR, no counts of b's, none of b's status bits, not b's interrupt.
       const ga = rig.guest('a');
       expect(await ga.read(0, R.EN0_TSR, 1)).toBe(R.ENTSR_PTX);
       expect(await ga.read(0, R.EN0_COUNTER2, 1)).toBe(0);
       expect((await ga.read(0, R.EN0_ISR, 1)) & (R.ENISR_RX | R.ENISR_TX_ERR)).toBe(0);
+      expect(rig.irqs.get('a')!.slice(aIrqs)).not.toContain(true);
+      expect(rig.irqs.get('b')!.at(-1)).toBe(false); // lowered when b lost the card
       // b again: its TSR, its missed frames (once: clear on read), its pending PRX.
+      const bIrqs = rig.irqs.get('b')!.length;
       expect(await gb.read(0, R.EN0_TSR, 1)).toBe(R.ENTSR_ABT);
+      expect(rig.irqs.get('b')!.slice(bIrqs)).toContain(true); // raised again when b got the card back
       expect(await gb.read(0, R.EN0_COUNTER2, 1)).toBe(missed);
       expect(await gb.read(0, R.EN0_COUNTER2, 1)).toBe(0);
       expect((await gb.read(0, R.EN0_ISR, 1)) & R.ENISR_RX).not.toBe(0);
