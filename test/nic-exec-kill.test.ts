@@ -15,8 +15,8 @@ describe('the C NE2000 driver killed mid-transmit', () => {
 
   beforeAll(() => buildDrivers());
 
-  afterEach(() => {
-    run?.kill();
+  afterEach(async () => {
+    await run?.kill();
     run = null;
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

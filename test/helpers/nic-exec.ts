@@ -77,7 +77,8 @@ abstract class RunEvents {
 
   /** Stops the scripted guests (they drain, check and report), then the `stopped` statistics. */
   abstract finish(): Promise<Stopped>;
-  abstract kill(): void;
+  /** Ends the run at once (a test that failed midway). */
+  abstract kill(): Promise<void>;
 }
 
 /** A `muxvisor run --json` process and the JSON lines it printed. */
@@ -113,7 +114,7 @@ export class RunProcess extends RunEvents {
     return (await this.until((e) => e.event === 'stopped', 'stopped event')) as Stopped;
   }
 
-  kill(): void {
+  async kill(): Promise<void> {
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
   }
 }
@@ -167,8 +168,8 @@ export class InProcessRun extends RunEvents {
     await this.sup?.close();
   }
 
-  kill(): void {
-    void this.close();
+  kill(): Promise<void> {
+    return this.close();
   }
 }
 
