@@ -3,7 +3,7 @@
 // per-guest context: device/LBA-mode bits, nIEN, write cache and the multiple-sector count.
 
 import { defineMux, type ReplayIo } from '../../src/mux/define.ts';
-import { ATA_BUSY, ATA_NIEN, ATA_SRST } from '../../src/devices/ata/regs.ts';
+import { ATA_BUSY, ATA_CMD_SET_FEATURES, ATA_CMD_SET_MULTI, ATA_NIEN, ATA_SRST, SETFEATURES_WC_OFF, SETFEATURES_WC_ON } from '../../src/devices/ata/regs.ts';
 import { ataChart } from './chart.ts';
 import { classifyAta } from './classify.ts';
 import { ERRSAVE, saveResult, translateAccess, translateReply } from './window.ts';
@@ -55,8 +55,8 @@ export default defineMux({
     // read acknowledges it on the device first. The outgoing guest's own pending interrupt is
     // raised to it again when it gets the device back (reraiseIrq), with its saved status.
     { reg: 'IRQACK', reset: 0, always: true, replay: async (_v, io) => void (await io.read('STATUS')) },
-    { reg: 'WCACHE', reset: 1, replay: (on, io) => replayCommand(io, on ? 0x02 : 0x82, 0, 0xef) },
-    { reg: 'MULTIPLE', reset: ATA_DEFAULT_MULTIPLE, replay: (n, io) => replayCommand(io, 0, n, 0xc6) },
+    { reg: 'WCACHE', reset: 1, replay: (on, io) => replayCommand(io, on ? SETFEATURES_WC_ON : SETFEATURES_WC_OFF, 0, ATA_CMD_SET_FEATURES) },
+    { reg: 'MULTIPLE', reset: ATA_DEFAULT_MULTIPLE, replay: (n, io) => replayCommand(io, 0, n, ATA_CMD_SET_MULTI) },
     { reg: 'DEVICE', reset: 0xa0 },
     // Always: a command replay above leaves nIEN set behind the engine's back (its record of what
     // the device holds does not see replay writes), so skipping this when "unchanged" would leave

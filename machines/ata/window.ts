@@ -9,7 +9,24 @@
 import type { Reply } from '../../src/access.ts';
 import { registerRead, type GuestView, type MuxAccess, type Answer, type ReplayIo } from '../../src/mux/define.ts';
 import { ATA_COMMANDS, ataCommand } from '../../src/devices/ata/command-table.ts';
-import { ATA_BUSY, ATA_DEV1, ATA_DRDY, ATA_DSC, ATA_HOB, ATA_IDNF, ATA_LBA, ATA_SRST } from '../../src/devices/ata/regs.ts';
+import {
+  ATA_BUSY,
+  ATA_CMD_EDD,
+  ATA_CMD_ID_ATA,
+  ATA_CMD_READ_NATIVE_MAX,
+  ATA_CMD_READ_NATIVE_MAX_EXT,
+  ATA_CMD_SET_FEATURES,
+  ATA_CMD_SET_MULTI,
+  ATA_DEV1,
+  ATA_DRDY,
+  ATA_DSC,
+  ATA_HOB,
+  ATA_IDNF,
+  ATA_LBA,
+  ATA_SRST,
+  SETFEATURES_WC_OFF,
+  SETFEATURES_WC_ON,
+} from '../../src/devices/ata/regs.ts';
 
 const LBA28_LIMIT = 0x0fff_ffff; // last LBA a 28-bit command can address (exclusive end - 1)
 const NO_SUCH_LBA = 2 ** 48 - 1; // beyond every disk: the device answers IDNF
@@ -160,8 +177,8 @@ function command(cmd: MuxAccess, s: AtaScratch, win: { startLba: number; sectors
     return lbaTaskfile(cmd, useExt ? ext : op, phys, count, s);
   }
   if (win) {
-    if (op === 0xec) startIdentifyPatch(s, win.sectors);
-    else if (op === 0xf8 || op === 0x27) s.patch = 'nativeMax';
+    if (op === ATA_CMD_ID_ATA) startIdentifyPatch(s, win.sectors);
+    else if (op === ATA_CMD_READ_NATIVE_MAX || op === ATA_CMD_READ_NATIVE_MAX_EXT) s.patch = 'nativeMax';
     if (!WINDOW_ALLOWED.has(op)) return taskfile(cmd, ABORTED_OPCODE, s.prev, s.cur, s.device, true);
   }
   return taskfile(cmd, op, s.prev, s.cur, s.device, true);
@@ -265,7 +282,7 @@ export function translateAccess(a: MuxAccess, g: GuestView): MuxAccess | MuxAcce
         s.written = false;
         s.issued = true;
         recordSettings(a.value & 0xff, g, s);
-        s.resetSig = (a.value & 0xff) === 0x90; // EXECUTE DEVICE DIAGNOSTIC leaves the signature too
+        s.resetSig = (a.value & 0xff) === ATA_CMD_EDD; // EXECUTE DEVICE DIAGNOSTIC leaves the signature too
         if (g.context.get(ERRSAVE)) g.setContext(ERRSAVE, 0); // a new command: the old result is gone
         return command(a, s, windowOf(g));
       }
@@ -338,10 +355,10 @@ function nativeMaxByte(name: string, max: number, s: AtaScratch): number {
 
 /** Per-guest device settings that commands change: recorded as pseudo context registers. */
 function recordSettings(op: number, g: GuestView, s: AtaScratch): void {
-  if (op === 0xef) {
-    if (s.cur[FEATURE] === 0x02) g.setContext('WCACHE', 1);
-    else if (s.cur[FEATURE] === 0x82) g.setContext('WCACHE', 0);
-  } else if (op === 0xc6) {
+  if (op === ATA_CMD_SET_FEATURES) {
+    if (s.cur[FEATURE] === SETFEATURES_WC_ON) g.setContext('WCACHE', 1);
+    else if (s.cur[FEATURE] === SETFEATURES_WC_OFF) g.setContext('WCACHE', 0);
+  } else if (op === ATA_CMD_SET_MULTI) {
     g.setContext('MULTIPLE', s.cur[NSECT]);
   }
 }

@@ -5,6 +5,8 @@
 // checksum and the capability words where our model and QEMU differ by design
 // (test/ata-vs-qemu.test.ts lists why) are left out of the comparison unless --strict.
 
+import { ATA_CMD_ID_ATA, ATA_CMD_ID_ATAPI } from '../../devices/ata/regs.ts';
+
 export interface SettleRule {
   /** A recorded answer with these bits was a poll of a busy device. */
   busy: number;
@@ -42,7 +44,7 @@ export const IDENTIFY_NORMALISED: Array<{ words: [number, number]; why: string }
   { words: [255, 255], why: 'integrity word: checksum over the words above (QEMU leaves 0)' },
 ];
 
-export const IDENTIFY_OPCODES = new Set([0xec, 0xa1]);
+export const IDENTIFY_OPCODES = new Set([ATA_CMD_ID_ATA, ATA_CMD_ID_ATAPI]);
 
 /**
  * Registers whose reads are not compared while the guest has device 1 selected on a channel
