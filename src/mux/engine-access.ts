@@ -19,31 +19,36 @@ export class OwnedAccess {
     const c = this.c;
     c.ownerFresh = false;
     c.parts.irq.ownerAccess(g);
+    // No closure per access unless an access log wants the chart around it.
     const before = c.recorder ? c.stateName() : '';
     const startNs = c.recorder ? c.clock() : 0;
-    const ran = (): void => c.recorder?.ran(acc, { device: c.deviceId, owner: g.link.id, before, after: c.stateName(), startNs, held });
     const r = this.runForm(g, region, offset, acc);
     if (isPromise(r)) {
       c.busy = true;
       return r.then(
         (reply) => {
           c.busy = false;
-          ran();
+          if (c.recorder) this.recordRan(g, acc, before, startNs, held);
           this.afterAccess();
           return reply;
         },
         (err) => {
           c.busy = false;
           c.log.error({ err, guest: g.link.id }, 'device access failed');
-          ran();
+          if (c.recorder) this.recordRan(g, acc, before, startNs, held);
           this.afterAccess();
           return deniedReply(acc, `device ${c.deviceId} failed: ${(err as Error).message}`);
         },
       );
     }
-    ran();
+    if (c.recorder) this.recordRan(g, acc, before, startNs, held);
     this.afterAccess();
     return r;
+  }
+
+  private recordRan(g: GuestRec, acc: Access, before: string, startNs: number, held: boolean): void {
+    const c = this.c;
+    c.recorder!.ran(acc, { device: c.deviceId, owner: g.link.id, before, after: c.stateName(), startNs, held }); // the caller checked
   }
 
   /** After every owner access: progress for the others. */

@@ -11,10 +11,11 @@ import type { AttachOptions, GuestLink, GuestStats, RouterStats } from '../guest
 import { createStepper, statePath, type Stepper, type StepperMode } from './compile.ts';
 import type { GuestView, MuxDefinition, MuxEvent } from './define.ts';
 import { isPromise, type MaybePromise } from './device-io.ts';
-import type { Policy } from './policy.ts';
+import type { Policy, WaiterView } from './policy.ts';
 import type { MuxRecordEvent, MuxRecorder } from './recorder.ts';
 import { resolveRegisters, type RegisterMap } from './registers.ts';
 import { monotonicClock, realTimers, type Timers } from './timers.ts';
+import { WaitLine } from './engine-waiting.ts';
 
 /** One thing the engine did, for observers (the property suite's timeline) and tests. */
 export interface MuxTrace {
@@ -80,6 +81,8 @@ export interface GuestRec {
   irqPendingAtRelease: boolean;
   /** A re-raised virtual IRQ stays up until this guest's next access. */
   reraised: boolean;
+  /** Its entry in the policy's list of waiters (engine-waiting.ts). */
+  waiterView: WaiterView | null;
 }
 
 /** The calls that cross from one part to another (each part's module implements its own). */
@@ -111,6 +114,10 @@ export class EngineCore {
   readonly log: Logger;
   /** Per-step trace logging builds a state name: only when asked for (checked once, hot path). */
   readonly traceLog: boolean;
+  /** Debug logging (a stall, a grant) builds strings: only when asked for. */
+  readonly debugLog: boolean;
+  /** Someone reads trace(): an observer or an access log. Without one, its details are not built. */
+  readonly tracing: boolean;
   readonly clock: Clock;
   readonly timers: Timers;
   readonly recheckNs: number;
@@ -122,7 +129,8 @@ export class EngineCore {
   irqLine = 0;
   readonly guests = new Map<string, GuestRec>();
   readonly departed: GuestStats[] = [];
-  waiting: GuestRec[] = [];
+  /** Guests with held accesses that do not own the device, longest-waiting first. */
+  readonly waiting = new WaitLine<GuestRec>();
   owner: GuestRec | null = null;
   /** Whose context registers the device holds now (null: unknown, e.g. after a reset). */
   contextOf: GuestRec | null = null;
@@ -166,6 +174,8 @@ export class EngineCore {
     this.kind = def.kind;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ device: opts.deviceId });
     this.traceLog = this.log.isLevelEnabled('trace');
+    this.debugLog = this.log.isLevelEnabled('debug');
+    this.tracing = opts.observer !== undefined || opts.recorder !== undefined;
     this.clock = opts.clock ?? monotonicClock;
     this.timers = opts.timers ?? realTimers;
     this.recheckNs = opts.recheckNs ?? 500_000;
@@ -207,6 +217,7 @@ export class EngineCore {
       vIrq: false,
       irqPendingAtRelease: false,
       reraised: false,
+      waiterView: null,
     };
     this.guests.set(link.id, rec);
     return rec;

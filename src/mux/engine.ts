@@ -172,7 +172,7 @@ export class MuxEngine implements DeviceRouter {
     this.parts.watchdog.clear();
     this.parts.arbiter.clearRecheck();
     for (const g of c.guests.values()) for (const h of g.queue.splice(0)) h.resolve(deniedReply(h.acc, `${this.deviceId} closed`));
-    c.waiting = [];
+    c.waiting.clear();
   }
 
   /** Current owner's id, or null. */

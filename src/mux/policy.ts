@@ -39,6 +39,7 @@ export interface WaiterView {
   usedNs: number;
 }
 
+/** What pick() sees; valid during that call (the engine refills the objects for the next one). */
 export interface PolicyView {
   now: number;
   /** null when the device is free. */
