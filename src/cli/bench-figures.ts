@@ -63,8 +63,8 @@ const KIND_OF: Record<SourceUnit, FigureKind> = {
 
 export interface Target {
   op: '<=' | '>=' | '=';
-  /** In the kind's unit; a function when the target is another figure of the same run. */
-  value: number | ((figures: Record<string, unknown>) => number | undefined);
+  /** In the kind's unit; a function when the target is another figure of the same run (`m`: the key's match). */
+  value: number | ((figures: Record<string, unknown>, m: RegExpMatchArray) => number | undefined);
   /** Where the target comes from, when it is another figure. */
   of?: string;
 }
@@ -160,6 +160,23 @@ export const CATALOG: readonly Entry[] = [
   e(/^qemu\.accessUs$/, () => 'qemu.access', 'us', "one 4-byte PIO access of a Linux guest through the proxy and the MUX"),
   e(/^qemu\.localAccessUs$/, () => 'qemu.localAccess', 'us', 'the same access to a device QEMU emulates itself'),
   e(/^qemu\.accessOverLocal$/, same, 'ratio', 'qemu.access over qemu.localAccess'),
+  // src/bench/scale.ts
+  e(/^scale\.guests$/, same, 'count', 'guest counts the scale bench ran, one after the other, each on one shared disk'),
+  e(/^scale\.windowMs\.(\d+)$/, (m) => `scale.window.${m[1]}`, 'ms', (m) => `the measured window of the ${m[1]}-guest run`),
+  e(/^scale\.aggregateMBps\.(\d+)$/, (m) => `scale.aggregate.${m[1]}`, 'MBps', (m) => `verified throughput of ${m[1]} scripted guest${m[1] === '1' ? '' : 's'} on one disk, all together`),
+  e(/^scale\.efficiency\.(\d+)$/, same, 'ratio', (m) => `aggregate with ${m[1]} guests over the aggregate with 1`, { op: '>=', value: 0.8 }),
+  e(/^scale\.jain\.(\d+)$/, same, 'index', (m) => `Jain's index of the device time each of ${m[1]} guests got in the window`, { op: '>=', value: 0.99 }),
+  e(/^scale\.jainBytes\.(\d+)$/, same, 'index', (m) => `Jain's index of the bytes each of ${m[1]} guests moved (random transfer sizes)`),
+  e(/^scale\.unserved\.(\d+)$/, same, 'count', (m) => `of ${m[1]} guests, those that finished no operation in the window`, { op: '=', value: 0 }),
+  e(/^scale\.longestWaitMs\.(\d+)$/, (m) => `scale.longestWait.${m[1]}`, 'ms', (m) => `the longest any of ${m[1]} guests' accesses waited for its answer`, {
+    op: '<=',
+    value: (f, m) => (f['scale.livenessBoundMs'] as Record<string, number> | undefined)?.[m[1]],
+    of: 'scale.livenessBound',
+  }),
+  e(/^scale\.livenessBoundMs\.(\d+)$/, (m) => `scale.livenessBound.${m[1]}`, 'ms', (m) => `${Math.max(1, Number(m[1]) - 1)} others ahead, each holding the device a quantum + a recheck + the longest unsafe span`),
+  e(/^scale\.cpuMsPerMB\.(\d+)$/, (m) => `scale.cpuPerMB.${m[1]}`, 'ms', (m) => `CPU time per MB moved with ${m[1]} guests`),
+  e(/^scale\.rssMiB\.(\d+)$/, (m) => `scale.rss.${m[1]}`, 'MiB', (m) => `process RSS (supervisor, MUX, device, in-process guests) at the end of the ${m[1]}-guest window`),
+  e(/^scale\.rssPerGuestMiB$/, () => 'scale.rssPerGuest', 'MiB', 'RSS growth per guest from the smallest to the largest count (memory linear in guests: the same at every scale)'),
   // every module
   e(/^([a-z-]+)\.error$/, same, 'text', (m) => `the ${m[1]} bench failed`),
 ];
@@ -223,7 +240,7 @@ export function describeFigures(figures: Record<string, unknown>): Figure[] {
     else value = typeof raw === 'string' ? raw : JSON.stringify(raw);
     const fig: Figure = { key, name: entry.name(match), kind, unit: KIND_UNITS[kind], value, meaning: entry.meaning(match), described: true };
     if (entry.target) {
-      const t = typeof entry.target.value === 'function' ? entry.target.value(figures) : entry.target.value;
+      const t = typeof entry.target.value === 'function' ? entry.target.value(figures, match) : entry.target.value;
       // A target given as another figure is in that figure's reported unit: same kind, same conversion.
       const tv = t === undefined ? undefined : typeof entry.target.value === 'function' ? conv(t) : t;
       if (tv !== undefined) {
