@@ -32,6 +32,9 @@ import { assignSlots } from './pci/layout.ts';
 import { HOST_BRIDGE } from './pci/regs.ts';
 import { type PciPlacement, PciGuestView, bdf, isConf1Port } from './pci/view.ts';
 
+/** How long an in-process guest may run its accesses before it lets the event loop turn (attachLocalGuest). */
+const LOCAL_SLICE_NS = 200_000n;
+
 export type RouterFactory = (deviceId: string, kind: string, deviceConfig: DeviceConfig) => DeviceRouter;
 
 export interface SupervisorOptions {
@@ -244,10 +247,23 @@ export class Supervisor {
       memory,
     });
     this.attachRouters(session);
+    let sliceStart = process.hrtime.bigint();
     return {
       name,
       irqs: [...session.guest.grants.irqs].sort((a, b) => a - b),
-      access: async (acc) => (session.active ? this.route(session, acc) : deniedReply(acc, `guest ${name} is detached`)),
+      access: async (acc) => {
+        // An in-process guest runs on the supervisor's own event loop, and a guest behind a
+        // socket (trapped, KVM helper, QEMU proxy) gets one access per turn of that loop: after
+        // LOCAL_SLICE_NS of its own accesses an in-process guest lets the loop turn, so it
+        // cannot starve them however tight its loop (two flooding scripted NE2000 guests left
+        // a trapped driver 1 frame in 2 s).
+        const now = process.hrtime.bigint();
+        if (now - sliceStart > LOCAL_SLICE_NS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStart = process.hrtime.bigint();
+        }
+        return session.active ? this.route(session, acc) : deniedReply(acc, `guest ${name} is detached`);
+      },
       onIrq: (cb) => (irqCbs.add(cb), () => irqCbs.delete(cb)),
       onReset: (cb) => (resetCbs.add(cb), () => resetCbs.delete(cb)),
       irqLevel: (line) => session.levels.get(line) ?? false,
