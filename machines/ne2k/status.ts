@@ -20,9 +20,12 @@ export const STATUS_CONTEXT: ContextRegister[] = [
   {
     reg: TSR_SAVED,
     reset: 0,
+    // The card's TSR is the outgoing guest's only if it transmitted while it held the card.
     save: async (io, g) => {
-      (g.scratch as StatusTrack).tsrStale = true;
-      return io.read('TSR');
+      const s = g.scratch as StatusTrack;
+      const own = s.tsrStale === false;
+      s.tsrStale = true;
+      return own ? io.read('TSR') : (g.context.get(TSR_SAVED) ?? 0);
     },
     replay: () => {},
   },

@@ -68,7 +68,11 @@ class EngineDevice implements Device {
     await this.io({ space: 'pio', addr: IO_BASE + offset, size, dir: 'write', value: value >>> 0 });
   }
   async readString(_r: number, offset: number, size: DevSize, count: number): Promise<Uint8Array> {
-    return (await this.io({ space: 'pio', addr: IO_BASE + offset, size, dir: 'read', count })).data ?? new Uint8Array(0);
+    const r = await this.io({ space: 'pio', addr: IO_BASE + offset, size, dir: 'read', count });
+    if (r.data) return r.data;
+    // A string access of one element is a plain access: its value, little-endian.
+    const v = Number(r.value);
+    return Uint8Array.from({ length: size }, (_, i) => (v >>> (8 * i)) & 0xff);
   }
   async writeString(_r: number, offset: number, size: DevSize, data: Uint8Array): Promise<void> {
     await this.io({ space: 'pio', addr: IO_BASE + offset, size, dir: 'write', count: Math.floor(data.length / size), data, value: 0 });
