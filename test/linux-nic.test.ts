@@ -12,9 +12,9 @@
 //   g1,g2 wait at a gate the test opens after the kill, then ping the host and each other and
 //         move AFTER_KIB KiB again: the card works on for them.
 // Sizes: MUXVISOR_NIC_KIB (default 256) and MUXVISOR_NIC_AFTER_KIB (default 128). Port I/O through
-// the proxy costs tens of µs an access and ne2k-pci moves frames by `rep insl/outsl`, so one guest
-// moves about 40 KB/s each way under TCG here: 8 MiB is minutes per guest (see the report in
-// src/mux/nic/README.md).
+// the proxy costs tens of µs an access and ne2k-pci moves frames by `rep insl/outsl`, so a guest
+// moves 12-40 kB/s each way under TCG here: with MUXVISOR_NIC_KIB=8192 this test passed in 1294 s
+// (src/mux/nic/README.md, "Linux guests on the card"); with 256 KiB in about 190 s.
 
 import { rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
