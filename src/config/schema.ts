@@ -48,7 +48,7 @@ export const PolicySchema = z
 export const MuxSchema = z
   .strictObject({
     machine: z.string().min(1, 'expected a machine name or module path').optional().meta({
-      description: 'the statechart the MUX follows: a shipped machine name ("ata", "uart16550") or a module path against the config file\'s folder whose default export is defineMux({...}) (muxvisor/define); default: machines/<kind>',
+      description: 'the statechart the MUX follows: a shipped machine name ("ata", "ne2k", "uart16550") or a module path against the config file\'s folder whose default export is defineMux({...}) (muxvisor/define); default: machines/<kind>',
     }),
     deadlineNs: z.number().positive().optional().meta({ description: 'the watchdog deadline in ns: an owner that keeps the device out of a safe state longer is cut off (default: the machine\'s deadlineNs)' }),
   })
