@@ -1,8 +1,10 @@
 // A host failure behind a device reaches the log through the device's log edge (src/device.ts
 // DeviceLog, src/device-log.ts) with the device's id and the failure's own message, and the
 // supervisor keeps serving: the NBD server behind our ATA model is killed mid-run, then the
-// QEMU behind a qemu-ide device. Real servers, real processes, the real supervisor.
+// QEMU behind a qemu-ide device; a UDP wire behind an ne2k card refuses every frame. Real
+// servers, real processes, real sockets, the real supervisor.
 
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,8 @@ import { startNbdkit } from '../src/backends/nbdkit-server.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { SCRATCH_MAGIC, SCR_DATA0, SCR_ID } from '../src/devices/scratch.ts';
 import { AtaDriver, AtaDriverError } from '../src/guests/ata-driver.ts';
+import { BROADCAST, Ne2kDriver, ethFrame } from '../src/guests/ne2k-driver.ts';
+import { PortDevice, findPciIoBar } from '../src/guests/port-device.ts';
 import { Supervisor } from '../src/supervisor.ts';
 import { makeImage, patternSector } from './helpers/qemu.ts';
 import { missing, titled } from './helpers/requires.ts';
@@ -129,6 +133,60 @@ describe.skipIf(noQemu !== null)(titled('QEMU killed under a qemu-ide device', n
     const reply = await a.access({ space: 'pio', addr: 0x1f7, size: 1, dir: 'read' });
     expect(reply).toMatchObject({ value: 0xff, error: expect.stringMatching(/device disk failed: .*QEMU exited/) });
     expect(sup.stats().guests.find((g) => g.guest === 'a')!.faults).toBe(1);
+    await otherDeviceServes(sup);
+  });
+});
+
+describe('a network wire that fails under an ne2k card', () => {
+  it('logs each refused send with the device id and the socket error; the card and the other device keep serving', async () => {
+    // The kernel refuses a datagram to the broadcast address from a socket without SO_BROADCAST:
+    // every frame the card puts on this wire fails, asynchronously, as a real wire's would.
+    const { sup, lines } = await supervisor({ kind: 'ne2k', backend: { type: 'udp', local: '127.0.0.1:0', remote: '255.255.255.255:5556' } });
+    const a = sup.attachLocalGuest('a');
+    const base = await findPciIoBar(a, 0x10ec, 0x8029);
+    expect(base).not.toBeNull();
+    const drv = new Ne2kDriver(new PortDevice(a, base!));
+    const mac = await drv.probe();
+    await drv.init(mac);
+    for (let i = 0; i < 3; i++) expect((await drv.send(ethFrame(BROADCAST, mac, 60, i))).isr & 0x02, 'PTX').toBe(0x02);
+    await until('the refused sends in the log', () => lines.some((l) => l.level === ERROR && l.device === 'disk'));
+    const logged = lines.find((l) => l.level === ERROR && l.device === 'disk')!;
+    expect(logged.msg).toMatch(/^device disk \(ne2k\): backend: send of a 74-byte frame to 255\.255\.255\.255:5556 failed: send EACCES/);
+    expect(logged.kind).toBe('ne2k');
+    // The card still works for its guest (a transmit completes), and the other device serves.
+    expect((await drv.send(ethFrame(BROADCAST, mac, 60, 9))).isr & 0x02).toBe(0x02);
+    await otherDeviceServes(sup);
+  });
+
+  it('refuses a udp port the socket cannot send to, naming the device and the field', async () => {
+    // Port 0 passed the address pattern and then threw from the socket at the card's first transmit.
+    const config = parseConfig(
+      { socket: join(tmpdir(), `mv-udp-port-${process.pid}.sock`), devices: [{ id: 'nic0', kind: 'ne2k', backend: { type: 'udp', local: '127.0.0.1:0', remote: '127.0.0.1:0' } }], guests: [] },
+      'udp port test',
+    );
+    const sup = new Supervisor({ config, logger: pino({ level: 'silent' }) });
+    await expect(sup.start()).rejects.toThrow(/nic0.*backend\.remote: expected HOST:PORT with a port of 1 to 65535/);
+    await sup.close();
+  });
+});
+
+const noNetns = missing('netns');
+
+describe.skipIf(noNetns !== null)(titled('the TAP bridge killed under an ne2k card', noNetns), () => {
+  it('logs the bridge’s end with the device id and the TAP’s name; the other device keeps serving', async () => {
+    const ns = `mvberr${process.pid}`;
+    const ifname = `mvbe${process.pid % 100000}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    cleanups.push(() => void execFileSync('ip', ['netns', 'del', ns]));
+    const { sup, lines } = await supervisor({ kind: 'ne2k', backend: { type: 'tap', ifname, netns: ns } });
+    // The bridge is our child, found by the interface name only this test uses.
+    const pids = execFileSync('pgrep', ['-P', String(process.pid), '-f', `tap-bridge.py --ifname ${ifname} `]).toString().trim().split('\n').map(Number);
+    expect(pids).toHaveLength(1);
+    expect(lines.filter((l) => l.level === ERROR)).toEqual([]);
+    process.kill(pids[0], 'SIGKILL');
+    await until('the bridge’s end in the log', () => lines.some((l) => l.level === ERROR && l.device === 'disk'));
+    const logged = lines.find((l) => l.level === ERROR && l.device === 'disk')!;
+    expect(logged.msg).toBe(`device disk (ne2k): backend: TAP bridge of ${ifname} in netns ${ns} failed: killed by SIGKILL; frames to and from the TAP are lost`);
     await otherDeviceServes(sup);
   });
 });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { checkedBackend } from './checked.ts';
 import { UdpWire } from './udp.ts';
-import type { CardReceiver, NetWire } from './wire-types.ts';
+import type { CardReceiver, NetWire, WireErrorReport } from './wire-types.ts';
 
 const BRIDGE = fileURLToPath(new URL('./tap-bridge.py', import.meta.url));
 
@@ -22,16 +22,33 @@ export const TapBackendSchema = z.strictObject({
 
 /** The UDP wire to the bridge; closing the card ends the bridge (and with it the TAP). */
 class TapWire implements NetWire {
+  private closing = false;
+  private report: WireErrorReport = () => undefined;
+
   constructor(
     private readonly udp: UdpWire,
     private readonly bridge: ChildProcess,
-  ) {}
+    private readonly name: string,
+    stderr: () => string,
+  ) {
+    // The bridge ending while the card is open leaves the card without a wire: say so.
+    bridge.once('exit', (code, signal) => {
+      if (this.closing) return;
+      const how = signal ? `killed by ${signal}` : `exited with ${code}`;
+      this.report(`TAP bridge of ${name}`, new Error(`${how}${stderr().trim() ? `: ${stderr().trim()}` : ''}; frames to and from the TAP are lost`));
+    });
+  }
+  onError(report: WireErrorReport): void {
+    this.report = report;
+    this.udp.onError(report);
+  }
   send(frame: Uint8Array): void {
     this.udp.send(frame);
   }
   attach(receiver: CardReceiver | null): void {
     this.udp.attach(receiver);
     if (receiver === null) {
+      this.closing = true;
       this.bridge.stdin?.end();
       this.bridge.kill();
     }
@@ -61,8 +78,8 @@ export async function openTapWire(backend: Record<string, unknown>, id: string):
       });
     });
     bridge.removeAllListeners('exit');
-    socket.on('error', () => undefined);
-    return new TapWire(new UdpWire(socket, { host: '127.0.0.1', port }), bridge);
+    const name = `${cfg.ifname}${cfg.netns ? ` in netns ${cfg.netns}` : ''}`;
+    return new TapWire(new UdpWire(socket, { host: '127.0.0.1', port }), bridge, name, () => stderr);
   } catch (e) {
     socket.close();
     bridge.kill();

@@ -6,15 +6,19 @@
 
 import { createSocket, type Socket } from 'node:dgram';
 import { z } from 'zod';
-import type { CardReceiver, NetWire } from './wire-types.ts';
+import type { CardReceiver, NetWire, WireErrorReport } from './wire-types.ts';
 import { checkedBackend } from './checked.ts';
 
-const HostPort = z.string().regex(/^[^:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/, 'expected HOST:PORT, such as "127.0.0.1:5555"');
+const HOST_PORT = /^[^:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/;
+const portOf = (s: string): number => Number(s.slice(s.lastIndexOf(':') + 1));
+/** HOST:PORT with a port from `min` (0: any, for the local side) to 65535, as one check with one message. */
+const hostPort = (min: 0 | 1) =>
+  z.string().refine((s) => HOST_PORT.test(s) && portOf(s) >= min && portOf(s) <= 65535, `expected HOST:PORT with a port of ${min} to 65535, such as "127.0.0.1:5555"`);
 
 export const UdpBackendSchema = z.strictObject({
   type: z.literal('udp'),
-  local: HostPort.meta({ description: 'address the card receives frames on' }),
-  remote: HostPort.meta({ description: 'address the card sends its frames to' }),
+  local: hostPort(0).meta({ description: 'address the card receives frames on (port 0: any free one)' }),
+  remote: hostPort(1).meta({ description: 'address the card sends its frames to' }),
 });
 
 export function splitHostPort(s: string): { host: string; port: number } {
@@ -28,6 +32,7 @@ export class UdpWire implements NetWire {
   sendErrors = 0;
   received = 0;
   private closed = false;
+  private report: WireErrorReport = () => undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -37,12 +42,19 @@ export class UdpWire implements NetWire {
       this.received++;
       this.receiver?.(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
     });
+    socket.on('error', (err) => this.report('UDP socket', err));
+  }
+
+  onError(report: WireErrorReport): void {
+    this.report = report;
   }
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
     this.socket.send(Buffer.from(frame), this.remote.port, this.remote.host, (err) => {
-      if (err) this.sendErrors++;
+      if (!err) return;
+      this.sendErrors++;
+      this.report(`send of a ${frame.length}-byte frame to ${this.remote.host}:${this.remote.port}`, err);
     });
   }
 
@@ -64,6 +76,5 @@ export async function openUdpWire(backend: Record<string, unknown>, id: string):
     socket.once('error', (e) => reject(new Error(`device ${id}: backend.local ${cfg.local}: ${e.message}`, { cause: e })));
     socket.bind(local.port, local.host, () => resolve());
   });
-  socket.on('error', () => undefined); // later errors show as sendErrors
   return new UdpWire(socket, splitHostPort(cfg.remote));
 }

@@ -4,9 +4,14 @@
 
 export type CardReceiver = (frame: Uint8Array) => unknown;
 
+/** A failure of the wire while it runs (`what`: the operation, in the backend's words). */
+export type WireErrorReport = (what: string, err: Error) => void;
+
 export interface NetWire {
   send(frame: Uint8Array): void;
   attach(receiver: CardReceiver | null): void;
+  /** Where the wire reports its failures (the card passes its device's log edge). */
+  onError?(report: WireErrorReport): void;
 }
 
 export type NetWireOpener = (backend: Record<string, unknown>, id: string) => NetWire | Promise<NetWire>;

@@ -55,6 +55,8 @@ export async function createNe2k(ctx: { id?: string; edges: DeviceEdges; backend
   const props = Ne2kPropertiesSchema.safeParse(ctx.properties ?? {});
   if (!props.success) throw new Error(`device ${id}: bad properties: ${props.error.issues.map((i) => `properties.${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const wire = await openWire(ctx.backend, id);
+  const log = ctx.edges.log;
+  if (log) wire.onError?.((what, err) => log.hostError(`backend: ${what}`, err));
   const mac = props.data.mac === undefined ? undefined : parseMac(props.data.mac)!; // checked by the schema
   return new Ne2kDevice(ctx.edges, wire, { mac, irq: props.data.irq });
 }

@@ -21,6 +21,8 @@ export interface NicWire {
   send(frame: Uint8Array): void;
   /** The card's receiver (null when the card is closed). Called once when the card is built. */
   attach(receiver: FrameReceiver | null): void;
+  /** Where the backend reports a failure while it runs (the socket, the TAP bridge). */
+  onError?(report: (what: string, err: Error) => void): void;
 }
 
 /** A wire to nowhere: transmitted frames are dropped, nothing arrives. Counts what it saw. */
