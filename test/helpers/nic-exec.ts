@@ -12,6 +12,7 @@ import { DeviceRegistry } from '../../src/devices/registry.ts';
 import { launchGuests } from '../../src/launch/guests.ts';
 import type { LaunchedGuest } from '../../src/launch/outcome.ts';
 import { silentLogger } from '../../src/log.ts';
+import type { NicGuestCounters } from '../../src/mux/nic/counters.ts';
 import { muxRouterFactory } from '../../src/mux/router-factory.ts';
 import { Supervisor } from '../../src/supervisor.ts';
 import { buildTrap } from './trap-build.ts';
@@ -25,23 +26,12 @@ export type Name = keyof typeof MACS;
 export const SPOOF_SEQ = 0xdeadbeef;
 /**
  * The scripted guests send until `run` is stopped (its SIGINT ends them: they drain, check and
- * report), so the C driver hears them however long the loaded machine takes to start it; they
- * pause 20 ms between rounds (a flood of in-process guests would leave the trapped program one
- * turn of the supervisor's event loop per 8 of their rounds).
+ * report), so the C driver hears them however long the loaded machine takes to start it. They
+ * flood (no pause between rounds, see config below).
  */
 export const SCRIPTED_SECONDS = 300;
 
-export interface NicCounters {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  dropped: number;
-  spoofed: number;
-  filtered: number;
-  txInvalid: number;
-  txDropped: number;
-}
+export type NicCounters = NicGuestCounters;
 export interface Stopped {
   stats: { devices: { device: string; switches: number; perGuest: { guest: string; nic: NicCounters }[] }[] };
 }
