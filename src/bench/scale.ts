@@ -2,9 +2,10 @@
 // each count for a fixed window (10 s; --quick 2 s). Per count:
 //  - scale.aggregateMBps.N: bytes all guests moved in the window, per second;
 //  - scale.efficiency.N: that over the aggregate of one guest (target >= 0.8);
-//  - scale.jain.N: Jain's index of the device time each guest got in the window, what the
-//    policy shares (target >= 0.99); scale.jainBytes.N: the same over the bytes each moved
-//    (transfers are 1 to 16 sectors at random: with few operations per guest this is spread);
+//  - scale.jain.N: Jain's index of the service each guest got, the bytes it moved in the window
+//    (target >= 0.99; transfers are 1 to 16 sectors at random, so with few operations per
+//    guest it is spread even when every guest gets the same turns); scale.jainDeviceTime.N:
+//    the same over the device time each held (a hold that waits on a slow file read counts);
 //  - scale.unserved.N: guests that finished no operation in the window (target 0);
 //  - scale.longestWaitMs.N: the longest any guest access waited for its answer, against
 //    scale.livenessBoundMs.N: N-1 other guests ahead, each holding the device at most a
@@ -14,8 +15,11 @@
 //  - scale.rssMiB.N: process RSS at the end of the window (supervisor, MUX, device and the
 //    in-process guests), and scale.rssPerGuestMiB: its growth per guest from the smallest to
 //    the largest count (memory linear in guests: a constant).
+//  - scale.ownerAccessNs.N: the engine alone (simulated device, no I/O): one owner access
+//    while N-1 guests wait; flat when no decision walks the waiting guests.
 // A guest whose workload did not verify, or an unsafe switch, is scale.error.
 
+import { ownerAccessNs } from './scale/engine-cost.ts';
 import { jainIndex, runScale, type ScaleRunResult } from './scale/scenario.ts';
 
 export const GUEST_COUNTS = [1, 16, 64, 256, 1024];
@@ -44,8 +48,8 @@ export function figuresOf(runs: Map<number, ScaleRunResult>): Record<string, unk
     'scale.windowMs': per((r) => Math.round(r.seconds * 1000)),
     'scale.aggregateMBps': per((r) => round(aggregate(r), 2)),
     'scale.efficiency': per((r) => round(one ? aggregate(r) / aggregate(one) : NaN, 3)),
-    'scale.jain': per((r) => round(jainIndex(r.guests.map((g) => g.deviceMs)), 4)),
-    'scale.jainBytes': per((r) => round(jainIndex(r.guests.map((g) => g.bytes)), 4)),
+    'scale.jain': per((r) => round(jainIndex(r.guests.map((g) => g.bytes)), 4)),
+    'scale.jainDeviceTime': per((r) => round(jainIndex(r.guests.map((g) => g.deviceMs)), 4)),
     'scale.cpuMsPerMB': per((r) => round(r.cpuMs / (r.guests.reduce((a, g) => a + g.bytes, 0) / 1e6), 1)),
     'scale.unserved': per((r) => r.guests.filter((g) => g.ops === 0).length),
     'scale.longestWaitMs': per((r) => round(Math.max(...r.guests.map((g) => g.longestWaitMs)), 2)),
@@ -74,5 +78,6 @@ export async function run(opts: ScaleBenchOptions): Promise<Record<string, unkno
   if (opts.warmup ?? true) await runScale({ guests: 4, seconds: Math.min(1, seconds) });
   const runs = new Map<number, ScaleRunResult>();
   for (const guests of counts) runs.set(guests, await runScale({ guests, seconds }));
-  return figuresOf(runs);
+  const cost = Object.fromEntries(counts.map((n) => [String(n), Math.round(ownerAccessNs(n, opts.quick ? 5_000 : 20_000))]));
+  return { ...figuresOf(runs), 'scale.ownerAccessNs': cost };
 }

@@ -165,8 +165,8 @@ export const CATALOG: readonly Entry[] = [
   e(/^scale\.windowMs\.(\d+)$/, (m) => `scale.window.${m[1]}`, 'ms', (m) => `the measured window of the ${m[1]}-guest run`),
   e(/^scale\.aggregateMBps\.(\d+)$/, (m) => `scale.aggregate.${m[1]}`, 'MBps', (m) => `verified throughput of ${m[1]} scripted guest${m[1] === '1' ? '' : 's'} on one disk, all together`),
   e(/^scale\.efficiency\.(\d+)$/, same, 'ratio', (m) => `aggregate with ${m[1]} guests over the aggregate with 1`, { op: '>=', value: 0.8 }),
-  e(/^scale\.jain\.(\d+)$/, same, 'index', (m) => `Jain's index of the device time each of ${m[1]} guests got in the window`, { op: '>=', value: 0.99 }),
-  e(/^scale\.jainBytes\.(\d+)$/, same, 'index', (m) => `Jain's index of the bytes each of ${m[1]} guests moved (random transfer sizes)`),
+  e(/^scale\.jain\.(\d+)$/, same, 'index', (m) => `Jain's index of the bytes each of ${m[1]} guests moved in the window (random transfer sizes)`, { op: '>=', value: 0.99 }),
+  e(/^scale\.jainDeviceTime\.(\d+)$/, same, 'index', (m) => `Jain's index of the device time each of ${m[1]} guests held in the window`),
   e(/^scale\.unserved\.(\d+)$/, same, 'count', (m) => `of ${m[1]} guests, those that finished no operation in the window`, { op: '=', value: 0 }),
   e(/^scale\.longestWaitMs\.(\d+)$/, (m) => `scale.longestWait.${m[1]}`, 'ms', (m) => `the longest any of ${m[1]} guests' accesses waited for its answer`, {
     op: '<=',
@@ -176,6 +176,7 @@ export const CATALOG: readonly Entry[] = [
   e(/^scale\.livenessBoundMs\.(\d+)$/, (m) => `scale.livenessBound.${m[1]}`, 'ms', (m) => `${Math.max(1, Number(m[1]) - 1)} others ahead, each holding the device a quantum + a recheck + the longest unsafe span`),
   e(/^scale\.cpuMsPerMB\.(\d+)$/, (m) => `scale.cpuPerMB.${m[1]}`, 'ms', (m) => `CPU time per MB moved with ${m[1]} guests`),
   e(/^scale\.rssMiB\.(\d+)$/, (m) => `scale.rss.${m[1]}`, 'MiB', (m) => `process RSS (supervisor, MUX, device, in-process guests) at the end of the ${m[1]}-guest window`),
+  e(/^scale\.ownerAccessNs\.(\d+)$/, (m) => `scale.ownerAccess.${m[1]}`, 'ns', (m) => `the engine alone (simulated device): one owner access while ${Number(m[1]) - 1} guests wait`),
   e(/^scale\.rssPerGuestMiB$/, () => 'scale.rssPerGuest', 'MiB', 'RSS growth per guest from the smallest to the largest count (memory linear in guests: the same at every scale)'),
   // every module
   e(/^([a-z-]+)\.error$/, same, 'text', (m) => `the ${m[1]} bench failed`),

@@ -8,7 +8,8 @@
 import { describeAccess } from '../access.ts';
 import { isPromise, type MaybePromise } from './device-io.ts';
 import type { EngineCore, GuestRec, Held } from './engine-core.ts';
-import type { PolicyView } from './policy.ts';
+import type { WaitLine } from './engine-waiting.ts';
+import type { OwnerView, PolicyView, WaiterView } from './policy.ts';
 
 export class Arbiter {
   private kicking = false;
@@ -135,12 +136,11 @@ export class Arbiter {
     const c = this.c;
     const now = c.clock();
     const o = c.owner;
-    let waiting: PolicyView['waiting'] | null = null;
     // The waiters are listed when the policy reads them: a policy that keeps the owner for its
     // quantum decides without a look at the line (with 1024 waiting, after every owner access).
-    const view: PolicyView = {
+    const view = new DecisionView(
       now,
-      owner: o
+      o
         ? {
             id: o.link.id,
             weight: o.link.weight,
@@ -150,10 +150,8 @@ export class Arbiter {
             heldNs: now - o.grantedAt,
           }
         : null,
-      get waiting() {
-        return (waiting ??= c.waiting.views(now));
-      },
-    };
+      c.waiting,
+    );
     let id: unknown;
     try {
       id = c.policy.pick(view);
@@ -194,5 +192,31 @@ export class Arbiter {
       this.recheck = null;
       this.kick();
     }, this.c.recheckNs);
+  }
+}
+
+/**
+ * One decision's view for the policy. `waiting` is a getter on the class (an accessor in an
+ * object literal costs a runtime call and garbage per decision): the list is made on the first
+ * read. JSON shows all three fields.
+ */
+class DecisionView implements PolicyView {
+  #list: WaiterView[] | null = null;
+  readonly #line: WaitLine<GuestRec>;
+
+  constructor(
+    readonly now: number,
+    readonly owner: OwnerView | null,
+    line: WaitLine<GuestRec>,
+  ) {
+    this.#line = line;
+  }
+
+  get waiting(): WaiterView[] {
+    return (this.#list ??= this.#line.views(this.now));
+  }
+
+  toJSON(): { now: number; owner: OwnerView | null; waiting: WaiterView[] } {
+    return { now: this.now, owner: this.owner, waiting: this.waiting };
   }
 }
