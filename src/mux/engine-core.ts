@@ -4,8 +4,7 @@
 // part's module, so the parts import nothing from each other. See src/mux/README.md.
 
 import { pino, type Logger } from 'pino';
-import type { Reply } from '../access.ts';
-import type { Access } from '../access.ts';
+import type { Access, Reply } from '../access.ts';
 import type { Clock, Device } from '../device.ts';
 import type { AttachOptions, GuestLink, GuestStats, RouterStats } from '../guest-link.ts';
 import { createStepper, statePath, type Stepper, type StepperMode } from './compile.ts';
